@@ -1,0 +1,186 @@
+//! The TOML configuration: every key, its default and its validation.
+//!
+//! `config.example.toml` at the repository root lists the same keys with comments; a test
+//! parses it so the two cannot drift. Unknown keys and bad values are errors naming the key.
+//! Command-line flags that override keys are applied by the caller (`cli.rs`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database file and first-start files live.
+    pub data_dir: PathBuf,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Largest binary accepted, in bytes.
+    pub max_binary_size: u64,
+    /// Uploaded-but-never-moved binaries are removed after this many seconds.
+    pub staging_ttl_secs: u64,
+    /// An upload that stopped receiving bytes this long ago is abandoned and swept.
+    pub abandoned_upload_secs: u64,
+    /// OTA events kept per device and firmware type besides the current one.
+    pub ota_history: usize,
+    /// Most operations the writer thread commits in one transaction.
+    pub commit_batch_max: usize,
+    /// redb page cache, in MiB.
+    pub cache_mib: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./otad-data"),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            max_binary_size: 4 << 30,
+            staging_ttl_secs: 24 * 3600,
+            abandoned_upload_secs: 3600,
+            ota_history: 16,
+            commit_batch_max: 256,
+            cache_mib: 256,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if s.max_binary_size == 0 {
+            return invalid("storage.max_binary_size", "must be at least 1 byte");
+        }
+        if s.staging_ttl_secs == 0 {
+            return invalid("storage.staging_ttl_secs", "must be at least 1 second");
+        }
+        if s.abandoned_upload_secs == 0 {
+            return invalid("storage.abandoned_upload_secs", "must be at least 1 second");
+        }
+        if s.ota_history > 1000 {
+            return invalid("storage.ota_history", "must be at most 1000");
+        }
+        if !(1..=100_000).contains(&s.commit_batch_max) {
+            return invalid("storage.commit_batch_max", "must be 1-100000");
+        }
+        if !(1..=1 << 20).contains(&s.cache_mib) {
+            return invalid("storage.cache_mib", "must be 1-1048576");
+        }
+        Ok(())
+    }
+
+    /// The database file inside the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        db_path(&self.data_dir)
+    }
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("otad.redb")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        let parsed = Config::from_toml(text, Path::new("config.example.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn every_example_key_is_live() {
+        // Uncommenting each `# key = value` line must still parse: the example names real keys.
+        let text = include_str!("../config.example.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed = Config::from_toml(&uncommented, Path::new("example")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("[storage]\nmax_bianry_size = 5\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_bianry_size"), "{err}");
+        let err = Config::from_toml("bogus = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::from_toml("[storage]\nmax_binary_size = 0\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.max_binary_size"), "{err}");
+        let err = Config::from_toml("[storage]\nota_history = \"x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains("ota_history"), "{err}");
+        let err = Config::from_toml("[storage]\ncommit_batch_max = 0\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.commit_batch_max"), "{err}");
+    }
+}

@@ -1,0 +1,19 @@
+//! otad: an on-premise over-the-air firmware update service in one binary.
+//!
+//! The rooms, from the pure core outwards:
+//!
+//! - [`model`]: domain types (partners, firmware types, records, devices, audit entries) and
+//!   the rules that make them valid. Pure.
+//! - [`ota`]: eligibility, i.e. what a device should be offered. Pure.
+//! - [`hashtree`]: BLAKE3 outboards and verified-slice plans for chunked delivery. Pure.
+//! - [`store`]: the one redb file: catalog, counters, devices, audit log and the
+//!   content-addressed binaries, behind a group-committing writer thread.
+//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`cli`]: the `otad` command line (offline database tools for now).
+
+pub mod cli;
+pub mod config;
+pub mod hashtree;
+pub mod model;
+pub mod ota;
+pub mod store;

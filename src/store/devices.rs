@@ -1,0 +1,487 @@
+//! Devices: registration and tokens, the inventory they report (CHECK), pushes, and the
+//! per-type OTA state with its bounded history (REPORT).
+//!
+//! Check-ins and reports are committed without their own fsync: the writer makes them durable
+//! with its next durable commit, at most one second later (see `store/mod.rs`). What to offer
+//! is decided by `ota.rs`; this file only gathers the candidates.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use super::catalog::{get_record_r, get_record_w};
+use super::tables::{ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE};
+use super::{Result, Store, StoreError, audit, codec, now_ms};
+use crate::model::{self, Device, DeviceType, ModelError, OtaEvent, OtaState, Record, TypeOta};
+use crate::ota::{self, Candidate, Offer};
+
+/// One device to register in a bulk import; `line` names it in errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub line: usize,
+    pub device_id: String,
+    pub device_type_id: String,
+    pub token_hash: [u8; 32],
+}
+
+/// Filters of the device list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    pub device_type_id: Option<String>,
+    /// Devices that report exactly this installed version number for this type.
+    pub installed: Option<(u16, u64)>,
+}
+
+/// An offer with the record it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedImage {
+    pub offer: Offer,
+    pub record: Record,
+}
+
+/// SHA-256 of a device token, as stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+fn get_device_w(txn: &WriteTransaction, id: &str) -> Result<Option<Device>> {
+    let table = txn.open_table(DEVICES)?;
+    let value = table.get(id)?;
+    value.map(|v| codec::decode(v.value())).transpose()
+}
+
+fn put_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
+    let bytes = codec::encode(device)?;
+    txn.open_table(DEVICES)?
+        .insert(device.id.as_str(), bytes.as_slice())?;
+    Ok(())
+}
+
+fn device_of_partner_w(txn: &WriteTransaction, partner_id: &str, id: &str) -> Result<Device> {
+    get_device_w(txn, id)?
+        .filter(|d| d.partner_id == partner_id)
+        .ok_or_else(|| StoreError::not_found("device", "unknown_device"))
+}
+
+fn device_type_partner_w(txn: &WriteTransaction, id: &str) -> Result<Option<String>> {
+    let table = txn.open_table(DEVICE_TYPES)?;
+    let value = table.get(id)?;
+    let dt: Option<DeviceType> = value.map(|v| codec::decode(v.value())).transpose()?;
+    Ok(dt.map(|d| d.partner_id))
+}
+
+fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
+    put_device(txn, device)?;
+    txn.open_table(DEVICES_BY_TYPE)?
+        .insert((device.device_type_id.as_str(), device.id.as_str()), ())?;
+    Ok(())
+}
+
+/// Candidates for the reported types: per type the newest associated image with a binary,
+/// plus the pushed image. Walks the association index from the top, so the cost does not
+/// grow with the number of older images.
+fn candidates_in(
+    txn: &ReadTransaction,
+    device: &Device,
+) -> Result<Vec<(Candidate, Record)>> {
+    let assoc = txn.open_table(ASSOCIATIONS)?;
+    let by_record = txn.open_table(ASSOC_BY_RECORD)?;
+    let dt = device.device_type_id.as_str();
+    let mut out = Vec::new();
+    for (&t, &running) in &device.reported {
+        for entry in assoc.range((dt, t, running.saturating_add(1))..=(dt, t, u64::MAX))?.rev() {
+            let (k, v) = entry?;
+            let record = get_record_r(txn, v.value())?
+                .ok_or_else(|| StoreError::Corrupt("association to a missing record".into()))?;
+            if record.binary.is_some() {
+                out.push((candidate(&record, k.value().2), record));
+                break;
+            }
+        }
+        if let Some(&pushed) = device.pushes.get(&t)
+            && by_record.get((pushed, dt))?.is_some()
+            && let Some(record) = get_record_r(txn, pushed)?
+        {
+            out.push((candidate(&record, record.version_number), record));
+        }
+    }
+    Ok(out)
+}
+
+fn candidate(record: &Record, version_number: u64) -> Candidate {
+    Candidate {
+        record_id: record.id,
+        fw_type: record.fw_type,
+        version_number,
+        has_binary: record.binary.is_some(),
+    }
+}
+
+impl Store {
+    /// Registers a device of one of the partner's device types with a token hash.
+    pub fn register_device(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        device_id: &str,
+        device_type_id: &str,
+        token_hash: [u8; 32],
+    ) -> Result<Device> {
+        let row = ImportRow {
+            line: 1,
+            device_id: device_id.to_string(),
+            device_type_id: device_type_id.to_string(),
+            token_hash,
+        };
+        let mut devices = self.import_devices(actor, partner_id, vec![row], false)?;
+        devices
+            .pop()
+            .ok_or_else(|| StoreError::Db("registration produced no device".into()))
+    }
+
+    /// Registers many devices in one transaction: all or nothing. Errors name the row's line
+    /// when `name_lines` is set (bulk import).
+    pub fn import_devices(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        rows: Vec<ImportRow>,
+        name_lines: bool,
+    ) -> Result<Vec<Device>> {
+        let at = move |line: usize| {
+            if name_lines {
+                format!("line {line}: ")
+            } else {
+                String::new()
+            }
+        };
+        for row in &rows {
+            model::validate_device_id(&row.device_id).map_err(|mut e| {
+                e.reason = format!("{}{}", at(row.line), e.reason);
+                e
+            })?;
+        }
+        let (pid, actor) = (partner_id.to_string(), actor.to_string());
+        self.write(true, move |txn| {
+            let now = now_ms();
+            let mut seen = std::collections::HashSet::with_capacity(rows.len());
+            let mut dt_ok: BTreeMap<String, bool> = BTreeMap::new();
+            for row in &rows {
+                let ok = match dt_ok.get(&row.device_type_id) {
+                    Some(&ok) => ok,
+                    None => {
+                        let ok = device_type_partner_w(txn, &row.device_type_id)?.as_deref()
+                            == Some(pid.as_str());
+                        dt_ok.insert(row.device_type_id.clone(), ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    return Err(StoreError::Invalid(ModelError::new(
+                        "deviceTypeId",
+                        "unknown_device_type",
+                        format!("{}device type {} does not exist", at(row.line), row.device_type_id),
+                    )));
+                }
+                if !seen.insert(row.device_id.as_str())
+                    || txn.open_table(DEVICES)?.get(row.device_id.as_str())?.is_some()
+                {
+                    return Err(StoreError::conflict(
+                        "device_exists",
+                        format!("{}device {} already exists", at(row.line), row.device_id),
+                    ));
+                }
+            }
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let device = Device {
+                    id: row.device_id,
+                    partner_id: pid.clone(),
+                    device_type_id: row.device_type_id,
+                    token_hash: row.token_hash,
+                    created_ms: now,
+                    last_seen_ms: None,
+                    reported: BTreeMap::new(),
+                    ota: BTreeMap::new(),
+                    pushes: BTreeMap::new(),
+                };
+                insert_device(txn, &device)?;
+                out.push(device);
+            }
+            let detail = match out.as_slice() {
+                [one] => one.id.clone(),
+                many => format!("{} devices", many.len()),
+            };
+            audit::append(txn, &actor, "device.register", &format!("partner/{pid}/devices"), &detail)?;
+            Ok(out)
+        })
+    }
+
+    pub fn device(&self, device_id: &str) -> Result<Option<Device>> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES)?;
+        let value = table.get(device_id)?;
+        value.map(|v| codec::decode(v.value())).transpose()
+    }
+
+    /// The partner's devices matching `filter`, by id.
+    pub fn devices(&self, partner_id: &str, filter: &DeviceFilter) -> Result<Vec<Device>> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES)?;
+        let mut out = Vec::new();
+        let mut keep = |d: Device| {
+            let installed_ok = filter
+                .installed
+                .is_none_or(|(t, vn)| d.reported.get(&t) == Some(&vn));
+            if d.partner_id == partner_id && installed_ok {
+                out.push(d);
+            }
+        };
+        if let Some(dt) = &filter.device_type_id {
+            for entry in txn
+                .open_table(DEVICES_BY_TYPE)?
+                .range((dt.as_str(), "")..)?
+            {
+                let (k, _) = entry?;
+                let (t, id) = k.value();
+                if t != dt {
+                    break;
+                }
+                if let Some(v) = table.get(id)? {
+                    keep(codec::decode(v.value())?);
+                }
+            }
+        } else {
+            for entry in table.iter()? {
+                let (_, v) = entry?;
+                keep(codec::decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn delete_device(&self, actor: &str, partner_id: &str, device_id: &str) -> Result<()> {
+        let (pid, id, actor) = (partner_id.to_string(), device_id.to_string(), actor.to_string());
+        self.write(true, move |txn| {
+            let device = device_of_partner_w(txn, &pid, &id)?;
+            txn.open_table(DEVICES)?.remove(id.as_str())?;
+            txn.open_table(DEVICES_BY_TYPE)?
+                .remove((device.device_type_id.as_str(), id.as_str()))?;
+            audit::append(txn, &actor, "device.delete", &format!("partner/{pid}/devices/{id}"), "")?;
+            Ok(())
+        })
+    }
+
+    pub fn rotate_device_token(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        device_id: &str,
+        token_hash: [u8; 32],
+    ) -> Result<()> {
+        let (pid, id, actor) = (partner_id.to_string(), device_id.to_string(), actor.to_string());
+        self.write(true, move |txn| {
+            let mut device = device_of_partner_w(txn, &pid, &id)?;
+            device.token_hash = token_hash;
+            put_device(txn, &device)?;
+            audit::append(txn, &actor, "device.rotate_token", &format!("partner/{pid}/devices/{id}"), "")?;
+            Ok(())
+        })
+    }
+
+    /// Stores a pending push of an associated image to one device.
+    pub fn push(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        device_type_id: &str,
+        record_id: u64,
+        device_id: &str,
+    ) -> Result<Record> {
+        let (pid, dt, id, actor) = (
+            partner_id.to_string(),
+            device_type_id.to_string(),
+            device_id.to_string(),
+            actor.to_string(),
+        );
+        self.write(true, move |txn| {
+            if device_type_partner_w(txn, &dt)?.as_deref() != Some(pid.as_str()) {
+                return Err(StoreError::not_found("device type", "unknown_device_type"));
+            }
+            let associated = txn
+                .open_table(ASSOC_BY_RECORD)?
+                .get((record_id, dt.as_str()))?
+                .is_some();
+            let record = get_record_w(txn, record_id)?
+                .filter(|_| associated)
+                .ok_or_else(|| StoreError::not_found("firmware image", "unknown_image"))?;
+            let mut device = device_of_partner_w(txn, &pid, &id)?;
+            if device.device_type_id != dt {
+                return Err(StoreError::conflict(
+                    "device_type_mismatch",
+                    "the device belongs to another device type",
+                ));
+            }
+            if record.binary.is_none() {
+                return Err(StoreError::conflict("no_binary", "the image has no binary yet"));
+            }
+            let running = device.reported.get(&record.fw_type).copied();
+            if ota::push_would_downgrade(running, record.version_number) {
+                return Err(StoreError::conflict(
+                    "would_downgrade",
+                    "the device already runs this version number or a higher one",
+                ));
+            }
+            device.pushes.insert(record.fw_type, record.id);
+            put_device(txn, &device)?;
+            audit::append(
+                txn,
+                &actor,
+                "image.push",
+                &format!("partner/{pid}/devices/{id}"),
+                &format!("type {} version {}", record.fw_type, record.version_number),
+            )?;
+            Ok(record)
+        })
+    }
+
+    /// What the device should be offered now, without recording anything.
+    pub fn eligible(&self, device: &Device) -> Result<Vec<OfferedImage>> {
+        let txn = self.read()?;
+        let found = candidates_in(&txn, device)?;
+        let list: Vec<Candidate> = found.iter().map(|(c, _)| *c).collect();
+        let offers = ota::offers(&device.reported, &list, &device.pushes);
+        Ok(offers
+            .into_iter()
+            .filter_map(|offer| {
+                found
+                    .iter()
+                    .find(|(c, _)| c.record_id == offer.record_id)
+                    .map(|(_, r)| OfferedImage {
+                        offer,
+                        record: r.clone(),
+                    })
+            })
+            .collect())
+    }
+
+    /// A CHECK: records the installed versions and last-seen time, confirms updates the device
+    /// now runs, retires spent pushes, and returns (and records as offered) what to offer.
+    pub fn check_in(&self, device_id: &str, reported: BTreeMap<u16, u64>) -> Result<Vec<OfferedImage>> {
+        let Some(mut device) = self.device(device_id)? else {
+            return Err(StoreError::not_found("device", "unknown_device"));
+        };
+        device.reported = reported.clone();
+        let offers = self.eligible(&device)?;
+        // A push is spent once the device runs its number (or a higher one).
+        let mut spent = Vec::new();
+        for (&t, &record_id) in &device.pushes {
+            let installed = reported.get(&t).copied();
+            let done = match self.record(record_id)? {
+                Some(r) => installed.is_some_and(|running| running >= r.version_number),
+                None => true,
+            };
+            if done {
+                spent.push((t, record_id));
+            }
+        }
+        let id = device_id.to_string();
+        let history = self.config().ota_history;
+        let recorded = offers.clone();
+        self.write(false, move |txn| {
+            let Some(mut device) = get_device_w(txn, &id)? else {
+                return Err(StoreError::not_found("device", "unknown_device"));
+            };
+            let now = now_ms();
+            device.last_seen_ms = Some(now);
+            for (&t, &running) in &reported {
+                if let Some(ota) = device.ota.get_mut(&t)
+                    && ota.current.state != OtaState::Confirmed
+                    && running >= ota.current.version_number
+                {
+                    let mut ev = ota.current.clone();
+                    ev.at_ms = now;
+                    ev.state = OtaState::Confirmed;
+                    ota.record(ev, history);
+                }
+            }
+            for (t, record_id) in &spent {
+                if device.pushes.get(t) == Some(record_id) {
+                    device.pushes.remove(t);
+                }
+            }
+            device.reported = reported;
+            for o in &recorded {
+                let event = OtaEvent {
+                    at_ms: now,
+                    version_number: o.offer.version_number,
+                    state: OtaState::Offered,
+                    result: 0,
+                    bytes_done: 0,
+                };
+                match device.ota.get_mut(&o.offer.fw_type) {
+                    Some(ota) if ota.current.version_number == o.offer.version_number => {}
+                    Some(ota) => {
+                        ota.record(event, history);
+                        ota.offered_ms = now;
+                    }
+                    None => {
+                        device.ota.insert(o.offer.fw_type, TypeOta::new(event));
+                    }
+                }
+            }
+            put_device(txn, &device)?;
+            Ok(())
+        })?;
+        Ok(offers)
+    }
+
+    /// A REPORT: validates the (state, result) pair and that the image was offered, then makes
+    /// it the type's current state.
+    pub fn report(
+        &self,
+        device_id: &str,
+        fw_type: u16,
+        version_number: u64,
+        state: u8,
+        result: u8,
+        bytes_done: u64,
+    ) -> Result<()> {
+        let Some(ota_state) = OtaState::from_report(state, result) else {
+            return Err(StoreError::Invalid(ModelError::new(
+                "state",
+                "bad_report",
+                format!("state {state} with result {result} is not a valid combination"),
+            )));
+        };
+        let id = device_id.to_string();
+        let history = self.config().ota_history;
+        self.write(false, move |txn| {
+            let Some(mut device) = get_device_w(txn, &id)? else {
+                return Err(StoreError::not_found("device", "unknown_device"));
+            };
+            let Some(ota) = device.ota.get_mut(&fw_type) else {
+                return Err(StoreError::forbidden("not_offered", "this image was never offered"));
+            };
+            let offered = std::iter::once(&ota.current)
+                .chain(ota.history.iter())
+                .any(|e| e.version_number == version_number);
+            if !offered {
+                return Err(StoreError::forbidden("not_offered", "this image was never offered"));
+            }
+            ota.record(
+                OtaEvent {
+                    at_ms: now_ms(),
+                    version_number,
+                    state: ota_state,
+                    result,
+                    bytes_done,
+                },
+                history,
+            );
+            put_device(txn, &device)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,423 @@
+//! The one redb file: opening it, the store's error type, and the group-committing writer.
+//!
+//! redb allows one write transaction at a time. Every mutation is sent to one writer thread
+//! that takes whatever operations are queued (up to `storage.commit_batch_max`), applies them
+//! in one transaction and commits once, so concurrent callers share an fsync. An operation
+//! either writes everything or nothing: each validates before it writes, and an internal
+//! error aborts the whole batch. Reads open their own short read transactions.
+//!
+//! What lives where: table definitions in `tables.rs`, value encoding in `codec.rs`, the
+//! catalog (partners, users, types, records, associations, counters) in `catalog.rs`,
+//! binaries in `blobs.rs`, devices in `devices.rs`, the audit log in `audit.rs`, and the
+//! offline consistency check in `verify.rs`.
+
+pub mod audit;
+pub mod blobs;
+pub mod catalog;
+pub mod codec;
+pub mod devices;
+pub mod tables;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use crate::config::StorageConfig;
+use crate::model::ModelError;
+
+/// Errors of the storage layer. The API maps each kind to a status and `trace` in one place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Invalid(#[from] ModelError),
+    /// A referenced object does not exist (a 400 when it came from a body, 404 in a path).
+    #[error("{what} not found")]
+    NotFound { what: String, trace: &'static str },
+    #[error("{message}")]
+    Conflict {
+        trace: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Forbidden {
+        trace: &'static str,
+        message: String,
+    },
+    #[error("binary is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("binary is empty")]
+    Empty,
+    #[error("otad is already running on this data directory ({0}); stop it first")]
+    AlreadyOpen(PathBuf),
+    #[error("database is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage error: {0}")]
+    Db(String),
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    pub fn not_found(what: impl Into<String>, trace: &'static str) -> Self {
+        StoreError::NotFound {
+            what: what.into(),
+            trace,
+        }
+    }
+
+    pub fn conflict(trace: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Conflict {
+            trace,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(trace: &'static str, message: impl Into<String>) -> Self {
+        StoreError::Forbidden {
+            trace,
+            message: message.into(),
+        }
+    }
+
+    /// Errors that may leave a transaction half-written: the batch must be aborted.
+    fn aborts_batch(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt(_) | StoreError::Db(_) | StoreError::Closed
+        )
+    }
+}
+
+macro_rules! db_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_error_from!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    redb::SetDurabilityError
+);
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One queued mutation and the channel its caller waits on.
+trait Op: Send {
+    fn durable(&self) -> bool;
+    /// Runs the mutation; returns whether it failed in a way that taints the transaction.
+    fn apply(&mut self, txn: &WriteTransaction) -> bool;
+    fn finish(self: Box<Self>, commit: Result<()>);
+}
+
+struct Pending<T, F> {
+    f: Option<F>,
+    durable: bool,
+    result: Option<Result<T>>,
+    reply: mpsc::SyncSender<Result<T>>,
+}
+
+impl<T, F> Op for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&WriteTransaction) -> Result<T> + Send,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn apply(&mut self, txn: &WriteTransaction) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = f(txn);
+        let taints = matches!(&result, Err(e) if e.aborts_batch());
+        self.result = Some(result);
+        taints
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let outcome = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            // Its own refusal wrote nothing; that is the more useful answer.
+            (Err(_), Some(Err(own))) if !own.aborts_batch() => Err(own),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(StoreError::Db("operation was not applied".into())),
+        };
+        // The caller may have given up waiting; nothing to do then.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+type Queue = mpsc::Sender<Box<dyn Op>>;
+
+/// Handle to the open database. Cheap to clone; the writer stops when the last clone drops
+/// or [`Store::close`] is called.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    path: PathBuf,
+    config: StorageConfig,
+    queue: Mutex<Option<Queue>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Opens (creating if needed) the redb file, mapping "held by another process" to a plain
+/// [`StoreError::AlreadyOpen`].
+pub fn open_database(path: &Path, cache_mib: usize) -> Result<Database> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(cache_mib << 20);
+    builder.create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.to_path_buf()),
+        other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
+    })
+}
+
+impl Store {
+    /// Opens the store at `path`, creates missing tables and starts the writer thread.
+    pub fn open(path: &Path, config: &StorageConfig) -> Result<Store> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let db = Arc::new(open_database(path, config.cache_mib)?);
+        {
+            let txn = db.begin_write()?;
+            tables::create_all(&txn)?;
+            txn.commit()?;
+        }
+        let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
+        let writer_db = Arc::clone(&db);
+        let batch_max = config.commit_batch_max.max(1);
+        let writer = std::thread::Builder::new()
+            .name("otad-writer".into())
+            .spawn(move || writer_loop(&writer_db, &rx, batch_max))
+            .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                path: path.to_path_buf(),
+                config: config.clone(),
+                queue: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+            }),
+        };
+        // Uploads cannot survive a restart: whatever was receiving is abandoned now.
+        store.sweep_interrupted_uploads()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn config(&self) -> &StorageConfig {
+        &self.inner.config
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// Runs `f` in the writer's next transaction and waits until it is committed.
+    /// `durable = false` lets the commit skip the fsync (only for data that a later durable
+    /// commit publishes, such as staged upload rows).
+    pub fn write<T, F>(&self, durable: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        self.submit(durable, f)?
+            .recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `f` for the writer and returns at once; the receiver yields its committed
+    /// result. Lets a caller prepare the next batch while the writer commits this one.
+    pub fn submit<T, F>(&self, durable: bool, f: F) -> Result<mpsc::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        let (reply, wait) = mpsc::sync_channel(1);
+        let op = Box::new(Pending {
+            f: Some(f),
+            durable,
+            result: None,
+            reply,
+        });
+        let queue = self
+            .inner
+            .queue
+            .lock()
+            .map_err(|_| StoreError::Db("writer queue poisoned".into()))?;
+        let Some(queue) = queue.as_ref() else {
+            return Err(StoreError::Closed);
+        };
+        queue.send(op).map_err(|_| StoreError::Closed)?;
+        Ok(wait)
+    }
+
+    /// Stops the writer after the queued operations and waits for it.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.inner.queue.lock() {
+            q.take();
+        }
+        if let Ok(mut w) = self.inner.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Non-durable commits become durable within this delay (group commit of check-ins).
+const DURABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn writer_loop(db: &Database, rx: &mpsc::Receiver<Box<dyn Op>>, batch_max: usize) {
+    // Set while a non-durable commit is waiting for the next durable one.
+    let mut dirty_since: Option<std::time::Instant> = None;
+    loop {
+        let first = match dirty_since {
+            None => match rx.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            },
+            Some(since) => {
+                let left = DURABLE_WITHIN.saturating_sub(since.elapsed());
+                match rx.recv_timeout(left) {
+                    Ok(op) => op,
+                    Err(timeout_or_closed) => {
+                        if sync(db).is_ok() {
+                            dirty_since = None;
+                        }
+                        if matches!(timeout_or_closed, mpsc::RecvTimeoutError::Disconnected) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let durable = batch.iter().any(|op| op.durable());
+        let outcome = run_batch(db, &mut batch, durable);
+        if outcome.is_ok() {
+            dirty_since = match (durable, dirty_since) {
+                (true, _) => None,
+                (false, None) => Some(std::time::Instant::now()),
+                (false, since) => since,
+            };
+        }
+        for op in batch {
+            op.finish(outcome.clone());
+        }
+    }
+}
+
+/// An empty durable commit: makes every earlier non-durable commit durable.
+fn sync(db: &Database) -> Result<()> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn run_batch(db: &Database, batch: &mut [Box<dyn Op>], durable: bool) -> Result<()> {
+    let mut txn = db.begin_write()?;
+    let durability = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    txn.set_durability(durability)?;
+    let mut tainted = false;
+    for op in batch.iter_mut() {
+        tainted |= op.apply(&txn);
+    }
+    if tainted {
+        txn.abort()?;
+        return Err(StoreError::Db(
+            "transaction aborted after a storage error".into(),
+        ));
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // getrandom only fails when the OS has no entropy source at all; nothing can run then.
+    if let Err(e) = getrandom::fill(&mut out) {
+        panic!("operating system random source failed: {e}");
+    }
+    out
+}
+
+/// A random version-4 UUID in its usual text form.
+pub fn new_uuid() -> String {
+    let mut b = random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::model::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A random secret (token, client secret, password) of 160 bits, URL-safe.
+pub fn new_secret() -> String {
+    crate::model::hex(&random_bytes::<20>())
+}

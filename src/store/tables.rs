@@ -1,0 +1,104 @@
+//! Every redb table of otad, in one place, with its key and value layout.
+//!
+//! Values marked "encoded" are `codec::encode` bytes (schema byte + postcard). Scope strings:
+//! `""` is the platform (platform firmware types and their counters), otherwise a partner id.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+/// Named sequences and the schema version: `schema`, `next_record_id`, `next_data_id`,
+/// `next_audit_seq`.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (scope, firmware type) → last allocated version number.
+pub const COUNTERS: TableDefinition<(&str, u16), u64> = TableDefinition::new("counters");
+/// partner id → encoded `Partner`.
+pub const PARTNERS: TableDefinition<&str, &[u8]> = TableDefinition::new("partners");
+/// username → encoded `User`.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// (scope, firmware type) → encoded `FirmwareType`.
+pub const FW_TYPES: TableDefinition<(&str, u16), &[u8]> = TableDefinition::new("fw_types");
+/// device type id → encoded `DeviceType`.
+pub const DEVICE_TYPES: TableDefinition<&str, &[u8]> = TableDefinition::new("device_types");
+/// (partner id, device type id) → ().
+pub const DEVICE_TYPES_BY_PARTNER: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("device_types_by_partner");
+/// record id → encoded `Record`.
+pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
+/// (counter scope, firmware type, version number) → record id.
+pub const RECORD_BY_NUMBER: TableDefinition<(&str, u16, u64), u64> =
+    TableDefinition::new("record_by_number");
+/// (partner id, firmware type, device type id or "" for the pool, name, version) → record id.
+pub const RECORD_NAMES: TableDefinition<(&str, u16, &str, &str, &str), u64> =
+    TableDefinition::new("record_names");
+/// (partner id, record id) → ().
+pub const RECORDS_BY_PARTNER: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("records_by_partner");
+/// (device type id, firmware type, version number) → record id: what a device type may get.
+pub const ASSOCIATIONS: TableDefinition<(&str, u16, u64), u64> =
+    TableDefinition::new("associations");
+/// (record id, device type id) → ().
+pub const ASSOC_BY_RECORD: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("assoc_by_record");
+/// device id → encoded `Device`.
+pub const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+/// (device type id, device id) → ().
+pub const DEVICES_BY_TYPE: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("devices_by_type");
+/// sequence → encoded `AuditEntry`. Append-only.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// blake3 → encoded `BlobMeta`: published, content-addressed binaries.
+pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// sha256 → blake3 of a published blob.
+pub const BLOB_BY_SHA: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("blob_by_sha");
+/// (data id, row index) → blob bytes; rows of `blobs::ROW_BYTES` except the last.
+pub const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
+/// (data id, row index) → outboard pairs; rows of `blobs::OUTBOARD_ROW_PAIRS` pairs.
+pub const OUTBOARDS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("outboards");
+/// data id → encoded `Upload`: data rows that are not (yet) a published blob.
+pub const UPLOADS: TableDefinition<u64, &[u8]> = TableDefinition::new("uploads");
+/// (partner id, sha256) → data id of a complete upload awaiting moveToRepository.
+pub const STAGED: TableDefinition<(&str, &[u8; 32]), u64> = TableDefinition::new("staged");
+/// (partner id, sha256) → blake3: binaries moved to a partner's repository (one blob ref each).
+pub const OWNED: TableDefinition<(&str, &[u8; 32]), &[u8; 32]> = TableDefinition::new("owned");
+
+/// Creates every table so that read transactions never meet a missing one.
+pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(META)?;
+    txn.open_table(COUNTERS)?;
+    txn.open_table(PARTNERS)?;
+    txn.open_table(USERS)?;
+    txn.open_table(FW_TYPES)?;
+    txn.open_table(DEVICE_TYPES)?;
+    txn.open_table(DEVICE_TYPES_BY_PARTNER)?;
+    txn.open_table(RECORDS)?;
+    txn.open_table(RECORD_BY_NUMBER)?;
+    txn.open_table(RECORD_NAMES)?;
+    txn.open_table(RECORDS_BY_PARTNER)?;
+    txn.open_table(ASSOCIATIONS)?;
+    txn.open_table(ASSOC_BY_RECORD)?;
+    txn.open_table(DEVICES)?;
+    txn.open_table(DEVICES_BY_TYPE)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(BLOBS)?;
+    txn.open_table(BLOB_BY_SHA)?;
+    txn.open_table(CHUNKS)?;
+    txn.open_table(OUTBOARDS)?;
+    txn.open_table(UPLOADS)?;
+    txn.open_table(STAGED)?;
+    txn.open_table(OWNED)?;
+    Ok(())
+}
+
+/// Takes the next value of a named sequence (starting at 1) inside `txn`.
+pub fn next_seq(txn: &WriteTransaction, name: &str) -> Result<u64, redb::StorageError> {
+    let mut meta = txn.open_table(META).map_err(table_to_storage)?;
+    let next = meta.get(name)?.map_or(1, |v| v.value() + 1);
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+fn table_to_storage(e: redb::TableError) -> redb::StorageError {
+    match e {
+        redb::TableError::Storage(s) => s,
+        other => redb::StorageError::Corrupted(other.to_string()),
+    }
+}

@@ -1,0 +1,391 @@
+//! `otad db verify`: a read-only consistency check of the whole database.
+//!
+//! It re-hashes every blob (BLAKE3, SHA-256 and the outboard) from its rows, recounts every
+//! reference, checks that every index points at what it names, that counters are at or above
+//! every allocated number, and that no data rows are orphaned. It reports every problem it
+//! finds instead of stopping at the first. Runs in one read transaction, so it sees one
+//! consistent snapshot even while a server writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use sha2::{Digest, Sha256};
+
+use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState};
+use super::tables::{
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_TYPES, DEVICES,
+    DEVICES_BY_TYPE, OUTBOARDS, OWNED, PARTNERS, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS,
+    RECORDS_BY_PARTNER, STAGED, UPLOADS, USERS,
+};
+use super::{Result, codec};
+use crate::hashtree::{OutboardBuilder, PAIR, pair_count};
+use crate::model::{Device, DeviceType, Partner, Record, User, hex};
+
+/// What a verification found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub records: u64,
+    pub devices: u64,
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies the database; `Err` only when it cannot be read at all.
+pub fn verify(db: &Database) -> Result<Report> {
+    let txn = db.begin_read()?;
+    let mut report = Report::default();
+    let mut refs: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    let mut live_data: BTreeSet<u64> = BTreeSet::new();
+    check_blobs(&txn, &mut report, &mut live_data)?;
+    check_uploads(&txn, &mut report, &mut live_data)?;
+    check_orphan_rows(&txn, &mut report, &live_data)?;
+    for entry in txn.open_table(OWNED)?.iter()? {
+        let (k, v) = entry?;
+        let (partner, sha) = k.value();
+        let blake3 = *v.value();
+        *refs.entry(blake3).or_default() += 1;
+        if txn.open_table(BLOBS)?.get(&blake3)?.is_none() {
+            report
+                .problems
+                .push(format!("partner {partner} owns {} but the blob is missing", hex(sha)));
+        }
+    }
+    check_records(&txn, &mut report, &mut refs)?;
+    for entry in txn.open_table(BLOBS)?.iter()? {
+        let (k, v) = entry?;
+        let Ok(meta) = codec::decode::<BlobMeta>(v.value()) else { continue };
+        let counted = refs.get(k.value()).copied().unwrap_or(0);
+        if meta.refs != counted {
+            report.problems.push(format!(
+                "blob {} has refcount {} but {counted} references",
+                hex(k.value()),
+                meta.refs
+            ));
+        }
+    }
+    check_devices(&txn, &mut report)?;
+    check_people(&txn, &mut report)?;
+    Ok(report)
+}
+
+fn check_blobs(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u64>) -> Result<()> {
+    let by_sha = txn.open_table(BLOB_BY_SHA)?;
+    for entry in txn.open_table(BLOBS)?.iter()? {
+        let (k, v) = entry?;
+        let blake3 = *k.value();
+        let name = hex(&blake3);
+        let meta: BlobMeta = match codec::decode(v.value()) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(format!("blob {name}: {e}"));
+                continue;
+            }
+        };
+        report.blobs += 1;
+        report.blob_bytes += meta.size;
+        if !live.insert(meta.data_id) {
+            report
+                .problems
+                .push(format!("blob {name}: data id {} used twice", meta.data_id));
+        }
+        if by_sha.get(&meta.sha256)?.map(|v| *v.value()) != Some(blake3) {
+            report
+                .problems
+                .push(format!("blob {name}: sha256 index does not point back to it"));
+        }
+        if let Some(problem) = rehash(txn, &meta, &blake3)? {
+            report.problems.push(format!("blob {name}: {problem}"));
+        }
+    }
+    for entry in by_sha.iter()? {
+        let (k, v) = entry?;
+        if txn.open_table(BLOBS)?.get(v.value())?.is_none() {
+            report
+                .problems
+                .push(format!("sha256 index {} points at a missing blob", hex(k.value())));
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads a blob's rows and recomputes every hash; `Some(problem)` on any mismatch.
+fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<Option<String>> {
+    let mut tree = OutboardBuilder::new();
+    let mut sha = Sha256::new();
+    let mut expected_index = 0u32;
+    let mut size = 0u64;
+    for entry in txn
+        .open_table(CHUNKS)?
+        .range((meta.data_id, 0)..=(meta.data_id, u32::MAX))?
+    {
+        let (k, v) = entry?;
+        if k.value().1 != expected_index {
+            return Ok(Some(format!("row {expected_index} missing")));
+        }
+        let row = v.value();
+        if row.len() != ROW_BYTES && size + row.len() as u64 != meta.size {
+            return Ok(Some(format!("row {expected_index} has {} bytes", row.len())));
+        }
+        tree.update(row);
+        sha.update(row);
+        size += row.len() as u64;
+        expected_index += 1;
+    }
+    if size != meta.size {
+        return Ok(Some(format!("rows hold {size} bytes, expected {}", meta.size)));
+    }
+    let root = tree.finalize();
+    if root.as_bytes() != blake3 {
+        return Ok(Some("BLAKE3 of the stored bytes does not match".into()));
+    }
+    let digest: [u8; 32] = sha.finalize().into();
+    if digest != meta.sha256 {
+        return Ok(Some("SHA-256 of the stored bytes does not match".into()));
+    }
+    let pairs = tree.take_pairs();
+    let mut stored = Vec::with_capacity(pairs.len());
+    let full_row = OUTBOARD_ROW_PAIRS * PAIR;
+    for entry in txn
+        .open_table(OUTBOARDS)?
+        .range((meta.data_id, 0)..=(meta.data_id, u32::MAX))?
+    {
+        let (k, v) = entry?;
+        // Slices locate a pair by row = index / OUTBOARD_ROW_PAIRS: rows must be full and dense.
+        if stored.len() % full_row != 0 || stored.len() / full_row != k.value().1 as usize {
+            return Ok(Some(format!("outboard row {} out of place", k.value().1)));
+        }
+        stored.extend_from_slice(v.value());
+    }
+    let expected_len = pair_count(meta.size) as usize * PAIR;
+    if stored.len() != expected_len || stored != pairs {
+        return Ok(Some("outboard does not match the stored bytes".into()));
+    }
+    Ok(None)
+}
+
+fn check_uploads(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u64>) -> Result<()> {
+    let uploads = txn.open_table(UPLOADS)?;
+    for entry in uploads.iter()? {
+        let (k, v) = entry?;
+        if !live.insert(k.value()) {
+            report
+                .problems
+                .push(format!("upload {} shares its data id with a blob", k.value()));
+        }
+        if let Err(e) = codec::decode::<Upload>(v.value()) {
+            report.problems.push(format!("upload {}: {e}", k.value()));
+        }
+    }
+    for entry in txn.open_table(STAGED)?.iter()? {
+        let (k, v) = entry?;
+        let (partner, sha) = k.value();
+        let ok = match uploads.get(v.value())? {
+            Some(u) => matches!(
+                codec::decode::<Upload>(u.value()).map(|u| u.state),
+                Ok(UploadState::Staged { sha256, .. }) if &sha256 == sha
+            ),
+            None => false,
+        };
+        if !ok {
+            report.problems.push(format!(
+                "staged entry {partner}/{} does not name a complete upload",
+                hex(sha)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_orphan_rows(txn: &ReadTransaction, report: &mut Report, live: &BTreeSet<u64>) -> Result<()> {
+    for (name, table) in [("chunk", CHUNKS), ("outboard", OUTBOARDS)] {
+        let mut last: Option<u64> = None;
+        for entry in txn.open_table(table)?.iter()? {
+            let (k, _) = entry?;
+            let data_id = k.value().0;
+            if last == Some(data_id) {
+                continue;
+            }
+            last = Some(data_id);
+            if !live.contains(&data_id) {
+                report
+                    .problems
+                    .push(format!("orphan {name} rows of data id {data_id}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_records(
+    txn: &ReadTransaction,
+    report: &mut Report,
+    refs: &mut BTreeMap<[u8; 32], u64>,
+) -> Result<()> {
+    let counters = txn.open_table(COUNTERS)?;
+    let by_number = txn.open_table(RECORD_BY_NUMBER)?;
+    let names = txn.open_table(RECORD_NAMES)?;
+    let by_partner = txn.open_table(RECORDS_BY_PARTNER)?;
+    let blobs = txn.open_table(BLOBS)?;
+    let mut max_allocated: BTreeMap<(String, u16), u64> = BTreeMap::new();
+    for entry in txn.open_table(RECORDS)?.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        let record: Record = match codec::decode(v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(format!("record {id}: {e}"));
+                continue;
+            }
+        };
+        report.records += 1;
+        let scope = super::catalog::counter_scope(&record.partner_id, record.fw_type);
+        let slot = max_allocated.entry((scope.to_string(), record.fw_type)).or_default();
+        *slot = (*slot).max(record.version_number);
+        if by_number
+            .get((scope, record.fw_type, record.version_number))?
+            .map(|v| v.value())
+            != Some(id)
+        {
+            report
+                .problems
+                .push(format!("record {id}: version-number index does not point back"));
+        }
+        let name_key = (
+            record.partner_id.as_str(),
+            record.fw_type,
+            record.device_type_id.as_deref().unwrap_or(""),
+            record.name.as_str(),
+            record.version.as_str(),
+        );
+        if names.get(name_key)?.map(|v| v.value()) != Some(id) {
+            report
+                .problems
+                .push(format!("record {id}: name/version index does not point back"));
+        }
+        if by_partner
+            .get((record.partner_id.as_str(), id))?
+            .is_none()
+        {
+            report.problems.push(format!("record {id}: missing from its partner's index"));
+        }
+        if let Some(b) = &record.binary {
+            *refs.entry(b.blake3).or_default() += 1;
+            if blobs.get(&b.blake3)?.is_none() {
+                report
+                    .problems
+                    .push(format!("record {id}: binary {} is missing", hex(&b.blake3)));
+            }
+        }
+    }
+    for ((scope, t), max) in &max_allocated {
+        let counter = counters.get((scope.as_str(), *t))?.map_or(0, |v| v.value());
+        if counter < *max {
+            report.problems.push(format!(
+                "counter ({scope:?}, {t}) is {counter}, below allocated number {max}"
+            ));
+        }
+    }
+    let records = txn.open_table(RECORDS)?;
+    for entry in by_number.iter()? {
+        let (k, v) = entry?;
+        if records.get(v.value())?.is_none() {
+            let (scope, t, vn) = k.value();
+            report
+                .problems
+                .push(format!("version index ({scope:?}, {t}, {vn}) names a missing record"));
+        }
+    }
+    let device_types = txn.open_table(DEVICE_TYPES)?;
+    let by_record = txn.open_table(ASSOC_BY_RECORD)?;
+    for entry in txn.open_table(ASSOCIATIONS)?.iter()? {
+        let (k, v) = entry?;
+        let (dt, t, vn) = k.value();
+        let id = v.value();
+        let record_ok = match records.get(id)? {
+            Some(r) => codec::decode::<Record>(r.value())
+                .is_ok_and(|r| r.fw_type == t && r.version_number == vn),
+            None => false,
+        };
+        if !record_ok {
+            report
+                .problems
+                .push(format!("association {dt}/{t}/{vn} names a missing or different record"));
+        }
+        if device_types.get(dt)?.is_none() {
+            report
+                .problems
+                .push(format!("association {dt}/{t}/{vn} names a missing device type"));
+        }
+        if by_record.get((id, dt))?.is_none() {
+            report
+                .problems
+                .push(format!("association {dt}/{t}/{vn} missing from the reverse index"));
+        }
+    }
+    Ok(())
+}
+
+fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let device_types = txn.open_table(DEVICE_TYPES)?;
+    let by_type = txn.open_table(DEVICES_BY_TYPE)?;
+    for entry in txn.open_table(DEVICES)?.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        let device: Device = match codec::decode(v.value()) {
+            Ok(d) => d,
+            Err(e) => {
+                report.problems.push(format!("device {id}: {e}"));
+                continue;
+            }
+        };
+        report.devices += 1;
+        if device_types.get(device.device_type_id.as_str())?.is_none() {
+            report.problems.push(format!("device {id}: device type is missing"));
+        }
+        if by_type
+            .get((device.device_type_id.as_str(), id))?
+            .is_none()
+        {
+            report.problems.push(format!("device {id}: missing from its type's index"));
+        }
+    }
+    Ok(())
+}
+
+fn check_people(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let partners = txn.open_table(PARTNERS)?;
+    for entry in txn.open_table(USERS)?.iter()? {
+        let (k, v) = entry?;
+        match codec::decode::<User>(v.value()) {
+            Ok(u) if partners.get(u.partner_id.as_str())?.is_none() => report
+                .problems
+                .push(format!("user {}: partner is missing", k.value())),
+            Ok(_) => {}
+            Err(e) => report.problems.push(format!("user {}: {e}", k.value())),
+        }
+    }
+    for entry in txn.open_table(DEVICE_TYPES)?.iter()? {
+        let (k, v) = entry?;
+        match codec::decode::<DeviceType>(v.value()) {
+            Ok(d) if partners.get(d.partner_id.as_str())?.is_none() => report
+                .problems
+                .push(format!("device type {}: partner is missing", k.value())),
+            Ok(_) => {}
+            Err(e) => report.problems.push(format!("device type {}: {e}", k.value())),
+        }
+    }
+    for entry in partners.iter()? {
+        let (k, v) = entry?;
+        if let Err(e) = codec::decode::<Partner>(v.value()) {
+            report.problems.push(format!("partner {}: {e}", k.value()));
+        }
+    }
+    Ok(())
+}

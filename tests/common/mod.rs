@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests: a store in a fresh temporary directory, a
+//! bootstrapped partner with a device type, deterministic test bytes.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use otad::config::StorageConfig;
+use otad::store::Store;
+
+pub struct TempStore {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+}
+
+impl TempStore {
+    pub fn path(&self) -> PathBuf {
+        otad::config::db_path(self.dir.path())
+    }
+}
+
+pub fn storage_config() -> StorageConfig {
+    StorageConfig::default()
+}
+
+/// A new store in a new temporary directory, bootstrapped (platform partner and types).
+pub fn temp_store() -> TempStore {
+    temp_store_with(storage_config())
+}
+
+pub fn temp_store_with(config: StorageConfig) -> TempStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&otad::config::db_path(dir.path()), &config).expect("open store");
+    store.bootstrap().expect("bootstrap");
+    TempStore { dir, store }
+}
+
+/// A partner with one device type; returns (partner id, device type id).
+pub fn partner_with_device_type(store: &Store, name: &str) -> (String, String) {
+    let (partner, _) = store.create_partner("test", name, None).expect("partner");
+    let dt = store
+        .create_device_type("test", &partner.id, &format!("{name} kettle"), "")
+        .expect("device type");
+    (partner.id, dt.id)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Uploads and publishes bytes for a partner; returns (sha256, url).
+pub fn upload(store: &Store, partner: &str, data: &[u8]) -> ([u8; 32], String) {
+    let staged = store.ingest_bytes(partner, data).expect("ingest");
+    let published = store.publish("test", partner, staged.sha256).expect("publish");
+    let sha = otad::model::hex(&published.sha256);
+    (published.sha256, format!("https://otad.test/v1/ota/partners/{partner}/binaries/{sha}"))
+}
