@@ -11,7 +11,9 @@
 //! chunk_log 2..=6 is a power-of-two number of blocks, so any of them is served from this one
 //! outboard (a group is a subtree; the nodes above it are a subset of the stored ones).
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 /// Bytes per block of the stored outboard (chunk_log 2).
 pub const BLOCK: u64 = 4096;
@@ -158,7 +160,7 @@ pub fn check_range(size: u64, chunk_log: u8, offset: u64, length: u32) -> Result
         return Err(RangeError::ChunkLog(chunk_log));
     }
     let g = group_size(chunk_log);
-    if offset % g != 0 {
+    if !offset.is_multiple_of(g) {
         return Err(RangeError::Unaligned);
     }
     if offset >= size {
@@ -172,7 +174,7 @@ pub fn check_range(size: u64, chunk_log: u8, offset: u64, length: u32) -> Result
         // Clipped to the end; remaining < length ≤ u32::MAX, so it fits.
         return u32::try_from(remaining).map_err(|_| RangeError::Length);
     }
-    if u64::from(length) % g != 0 {
+    if !u64::from(length).is_multiple_of(g) {
         return Err(RangeError::Length);
     }
     Ok(length)
@@ -235,7 +237,9 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<u8> {
-        (0..n).map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8).collect()
+        (0..n)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8)
+            .collect()
     }
 
     fn build(bytes: &[u8], step: usize) -> (blake3::Hash, Vec<u8>) {
@@ -259,7 +263,23 @@ mod tests {
 
     #[test]
     fn root_matches_blake3_for_many_sizes() {
-        for n in [0usize, 1, 1023, 1024, 1025, 4095, 4096, 4097, 8192, 8193, 12_288, 20_000, 65_536, 100_001, 1 << 20] {
+        for n in [
+            0usize,
+            1,
+            1023,
+            1024,
+            1025,
+            4095,
+            4096,
+            4097,
+            8192,
+            8193,
+            12_288,
+            20_000,
+            65_536,
+            100_001,
+            1 << 20,
+        ] {
             for step in [1usize, 1000, 4096, 7777, 1 << 20] {
                 if step == 1 && n > 20_000 {
                     continue;
@@ -267,7 +287,11 @@ mod tests {
                 let bytes = data(n);
                 let (root, pairs) = build(&bytes, step);
                 assert_eq!(root, blake3::hash(&bytes), "size {n} step {step}");
-                assert_eq!(pairs.len() as u64, pair_count(n as u64) * PAIR as u64, "size {n}");
+                assert_eq!(
+                    pairs.len() as u64,
+                    pair_count(n as u64) * PAIR as u64,
+                    "size {n}"
+                );
             }
         }
     }
@@ -284,8 +308,16 @@ mod tests {
                 }
                 let mid = s + left_len(e - s);
                 let at = pair_index(s, e) as usize * PAIR;
-                assert_eq!(&pairs[at..at + 32], &node_cv(&bytes, s, mid), "left of [{s},{e})");
-                assert_eq!(&pairs[at + 32..at + 64], &node_cv(&bytes, mid, e), "right of [{s},{e})");
+                assert_eq!(
+                    &pairs[at..at + 32],
+                    &node_cv(&bytes, s, mid),
+                    "left of [{s},{e})"
+                );
+                assert_eq!(
+                    &pairs[at + 32..at + 64],
+                    &node_cv(&bytes, mid, e),
+                    "right of [{s},{e})"
+                );
                 todo.push((s, mid));
                 todo.push((mid, e));
             }
@@ -316,18 +348,27 @@ mod tests {
         assert_eq!(check_range(10_000, 1, 0, g), Err(RangeError::ChunkLog(1)));
         assert_eq!(check_range(10_000, 7, 0, g), Err(RangeError::ChunkLog(7)));
         assert_eq!(check_range(100, 6, 0, u32::MAX), Ok(100));
-        assert_eq!(check_range(u64::MAX, 6, 0, u32::MAX), Err(RangeError::Length));
+        assert_eq!(
+            check_range(u64::MAX, 6, 0, u32::MAX),
+            Err(RangeError::Length)
+        );
     }
 
     #[test]
     fn plan_of_small_blob_is_its_bytes() {
         assert_eq!(
             slice_plan(3000, 2, 0, 3000),
-            vec![SlicePart::Data { start: 0, end: 3000 }]
+            vec![SlicePart::Data {
+                start: 0,
+                end: 3000
+            }]
         );
         assert_eq!(
             slice_plan(20_000, 6, 0, 20_000),
-            vec![SlicePart::Data { start: 0, end: 20_000 }]
+            vec![SlicePart::Data {
+                start: 0,
+                end: 20_000
+            }]
         );
     }
 
@@ -342,7 +383,10 @@ mod tests {
                 SlicePart::Pair(pair_index(0, 5)),
                 SlicePart::Pair(pair_index(0, 4)),
                 SlicePart::Pair(pair_index(2, 4)),
-                SlicePart::Data { start: 8192, end: 12_288 },
+                SlicePart::Data {
+                    start: 8192,
+                    end: 12_288
+                },
             ]
         );
         assert_eq!(slice_len(&plan), 3 * 64 + 4096);

@@ -11,11 +11,9 @@ use serde::{Deserialize, Serialize};
 
 /// Highest platform firmware type number; 1..=100 are platform types.
 pub const PLATFORM_TYPE_MAX: u16 = 100;
-/// MCU types a partner may own: 101..=200.
+/// MCU types a partner may own: 101..=200, so at most 100 per partner by construction.
 pub const MCU_TYPE_MIN: u16 = 101;
 pub const MCU_TYPE_MAX: u16 = 200;
-/// At most this many MCU types per partner.
-pub const MAX_MCU_TYPES_PER_PARTNER: usize = 100;
 /// The device description type: created only under a device type, never in the pool.
 pub const DEVICE_DESCRIPTION_TYPE: u16 = 4;
 /// Device attribute carrying the installed version of type `t` is `2000 + t`.
@@ -119,7 +117,10 @@ pub fn validate_optional_text(
         return Err(ModelError::new(
             field,
             "field_too_long",
-            format!("{field} is {} bytes; at most {max} are allowed", value.len()),
+            format!(
+                "{field} is {} bytes; at most {max} are allowed",
+                value.len()
+            ),
         ));
     }
     if value
@@ -218,7 +219,9 @@ pub fn validate_device_id(value: &str) -> Result<(), ModelError> {
 pub fn validate_username(value: &str) -> Result<(), ModelError> {
     let ok = !value.is_empty()
         && value.len() <= USERNAME_MAX
-        && value.bytes().all(|c| is_id_char(c) || c == b'@' || c == b'+');
+        && value
+            .bytes()
+            .all(|c| is_id_char(c) || c == b'@' || c == b'+');
     if !ok {
         return Err(ModelError::new(
             "username",
@@ -554,7 +557,10 @@ mod tests {
             seen.push(t);
             validate_name(name).unwrap();
         }
-        assert_eq!(SEEDED_PLATFORM_TYPES[3], (DEVICE_DESCRIPTION_TYPE, "DEVICE_DESCRIPTION"));
+        assert_eq!(
+            SEEDED_PLATFORM_TYPES[3],
+            (DEVICE_DESCRIPTION_TYPE, "DEVICE_DESCRIPTION")
+        );
     }
 
     #[test]
@@ -637,7 +643,16 @@ mod tests {
         assert_eq!(OtaState::from_report(4, 1), Some(OtaState::Installed));
         assert_eq!(OtaState::from_report(5, 5), Some(OtaState::Failed));
         assert_eq!(OtaState::from_report(6, 11), Some(OtaState::Deferred));
-        for (s, r) in [(1, 1), (4, 2), (5, 0), (5, 11), (6, 0), (0, 0), (7, 0), (2, 3)] {
+        for (s, r) in [
+            (1, 1),
+            (4, 2),
+            (5, 0),
+            (5, 11),
+            (6, 0),
+            (0, 0),
+            (7, 0),
+            (2, 3),
+        ] {
             assert_eq!(OtaState::from_report(s, r), None, "({s},{r})");
         }
     }

@@ -19,8 +19,8 @@ use super::tables::{
 };
 use super::{Result, Store, StoreError, audit, codec, new_secret, new_uuid, now_ms};
 use crate::model::{
-    self, BinaryRef, DEVICE_DESCRIPTION_TYPE, DeviceType, FirmwareType, MAX_MCU_TYPES_PER_PARTNER,
-    ModelError, Partner, Record, RecordFields, Role, SEEDED_PLATFORM_TYPES, TypeClass, User,
+    self, BinaryRef, DEVICE_DESCRIPTION_TYPE, DeviceType, FirmwareType, ModelError, Partner,
+    Record, RecordFields, Role, SEEDED_PLATFORM_TYPES, TypeClass, User,
 };
 
 /// Hashes a password or client secret with argon2id (PHC string).
@@ -216,7 +216,13 @@ fn name_key_taken(
 ) -> Result<bool> {
     let found = txn
         .open_table(RECORD_NAMES)?
-        .get((partner_id, fw_type, scope, fields.name.as_str(), fields.version.as_str()))?
+        .get((
+            partner_id,
+            fw_type,
+            scope,
+            fields.name.as_str(),
+            fields.version.as_str(),
+        ))?
         .map(|v| v.value());
     Ok(found.is_some_and(|id| Some(id) != except))
 }
@@ -237,8 +243,10 @@ fn insert_record(txn: &WriteTransaction, mut record: Record) -> Result<Record> {
     record.version_number = allocate_version(txn, &scope, record.fw_type)?;
     record.id = next_seq(txn, "next_record_id")?;
     put_record(txn, &record)?;
-    txn.open_table(RECORD_BY_NUMBER)?
-        .insert((scope.as_str(), record.fw_type, record.version_number), record.id)?;
+    txn.open_table(RECORD_BY_NUMBER)?.insert(
+        (scope.as_str(), record.fw_type, record.version_number),
+        record.id,
+    )?;
     txn.open_table(RECORD_NAMES)?.insert(
         (
             record.partner_id.as_str(),
@@ -350,7 +358,13 @@ impl Store {
                 types.insert(("", t), codec::encode(&ft)?.as_slice())?;
             }
             drop(types);
-            audit::append(txn, "system", "appliance.bootstrap", "platform", "first start")?;
+            audit::append(
+                txn,
+                "system",
+                "appliance.bootstrap",
+                "platform",
+                "first start",
+            )?;
             Ok(true)
         })?;
         Ok(created.then_some(first))
@@ -392,7 +406,13 @@ impl Store {
         let actor = actor.to_string();
         self.write(true, move |txn| {
             put(txn, PARTNERS, &p.id, &p)?;
-            audit::append(txn, &actor, "partner.create", &format!("partner/{}", p.id), &p.name)?;
+            audit::append(
+                txn,
+                &actor,
+                "partner.create",
+                &format!("partner/{}", p.id),
+                &p.name,
+            )?;
             Ok(())
         })?;
         Ok((partner, secret))
@@ -423,7 +443,13 @@ impl Store {
                 .ok_or_else(|| StoreError::not_found("partner", "unknown_partner"))?;
             p.secret_hash = hash;
             put(txn, PARTNERS, &id, &p)?;
-            audit::append(txn, &actor, "partner.rotate_secret", &format!("partner/{id}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "partner.rotate_secret",
+                &format!("partner/{id}"),
+                "",
+            )?;
             Ok(())
         })?;
         Ok(secret)
@@ -489,14 +515,24 @@ impl Store {
     }
 
     pub fn remove_user(&self, actor: &str, partner_id: &str, username: &str) -> Result<()> {
-        let (pid, name, actor) = (partner_id.to_string(), username.to_string(), actor.to_string());
+        let (pid, name, actor) = (
+            partner_id.to_string(),
+            username.to_string(),
+            actor.to_string(),
+        );
         self.write(true, move |txn| {
             let user: Option<User> = get(&txn.open_table(USERS)?, &name)?;
-            if !user.is_some_and(|u| u.partner_id == pid) {
+            if user.is_none_or(|u| u.partner_id != pid) {
                 return Err(StoreError::not_found("user", "unknown_user"));
             }
             txn.open_table(USERS)?.remove(name.as_str())?;
-            audit::append(txn, &actor, "user.remove", &format!("partner/{pid}/users/{name}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "user.remove",
+                &format!("partner/{pid}/users/{name}"),
+                "",
+            )?;
             Ok(())
         })
     }
@@ -540,18 +576,6 @@ impl Store {
                     format!("firmware type {t} already exists"),
                 ));
             }
-            if class == TypeClass::Mcu {
-                let owned = types
-                    .range((scope.as_str(), model::MCU_TYPE_MIN)..=(scope.as_str(), model::MCU_TYPE_MAX))?
-                    .count();
-                if owned >= MAX_MCU_TYPES_PER_PARTNER {
-                    return Err(StoreError::Invalid(ModelError::new(
-                        "type",
-                        "too_many_types",
-                        format!("a partner may own at most {MAX_MCU_TYPES_PER_PARTNER} MCU types"),
-                    )));
-                }
-            }
             let now = now_ms();
             let ft = FirmwareType {
                 fw_type: t,
@@ -563,7 +587,13 @@ impl Store {
             };
             types.insert((scope.as_str(), t), codec::encode(&ft)?.as_slice())?;
             drop(types);
-            audit::append(txn, &actor, "type.create", &format!("partner/{pid}/types/{t}"), &ft.name)?;
+            audit::append(
+                txn,
+                &actor,
+                "type.create",
+                &format!("partner/{pid}/types/{t}"),
+                &ft.name,
+            )?;
             Ok(ft)
         })
     }
@@ -589,7 +619,9 @@ impl Store {
         self.write(true, move |txn| {
             let scope = counter_scope(&pid, fw_type).to_string();
             let mut types = txn.open_table(FW_TYPES)?;
-            let current = types.get((scope.as_str(), fw_type))?.map(|v| v.value().to_vec());
+            let current = types
+                .get((scope.as_str(), fw_type))?
+                .map(|v| v.value().to_vec());
             let Some(bytes) = current else {
                 return Err(StoreError::not_found("firmware type", "unknown_type"));
             };
@@ -605,7 +637,13 @@ impl Store {
             ft.updated_ms = now_ms();
             types.insert((scope.as_str(), fw_type), codec::encode(&ft)?.as_slice())?;
             drop(types);
-            audit::append(txn, &actor, "type.update", &format!("partner/{pid}/types/{fw_type}"), &ft.name)?;
+            audit::append(
+                txn,
+                &actor,
+                "type.update",
+                &format!("partner/{pid}/types/{fw_type}"),
+                &ft.name,
+            )?;
             Ok(())
         })
     }
@@ -719,7 +757,13 @@ impl Store {
             dt.description = description;
             dt.updated_ms = now_ms();
             put(txn, DEVICE_TYPES, &id, &dt)?;
-            audit::append(txn, &actor, "device_type.update", &format!("partner/{pid}/deviceTypes/{id}"), &dt.name)?;
+            audit::append(
+                txn,
+                &actor,
+                "device_type.update",
+                &format!("partner/{pid}/deviceTypes/{id}"),
+                &dt.name,
+            )?;
             Ok(())
         })
     }
@@ -752,7 +796,13 @@ impl Store {
             txn.open_table(DEVICE_TYPES)?.remove(id.as_str())?;
             txn.open_table(DEVICE_TYPES_BY_PARTNER)?
                 .remove((pid.as_str(), id.as_str()))?;
-            audit::append(txn, &actor, "device_type.delete", &format!("partner/{pid}/deviceTypes/{id}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "device_type.delete",
+                &format!("partner/{pid}/deviceTypes/{id}"),
+                "",
+            )?;
             Ok(())
         })
     }
@@ -820,7 +870,10 @@ impl Store {
                 txn,
                 &actor,
                 "pool.create",
-                &format!("partner/{}/pool/{t}/{}", record.partner_id, record.version_number),
+                &format!(
+                    "partner/{}/pool/{t}/{}",
+                    record.partner_id, record.version_number
+                ),
                 &format!("{} {}", record.name, record.version),
             )?;
             Ok(record)
@@ -848,7 +901,14 @@ impl Store {
                 .filter(|d| d.partner_id == new.partner_id)
                 .ok_or_else(|| StoreError::not_found("device type", "unknown_device_type"))?;
             let t = DEVICE_DESCRIPTION_TYPE;
-            if name_key_taken(txn, &new.partner_id, t, &new.device_type_id, &new.fields, None)? {
+            if name_key_taken(
+                txn,
+                &new.partner_id,
+                t,
+                &new.device_type_id,
+                &new.fields,
+                None,
+            )? {
                 return Err(version_exists_error(&new.fields));
             }
             let (sha, url) = &new.binary;
@@ -891,7 +951,8 @@ impl Store {
     /// A pool record of this partner (type 4 records are not in the pool).
     pub fn pool_record(&self, partner_id: &str, fw_type: u16, vn: u64) -> Result<Option<Record>> {
         let txn = self.read()?;
-        Ok(record_by_number_r(&txn, partner_id, fw_type, vn)?.filter(|r| r.device_type_id.is_none()))
+        Ok(record_by_number_r(&txn, partner_id, fw_type, vn)?
+            .filter(|r| r.device_type_id.is_none()))
     }
 
     pub fn record(&self, id: u64) -> Result<Option<Record>> {
@@ -937,7 +998,13 @@ impl Store {
                 record.version.as_str(),
             ))?;
             txn.open_table(RECORD_NAMES)?.insert(
-                (pid.as_str(), fw_type, "", fields.name.as_str(), fields.version.as_str()),
+                (
+                    pid.as_str(),
+                    fw_type,
+                    "",
+                    fields.name.as_str(),
+                    fields.version.as_str(),
+                ),
                 record.id,
             )?;
             record.name = fields.name;
@@ -949,13 +1016,25 @@ impl Store {
             }
             record.updated_ms = now_ms();
             put_record(txn, &record)?;
-            audit::append(txn, &actor, "pool.update", &format!("partner/{pid}/pool/{fw_type}/{vn}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "pool.update",
+                &format!("partner/{pid}/pool/{fw_type}/{vn}"),
+                "",
+            )?;
             Ok(record)
         })
     }
 
     /// Deletes a pool record that has no associations (else 409 `associated`).
-    pub fn delete_pool_record(&self, actor: &str, partner_id: &str, fw_type: u16, vn: u64) -> Result<()> {
+    pub fn delete_pool_record(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        fw_type: u16,
+        vn: u64,
+    ) -> Result<()> {
         let (pid, actor) = (partner_id.to_string(), actor.to_string());
         self.write(true, move |txn| {
             let record = record_by_number_w(txn, &pid, fw_type, vn)?
@@ -975,8 +1054,11 @@ impl Store {
             }
             txn.open_table(RECORDS)?.remove(record.id)?;
             // The number stays allocated (never reused); only the lookup goes.
-            txn.open_table(RECORD_BY_NUMBER)?
-                .remove((counter_scope(&pid, fw_type), fw_type, vn))?;
+            txn.open_table(RECORD_BY_NUMBER)?.remove((
+                counter_scope(&pid, fw_type),
+                fw_type,
+                vn,
+            ))?;
             txn.open_table(RECORD_NAMES)?.remove((
                 pid.as_str(),
                 fw_type,
@@ -989,7 +1071,13 @@ impl Store {
             if let Some(b) = &record.binary {
                 blobs::release(txn, &b.blake3)?;
             }
-            audit::append(txn, &actor, "pool.delete", &format!("partner/{pid}/pool/{fw_type}/{vn}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "pool.delete",
+                &format!("partner/{pid}/pool/{fw_type}/{vn}"),
+                "",
+            )?;
             Ok(())
         })
     }
@@ -1127,10 +1215,14 @@ impl Store {
                 break;
             }
             let Some(device_type) = get::<DeviceType>(&dts, dt_id)? else {
-                return Err(StoreError::Corrupt(format!("association to missing device type {dt_id}")));
+                return Err(StoreError::Corrupt(format!(
+                    "association to missing device type {dt_id}"
+                )));
             };
             let Some(partner) = get::<Partner>(&partners, &device_type.partner_id)? else {
-                return Err(StoreError::Corrupt("device type of a missing partner".into()));
+                return Err(StoreError::Corrupt(
+                    "device type of a missing partner".into(),
+                ));
             };
             out.push(AssociationView {
                 device_type,
@@ -1177,5 +1269,7 @@ fn platform_partner_w(txn: &WriteTransaction) -> Result<Partner> {
             return Ok(p);
         }
     }
-    Err(StoreError::Corrupt("no platform partner; the store was not bootstrapped".into()))
+    Err(StoreError::Corrupt(
+        "no platform partner; the store was not bootstrapped".into(),
+    ))
 }

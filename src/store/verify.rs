@@ -52,15 +52,18 @@ pub fn verify(db: &Database) -> Result<Report> {
         let blake3 = *v.value();
         *refs.entry(blake3).or_default() += 1;
         if txn.open_table(BLOBS)?.get(&blake3)?.is_none() {
-            report
-                .problems
-                .push(format!("partner {partner} owns {} but the blob is missing", hex(sha)));
+            report.problems.push(format!(
+                "partner {partner} owns {} but the blob is missing",
+                hex(sha)
+            ));
         }
     }
     check_records(&txn, &mut report, &mut refs)?;
     for entry in txn.open_table(BLOBS)?.iter()? {
         let (k, v) = entry?;
-        let Ok(meta) = codec::decode::<BlobMeta>(v.value()) else { continue };
+        let Ok(meta) = codec::decode::<BlobMeta>(v.value()) else {
+            continue;
+        };
         let counted = refs.get(k.value()).copied().unwrap_or(0);
         if meta.refs != counted {
             report.problems.push(format!(
@@ -96,9 +99,9 @@ fn check_blobs(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u
                 .push(format!("blob {name}: data id {} used twice", meta.data_id));
         }
         if by_sha.get(&meta.sha256)?.map(|v| *v.value()) != Some(blake3) {
-            report
-                .problems
-                .push(format!("blob {name}: sha256 index does not point back to it"));
+            report.problems.push(format!(
+                "blob {name}: sha256 index does not point back to it"
+            ));
         }
         if let Some(problem) = rehash(txn, &meta, &blake3)? {
             report.problems.push(format!("blob {name}: {problem}"));
@@ -107,9 +110,10 @@ fn check_blobs(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u
     for entry in by_sha.iter()? {
         let (k, v) = entry?;
         if txn.open_table(BLOBS)?.get(v.value())?.is_none() {
-            report
-                .problems
-                .push(format!("sha256 index {} points at a missing blob", hex(k.value())));
+            report.problems.push(format!(
+                "sha256 index {} points at a missing blob",
+                hex(k.value())
+            ));
         }
     }
     Ok(())
@@ -119,11 +123,10 @@ fn check_blobs(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u
 fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<Option<String>> {
     let mut tree = OutboardBuilder::new();
     let mut sha = Sha256::new();
-    let mut expected_index = 0u32;
     let mut size = 0u64;
-    for entry in txn
-        .open_table(CHUNKS)?
-        .range((meta.data_id, 0)..=(meta.data_id, u32::MAX))?
+    let chunks = txn.open_table(CHUNKS)?;
+    for (expected_index, entry) in
+        (0u32..).zip(chunks.range((meta.data_id, 0)..=(meta.data_id, u32::MAX))?)
     {
         let (k, v) = entry?;
         if k.value().1 != expected_index {
@@ -131,15 +134,20 @@ fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<O
         }
         let row = v.value();
         if row.len() != ROW_BYTES && size + row.len() as u64 != meta.size {
-            return Ok(Some(format!("row {expected_index} has {} bytes", row.len())));
+            return Ok(Some(format!(
+                "row {expected_index} has {} bytes",
+                row.len()
+            )));
         }
         tree.update(row);
         sha.update(row);
         size += row.len() as u64;
-        expected_index += 1;
     }
     if size != meta.size {
-        return Ok(Some(format!("rows hold {size} bytes, expected {}", meta.size)));
+        return Ok(Some(format!(
+            "rows hold {size} bytes, expected {}",
+            meta.size
+        )));
     }
     let root = tree.finalize();
     if root.as_bytes() != blake3 {
@@ -170,14 +178,19 @@ fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<O
     Ok(None)
 }
 
-fn check_uploads(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u64>) -> Result<()> {
+fn check_uploads(
+    txn: &ReadTransaction,
+    report: &mut Report,
+    live: &mut BTreeSet<u64>,
+) -> Result<()> {
     let uploads = txn.open_table(UPLOADS)?;
     for entry in uploads.iter()? {
         let (k, v) = entry?;
         if !live.insert(k.value()) {
-            report
-                .problems
-                .push(format!("upload {} shares its data id with a blob", k.value()));
+            report.problems.push(format!(
+                "upload {} shares its data id with a blob",
+                k.value()
+            ));
         }
         if let Err(e) = codec::decode::<Upload>(v.value()) {
             report.problems.push(format!("upload {}: {e}", k.value()));
@@ -203,7 +216,11 @@ fn check_uploads(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet
     Ok(())
 }
 
-fn check_orphan_rows(txn: &ReadTransaction, report: &mut Report, live: &BTreeSet<u64>) -> Result<()> {
+fn check_orphan_rows(
+    txn: &ReadTransaction,
+    report: &mut Report,
+    live: &BTreeSet<u64>,
+) -> Result<()> {
     for (name, table) in [("chunk", CHUNKS), ("outboard", OUTBOARDS)] {
         let mut last: Option<u64> = None;
         for entry in txn.open_table(table)?.iter()? {
@@ -246,16 +263,18 @@ fn check_records(
         };
         report.records += 1;
         let scope = super::catalog::counter_scope(&record.partner_id, record.fw_type);
-        let slot = max_allocated.entry((scope.to_string(), record.fw_type)).or_default();
+        let slot = max_allocated
+            .entry((scope.to_string(), record.fw_type))
+            .or_default();
         *slot = (*slot).max(record.version_number);
         if by_number
             .get((scope, record.fw_type, record.version_number))?
             .map(|v| v.value())
             != Some(id)
         {
-            report
-                .problems
-                .push(format!("record {id}: version-number index does not point back"));
+            report.problems.push(format!(
+                "record {id}: version-number index does not point back"
+            ));
         }
         let name_key = (
             record.partner_id.as_str(),
@@ -265,15 +284,14 @@ fn check_records(
             record.version.as_str(),
         );
         if names.get(name_key)?.map(|v| v.value()) != Some(id) {
+            report.problems.push(format!(
+                "record {id}: name/version index does not point back"
+            ));
+        }
+        if by_partner.get((record.partner_id.as_str(), id))?.is_none() {
             report
                 .problems
-                .push(format!("record {id}: name/version index does not point back"));
-        }
-        if by_partner
-            .get((record.partner_id.as_str(), id))?
-            .is_none()
-        {
-            report.problems.push(format!("record {id}: missing from its partner's index"));
+                .push(format!("record {id}: missing from its partner's index"));
         }
         if let Some(b) = &record.binary {
             *refs.entry(b.blake3).or_default() += 1;
@@ -297,9 +315,9 @@ fn check_records(
         let (k, v) = entry?;
         if records.get(v.value())?.is_none() {
             let (scope, t, vn) = k.value();
-            report
-                .problems
-                .push(format!("version index ({scope:?}, {t}, {vn}) names a missing record"));
+            report.problems.push(format!(
+                "version index ({scope:?}, {t}, {vn}) names a missing record"
+            ));
         }
     }
     let device_types = txn.open_table(DEVICE_TYPES)?;
@@ -314,19 +332,19 @@ fn check_records(
             None => false,
         };
         if !record_ok {
-            report
-                .problems
-                .push(format!("association {dt}/{t}/{vn} names a missing or different record"));
+            report.problems.push(format!(
+                "association {dt}/{t}/{vn} names a missing or different record"
+            ));
         }
         if device_types.get(dt)?.is_none() {
-            report
-                .problems
-                .push(format!("association {dt}/{t}/{vn} names a missing device type"));
+            report.problems.push(format!(
+                "association {dt}/{t}/{vn} names a missing device type"
+            ));
         }
         if by_record.get((id, dt))?.is_none() {
-            report
-                .problems
-                .push(format!("association {dt}/{t}/{vn} missing from the reverse index"));
+            report.problems.push(format!(
+                "association {dt}/{t}/{vn} missing from the reverse index"
+            ));
         }
     }
     Ok(())
@@ -347,13 +365,14 @@ fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
         };
         report.devices += 1;
         if device_types.get(device.device_type_id.as_str())?.is_none() {
-            report.problems.push(format!("device {id}: device type is missing"));
+            report
+                .problems
+                .push(format!("device {id}: device type is missing"));
         }
-        if by_type
-            .get((device.device_type_id.as_str(), id))?
-            .is_none()
-        {
-            report.problems.push(format!("device {id}: missing from its type's index"));
+        if by_type.get((device.device_type_id.as_str(), id))?.is_none() {
+            report
+                .problems
+                .push(format!("device {id}: missing from its type's index"));
         }
     }
     Ok(())
@@ -378,7 +397,9 @@ fn check_people(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
                 .problems
                 .push(format!("device type {}: partner is missing", k.value())),
             Ok(_) => {}
-            Err(e) => report.problems.push(format!("device type {}: {e}", k.value())),
+            Err(e) => report
+                .problems
+                .push(format!("device type {}: {e}", k.value())),
         }
     }
     for entry in partners.iter()? {
