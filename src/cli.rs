@@ -1,8 +1,8 @@
 //! The `otad` command line: flags, subcommands and their exit codes, in one place.
 //!
-//! Present commands are the offline database tools (`db verify`, `db compact`), which open
-//! the redb file directly and refuse while a server holds it. Exit codes: 0 success, 1 error
-//! (or problems found), 2 usage.
+//! Commands: `serve` (the service) and the offline database tools (`db verify`, `db compact`),
+//! which open the redb file directly and refuse while a server holds it. Exit codes:
+//! 0 success, 1 error (or problems found), 2 usage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +13,11 @@ use crate::config::{self, Config};
 use crate::store::{self, StoreError, verify};
 
 #[derive(Debug, Parser)]
-#[command(name = "otad", version, about = "On-premise over-the-air firmware update service")]
+#[command(
+    name = "otad",
+    version,
+    about = "On-premise over-the-air firmware update service"
+)]
 pub struct Cli {
     /// Configuration file (TOML); see config.example.toml.
     #[arg(long, global = true, value_name = "FILE")]
@@ -27,9 +31,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: the partner HTTP API over TLS.
+    ///
+    /// With no configuration it creates ./otad-data with a self-signed certificate and the
+    /// first admin's credentials (written to a file readable only by you).
+    ///
+    /// Example: otad serve --data-dir /var/lib/otad --api-listen 0.0.0.0:8443
+    Serve {
+        /// Address of the HTTPS listener (overrides api.listen); port 0 = any free port.
+        #[arg(long, value_name = "ADDR:PORT")]
+        api_listen: Option<String>,
+        /// Log line format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Offline database tools (refuse to run while a server holds the database).
     #[command(subcommand)]
     Db(DbCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,10 +92,34 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
-    let config = load_config(&cli)?;
+    let mut config = load_config(&cli)?;
     match cli.command {
+        Command::Serve {
+            api_listen,
+            log_format,
+        } => {
+            if let Some(listen) = api_listen {
+                config.api.listen = listen;
+            }
+            config.validate().map_err(|e| e.to_string())?;
+            init_logging(log_format);
+            crate::serve::run(config).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Db(DbCommand::Verify) => db_verify(&config),
         Command::Db(DbCommand::Compact) => db_compact(&config),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
 

@@ -26,7 +26,45 @@ pub enum ConfigError {
 pub struct Config {
     /// Where the database file and first-start files live.
     pub data_dir: PathBuf,
+    pub api: ApiConfig,
     pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address of the HTTPS listener (API, web UI, health, metrics). Port 0 = any free port.
+    pub listen: String,
+    /// Base of the URLs handed out by moveToRepository; empty = `https://<listen address>`.
+    pub public_base_url: String,
+    /// Extra DNS names or IP addresses for the self-signed certificate.
+    pub host_names: Vec<String>,
+    /// PEM certificate chain and private key; both empty = self-signed in `<data_dir>/tls`.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// Largest request head (request line + headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Most header lines in one request.
+    pub max_headers: usize,
+    /// Largest JSON (or form) request body in bytes.
+    pub max_json_body: usize,
+    /// Largest device import body (CSV or NDJSON) in bytes.
+    pub max_import_body: usize,
+    /// A client must finish sending the request head (and the TLS handshake) within this.
+    pub header_read_timeout_secs: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A request must be answered within this (uploads and downloads: no more than this
+    /// between two pieces of the body).
+    pub request_timeout_secs: u64,
+    /// Most simultaneous connections; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Lifetime of an OAuth access token.
+    pub token_ttl_secs: u64,
+    /// Failed logins allowed per minute per client id and per username (then 429).
+    pub login_attempts_per_minute: u32,
+    /// In-flight requests get this long to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,7 +88,31 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./otad-data"),
+            api: ApiConfig::default(),
             storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".to_string(),
+            public_base_url: String::new(),
+            host_names: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_json_body: 1 << 20,
+            max_import_body: 64 << 20,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 300,
+            max_connections: 1024,
+            token_ttl_secs: 4 * 3600,
+            login_attempts_per_minute: 10,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -97,6 +159,48 @@ impl Config {
         };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
+        }
+        let a = &self.api;
+        if a.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("api.listen", "must be ADDRESS:PORT, e.g. 127.0.0.1:8443");
+        }
+        let base = &a.public_base_url;
+        if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {
+            return invalid(
+                "api.public_base_url",
+                "must start with https:// (or http://)",
+            );
+        }
+        if a.tls_cert.is_empty() != a.tls_key.is_empty() {
+            return invalid("api.tls_cert", "tls_cert and tls_key must be set together");
+        }
+        if !(1024..=1 << 20).contains(&a.max_header_bytes) {
+            return invalid("api.max_header_bytes", "must be 1024-1048576");
+        }
+        if !(8..=1000).contains(&a.max_headers) {
+            return invalid("api.max_headers", "must be 8-1000");
+        }
+        if !(1024..=64 << 20).contains(&a.max_json_body) {
+            return invalid("api.max_json_body", "must be 1024-67108864");
+        }
+        if !(1024..=1 << 30).contains(&a.max_import_body) {
+            return invalid("api.max_import_body", "must be 1024-1073741824");
+        }
+        for (key, value) in [
+            ("api.header_read_timeout_secs", a.header_read_timeout_secs),
+            ("api.idle_timeout_secs", a.idle_timeout_secs),
+            ("api.request_timeout_secs", a.request_timeout_secs),
+            ("api.token_ttl_secs", a.token_ttl_secs),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1 second");
+            }
+        }
+        if a.max_connections == 0 {
+            return invalid("api.max_connections", "must be at least 1");
+        }
+        if a.login_attempts_per_minute == 0 {
+            return invalid("api.login_attempts_per_minute", "must be at least 1");
         }
         if s.max_binary_size == 0 {
             return invalid("storage.max_binary_size", "must be at least 1 byte");
@@ -147,7 +251,13 @@ mod tests {
         let uncommented: String = text
             .lines()
             .map(|l| match l.strip_prefix("# ") {
-                Some(rest) if rest.contains(" = ") => rest,
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+                    }) =>
+                {
+                    rest
+                }
                 _ => l,
             })
             .collect::<Vec<_>>()
@@ -177,7 +287,10 @@ mod tests {
         let err = Config::from_toml("[storage]\nota_history = \"x\"\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("c.toml") && err.contains("ota_history"), "{err}");
+        assert!(
+            err.contains("c.toml") && err.contains("ota_history"),
+            "{err}"
+        );
         let err = Config::from_toml("[storage]\ncommit_batch_max = 0\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();

@@ -8,12 +8,18 @@
 //! - [`hashtree`]: BLAKE3 outboards and verified-slice plans for chunked delivery. Pure.
 //! - [`store`]: the one redb file: catalog, counters, devices, audit log and the
 //!   content-addressed binaries, behind a group-committing writer thread.
+//! - [`api`]: the partner HTTP API (Afero-compatible, plus extensions).
+//! - [`serve`]: `otad serve`, the HTTPS listener, start-up and shutdown; [`tls`] its
+//!   certificates.
 //! - [`config`]: the TOML configuration, its defaults and validation.
-//! - [`cli`]: the `otad` command line (offline database tools for now).
+//! - [`cli`]: the `otad` command line.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod hashtree;
 pub mod model;
 pub mod ota;
+pub mod serve;
 pub mod store;
+pub mod tls;

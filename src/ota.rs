@@ -39,15 +39,11 @@ pub fn offers(
     installed
         .iter()
         .filter_map(|(&fw_type, &running)| {
-            let usable = |c: &&Candidate| {
-                c.fw_type == fw_type && c.has_binary && c.version_number > running
-            };
-            let pushed = pushes.get(&fw_type).and_then(|&id| {
-                associated
-                    .iter()
-                    .filter(usable)
-                    .find(|c| c.record_id == id)
-            });
+            let usable =
+                |c: &&Candidate| c.fw_type == fw_type && c.has_binary && c.version_number > running;
+            let pushed = pushes
+                .get(&fw_type)
+                .and_then(|&id| associated.iter().filter(usable).find(|c| c.record_id == id));
             if let Some(c) = pushed {
                 return Some(offer(c, true));
             }

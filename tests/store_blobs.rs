@@ -76,15 +76,23 @@ fn check_slices(store: &otad::store::Store, meta: &BlobMeta, blake3: [u8; 32], d
                 let (got_len, slice) = store.slice(meta, chunk_log, offset, length).unwrap();
                 assert_eq!(got_len, clipped);
                 let end = offset + u64::from(clipped);
-                let decoded = decode_slice(blake3, size, chunk_log, offset, u64::from(clipped), &slice)
-                    .unwrap_or_else(|e| panic!("size {size} log {chunk_log} off {offset}: {e}"));
+                let decoded =
+                    decode_slice(blake3, size, chunk_log, offset, u64::from(clipped), &slice)
+                        .unwrap_or_else(|e| {
+                            panic!("size {size} log {chunk_log} off {offset}: {e}")
+                        });
                 assert_eq!(decoded, &data[offset as usize..end as usize]);
                 // Any flipped bit must be caught by the decoder.
                 let mut bad = slice.clone();
                 let at = (offset as usize * 7 + 13) % bad.len();
                 bad[at] ^= 0x10;
-                let result = decode_slice(blake3, size, chunk_log, offset, u64::from(clipped), &bad);
-                assert!(result.is_err(), "flip at {at} of {} not detected", bad.len());
+                let result =
+                    decode_slice(blake3, size, chunk_log, offset, u64::from(clipped), &bad);
+                assert!(
+                    result.is_err(),
+                    "flip at {at} of {} not detected",
+                    bad.len()
+                );
             }
         }
     }
@@ -219,7 +227,10 @@ fn staging_is_per_partner_and_expires() {
     // Partner b cannot move what a staged.
     assert!(matches!(
         t.store.publish("test", &b, staged.sha256),
-        Err(StoreError::NotFound { trace: "unknown_binary", .. })
+        Err(StoreError::NotFound {
+            trace: "unknown_binary",
+            ..
+        })
     ));
     // An hour later the staged upload has expired and is gone.
     let later = otad::store::now_ms() + 3_600_000;
@@ -246,7 +257,9 @@ fn interrupted_upload_is_swept_at_next_open() {
         data_id = 777;
         let upload = otad::store::blobs::Upload {
             partner_id: p,
-            state: UploadState::Receiving { received: 2 * ROW_BYTES as u64 },
+            state: UploadState::Receiving {
+                received: 2 * ROW_BYTES as u64,
+            },
             created_ms: 1,
             updated_ms: 1,
         };
@@ -278,9 +291,19 @@ fn slice_refuses_bad_ranges() {
     let data = bytes(50_000, 6);
     let (sha, _) = upload(&t.store, &p, &data);
     let meta = meta_of(&t.store, &p, &sha);
-    for (log, off, len) in [(1u8, 0u64, 4096u32), (7, 0, 4096), (2, 100, 4096), (2, 0, 100), (2, 53_248, 4096), (2, 0, 0)] {
+    for (log, off, len) in [
+        (1u8, 0u64, 4096u32),
+        (7, 0, 4096),
+        (2, 100, 4096),
+        (2, 0, 100),
+        (2, 53_248, 4096),
+        (2, 0, 0),
+    ] {
         assert!(
-            matches!(t.store.slice(&meta, log, off, len), Err(otad::store::blobs::SliceError::Range(_))),
+            matches!(
+                t.store.slice(&meta, log, off, len),
+                Err(otad::store::blobs::SliceError::Range(_))
+            ),
             "({log},{off},{len})"
         );
     }
@@ -296,7 +319,10 @@ fn verify_detects_a_flipped_byte_in_a_chunk_row() {
     t.store
         .write(true, move |txn| {
             let mut chunks = txn.open_table(otad::store::tables::CHUNKS)?;
-            let mut row = chunks.get((data_id, 1))?.map(|v| v.value().to_vec()).unwrap_or_default();
+            let mut row = chunks
+                .get((data_id, 1))?
+                .map(|v| v.value().to_vec())
+                .unwrap_or_default();
             row[10] ^= 1;
             chunks.insert((data_id, 1), row.as_slice())?;
             Ok(())

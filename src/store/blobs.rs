@@ -114,16 +114,18 @@ fn put_blob(txn: &WriteTransaction, blake3: &[u8; 32], meta: &BlobMeta) -> Resul
 
 /// Adds one reference to a published blob.
 pub(crate) fn add_ref(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
-    let mut meta = get_blob_in(txn, blake3)?
-        .ok_or_else(|| StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3))))?;
+    let mut meta = get_blob_in(txn, blake3)?.ok_or_else(|| {
+        StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3)))
+    })?;
     meta.refs += 1;
     put_blob(txn, blake3, &meta)
 }
 
 /// Drops one reference; at zero the blob is unpublished and its rows left to the sweep.
 pub(crate) fn release(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
-    let mut meta = get_blob_in(txn, blake3)?
-        .ok_or_else(|| StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3))))?;
+    let mut meta = get_blob_in(txn, blake3)?.ok_or_else(|| {
+        StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3)))
+    })?;
     meta.refs = meta.refs.saturating_sub(1);
     if meta.refs > 0 {
         return put_blob(txn, blake3, &meta);
@@ -359,7 +361,9 @@ impl Drop for Ingest {
         let data_id = self.data_id;
         // Best effort: if this fails the upload stays "receiving" and the sweep's
         // abandoned-upload timeout (or the next start) removes it.
-        let _ = self.store.write(false, move |txn| discard_upload(txn, data_id));
+        let _ = self
+            .store
+            .write(false, move |txn| discard_upload(txn, data_id));
     }
 }
 
@@ -423,7 +427,8 @@ impl Store {
                     txn.open_table(UPLOADS)?.remove(data_id)?;
                 }
             }
-            txn.open_table(STAGED)?.remove((partner.as_str(), &sha256))?;
+            txn.open_table(STAGED)?
+                .remove((partner.as_str(), &sha256))?;
             txn.open_table(OWNED)?
                 .insert((partner.as_str(), &sha256), &blake3)?;
             audit::append(
@@ -442,7 +447,11 @@ impl Store {
     }
 
     /// The blob a partner moved to its repository under this sha, if any.
-    pub fn owned_blob(&self, partner_id: &str, sha256: &[u8; 32]) -> Result<Option<([u8; 32], BlobMeta)>> {
+    pub fn owned_blob(
+        &self,
+        partner_id: &str,
+        sha256: &[u8; 32],
+    ) -> Result<Option<([u8; 32], BlobMeta)>> {
         let txn = self.read()?;
         let Some(blake3) = txn
             .open_table(OWNED)?
@@ -493,10 +502,11 @@ impl Store {
                 SlicePart::Pair(index) => {
                     let row = index / OUTBOARD_ROW_PAIRS as u64;
                     let at = usize::try_from(index % OUTBOARD_ROW_PAIRS as u64).unwrap_or(0) * PAIR;
-                    let row = u32::try_from(row).map_err(|_| StoreError::Corrupt("outboard row".into()))?;
-                    let value = outboards
-                        .get((meta.data_id, row))?
-                        .ok_or_else(|| StoreError::Corrupt(format!("outboard row {row} missing")))?;
+                    let row = u32::try_from(row)
+                        .map_err(|_| StoreError::Corrupt("outboard row".into()))?;
+                    let value = outboards.get((meta.data_id, row))?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("outboard row {row} missing"))
+                    })?;
                     let pair = value
                         .value()
                         .get(at..at + PAIR)
@@ -664,13 +674,18 @@ pub(crate) fn read_range_in(
     }
     let chunks = txn.open_table(CHUNKS)?;
     let row_bytes = ROW_BYTES as u64;
-    let first = u32::try_from(start / row_bytes).map_err(|_| StoreError::Corrupt("row index".into()))?;
-    let last = u32::try_from((end - 1) / row_bytes).map_err(|_| StoreError::Corrupt("row index".into()))?;
+    let first =
+        u32::try_from(start / row_bytes).map_err(|_| StoreError::Corrupt("row index".into()))?;
+    let last = u32::try_from((end - 1) / row_bytes)
+        .map_err(|_| StoreError::Corrupt("row index".into()))?;
     let mut pos = u64::from(first) * row_bytes;
     for entry in chunks.range((meta.data_id, first)..=(meta.data_id, last))? {
         let (key, value) = entry?;
         if u64::from(key.value().1) * row_bytes != pos {
-            return Err(StoreError::Corrupt(format!("blob row {} missing", pos / row_bytes)));
+            return Err(StoreError::Corrupt(format!(
+                "blob row {} missing",
+                pos / row_bytes
+            )));
         }
         let row = value.value();
         let from = usize::try_from(start.saturating_sub(pos)).unwrap_or(usize::MAX);

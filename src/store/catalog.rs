@@ -955,6 +955,20 @@ impl Store {
             .filter(|r| r.device_type_id.is_none()))
     }
 
+    /// A platform-type pool record by number, whoever owns it (platform numbers are global).
+    pub fn platform_record(&self, fw_type: u16, vn: u64) -> Result<Option<Record>> {
+        if fw_type > model::PLATFORM_TYPE_MAX {
+            return Ok(None);
+        }
+        let txn = self.read()?;
+        let id = txn
+            .open_table(RECORD_BY_NUMBER)?
+            .get(("", fw_type, vn))?
+            .map(|v| v.value());
+        let Some(id) = id else { return Ok(None) };
+        Ok(get_record_r(&txn, id)?.filter(|r| r.device_type_id.is_none()))
+    }
+
     pub fn record(&self, id: u64) -> Result<Option<Record>> {
         get_record_r(&self.read()?, id)
     }

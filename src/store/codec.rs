@@ -46,8 +46,14 @@ mod tests {
         assert_eq!(decode::<OtaEvent>(&bytes).unwrap(), ev);
         let mut wrong = bytes.clone();
         wrong[0] = 9;
-        assert!(matches!(decode::<OtaEvent>(&wrong), Err(StoreError::Corrupt(_))));
-        assert!(matches!(decode::<OtaEvent>(&[]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode::<OtaEvent>(&wrong),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<OtaEvent>(&[]),
+            Err(StoreError::Corrupt(_))
+        ));
         assert!(matches!(
             decode::<OtaEvent>(&bytes[..2]),
             Err(StoreError::Corrupt(_))

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::catalog::{get_record_r, get_record_w};
-use super::tables::{ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE};
+use super::tables::{
+    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
+};
 use super::{Result, Store, StoreError, audit, codec, now_ms};
 use crate::model::{self, Device, DeviceType, ModelError, OtaEvent, OtaState, Record, TypeOta};
 use crate::ota::{self, Candidate, Offer};
@@ -73,6 +75,8 @@ fn device_type_partner_w(txn: &WriteTransaction, id: &str) -> Result<Option<Stri
 
 fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     put_device(txn, device)?;
+    txn.open_table(DEVICE_TOKENS)?
+        .insert(&device.token_hash, device.id.as_str())?;
     txn.open_table(DEVICES_BY_TYPE)?
         .insert((device.device_type_id.as_str(), device.id.as_str()), ())?;
     Ok(())
@@ -81,16 +85,16 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
 /// Candidates for the reported types: per type the newest associated image with a binary,
 /// plus the pushed image. Walks the association index from the top, so the cost does not
 /// grow with the number of older images.
-fn candidates_in(
-    txn: &ReadTransaction,
-    device: &Device,
-) -> Result<Vec<(Candidate, Record)>> {
+fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidate, Record)>> {
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
     let dt = device.device_type_id.as_str();
     let mut out = Vec::new();
     for (&t, &running) in &device.reported {
-        for entry in assoc.range((dt, t, running.saturating_add(1))..=(dt, t, u64::MAX))?.rev() {
+        for entry in assoc
+            .range((dt, t, running.saturating_add(1))..=(dt, t, u64::MAX))?
+            .rev()
+        {
             let (k, v) = entry?;
             let record = get_record_r(txn, v.value())?
                 .ok_or_else(|| StoreError::Corrupt("association to a missing record".into()))?;
@@ -181,11 +185,18 @@ impl Store {
                     return Err(StoreError::Invalid(ModelError::new(
                         "deviceTypeId",
                         "unknown_device_type",
-                        format!("{}device type {} does not exist", at(row.line), row.device_type_id),
+                        format!(
+                            "{}device type {} does not exist",
+                            at(row.line),
+                            row.device_type_id
+                        ),
                     )));
                 }
                 if !seen.insert(row.device_id.as_str())
-                    || txn.open_table(DEVICES)?.get(row.device_id.as_str())?.is_some()
+                    || txn
+                        .open_table(DEVICES)?
+                        .get(row.device_id.as_str())?
+                        .is_some()
                 {
                     return Err(StoreError::conflict(
                         "device_exists",
@@ -213,7 +224,13 @@ impl Store {
                 [one] => one.id.clone(),
                 many => format!("{} devices", many.len()),
             };
-            audit::append(txn, &actor, "device.register", &format!("partner/{pid}/devices"), &detail)?;
+            audit::append(
+                txn,
+                &actor,
+                "device.register",
+                &format!("partner/{pid}/devices"),
+                &detail,
+            )?;
             Ok(out)
         })
     }
@@ -262,13 +279,24 @@ impl Store {
     }
 
     pub fn delete_device(&self, actor: &str, partner_id: &str, device_id: &str) -> Result<()> {
-        let (pid, id, actor) = (partner_id.to_string(), device_id.to_string(), actor.to_string());
+        let (pid, id, actor) = (
+            partner_id.to_string(),
+            device_id.to_string(),
+            actor.to_string(),
+        );
         self.write(true, move |txn| {
             let device = device_of_partner_w(txn, &pid, &id)?;
             txn.open_table(DEVICES)?.remove(id.as_str())?;
+            txn.open_table(DEVICE_TOKENS)?.remove(&device.token_hash)?;
             txn.open_table(DEVICES_BY_TYPE)?
                 .remove((device.device_type_id.as_str(), id.as_str()))?;
-            audit::append(txn, &actor, "device.delete", &format!("partner/{pid}/devices/{id}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "device.delete",
+                &format!("partner/{pid}/devices/{id}"),
+                "",
+            )?;
             Ok(())
         })
     }
@@ -280,12 +308,26 @@ impl Store {
         device_id: &str,
         token_hash: [u8; 32],
     ) -> Result<()> {
-        let (pid, id, actor) = (partner_id.to_string(), device_id.to_string(), actor.to_string());
+        let (pid, id, actor) = (
+            partner_id.to_string(),
+            device_id.to_string(),
+            actor.to_string(),
+        );
         self.write(true, move |txn| {
             let mut device = device_of_partner_w(txn, &pid, &id)?;
+            let mut tokens = txn.open_table(DEVICE_TOKENS)?;
+            tokens.remove(&device.token_hash)?;
+            tokens.insert(&token_hash, id.as_str())?;
+            drop(tokens);
             device.token_hash = token_hash;
             put_device(txn, &device)?;
-            audit::append(txn, &actor, "device.rotate_token", &format!("partner/{pid}/devices/{id}"), "")?;
+            audit::append(
+                txn,
+                &actor,
+                "device.rotate_token",
+                &format!("partner/{pid}/devices/{id}"),
+                "",
+            )?;
             Ok(())
         })
     }
@@ -324,7 +366,10 @@ impl Store {
                 ));
             }
             if record.binary.is_none() {
-                return Err(StoreError::conflict("no_binary", "the image has no binary yet"));
+                return Err(StoreError::conflict(
+                    "no_binary",
+                    "the image has no binary yet",
+                ));
             }
             let running = device.reported.get(&record.fw_type).copied();
             if ota::push_would_downgrade(running, record.version_number) {
@@ -344,6 +389,35 @@ impl Store {
             )?;
             Ok(record)
         })
+    }
+
+    /// The blob with this sha256 if the device may download it: the binary of an image
+    /// associated with the device's own device type, under its own partner's path.
+    pub fn device_entitled(
+        &self,
+        device_id: &str,
+        partner_id: &str,
+        sha256: &[u8; 32],
+    ) -> Result<Option<([u8; 32], super::blobs::BlobMeta)>> {
+        let Some(device) = self.device(device_id)? else {
+            return Ok(None);
+        };
+        if device.partner_id != partner_id {
+            return Ok(None);
+        }
+        let txn = self.read()?;
+        let assoc = txn.open_table(ASSOCIATIONS)?;
+        let dt = device.device_type_id.as_str();
+        for entry in assoc.range((dt, 0u16, 0u64)..=(dt, u16::MAX, u64::MAX))? {
+            let (_, v) = entry?;
+            let Some(record) = get_record_r(&txn, v.value())? else {
+                continue;
+            };
+            if let Some(b) = record.binary.filter(|b| &b.sha256 == sha256) {
+                return Ok(super::blobs::blob_meta_in(&txn, &b.blake3)?.map(|m| (b.blake3, m)));
+            }
+        }
+        Ok(None)
     }
 
     /// What the device should be offered now, without recording anything.
@@ -368,7 +442,11 @@ impl Store {
 
     /// A CHECK: records the installed versions and last-seen time, confirms updates the device
     /// now runs, retires spent pushes, and returns (and records as offered) what to offer.
-    pub fn check_in(&self, device_id: &str, reported: BTreeMap<u16, u64>) -> Result<Vec<OfferedImage>> {
+    pub fn check_in(
+        &self,
+        device_id: &str,
+        reported: BTreeMap<u16, u64>,
+    ) -> Result<Vec<OfferedImage>> {
         let Some(mut device) = self.device(device_id)? else {
             return Err(StoreError::not_found("device", "unknown_device"));
         };
@@ -462,13 +540,19 @@ impl Store {
                 return Err(StoreError::not_found("device", "unknown_device"));
             };
             let Some(ota) = device.ota.get_mut(&fw_type) else {
-                return Err(StoreError::forbidden("not_offered", "this image was never offered"));
+                return Err(StoreError::forbidden(
+                    "not_offered",
+                    "this image was never offered",
+                ));
             };
             let offered = std::iter::once(&ota.current)
                 .chain(ota.history.iter())
                 .any(|e| e.version_number == version_number);
             if !offered {
-                return Err(StoreError::forbidden("not_offered", "this image was never offered"));
+                return Err(StoreError::forbidden(
+                    "not_offered",
+                    "this image was never offered",
+                ));
             }
             ota.record(
                 OtaEvent {

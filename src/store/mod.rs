@@ -12,11 +12,13 @@
 //! offline consistency check in `verify.rs`.
 
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod catalog;
 pub mod codec;
 pub mod devices;
 pub mod tables;
+pub mod tokens;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -60,31 +60,54 @@ pub const STAGED: TableDefinition<(&str, &[u8; 32]), u64> = TableDefinition::new
 /// (partner id, sha256) → blake3: binaries moved to a partner's repository (one blob ref each).
 pub const OWNED: TableDefinition<(&str, &[u8; 32]), &[u8; 32]> = TableDefinition::new("owned");
 
+/// sha256 of an API access token → encoded `Token`.
+pub const TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tokens");
+/// sha256 of a device token → device id (device tokens as HTTP bearer tokens).
+pub const DEVICE_TOKENS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("device_tokens");
+
+/// Calls `$m!` with every table, so code that must touch all of them (creation, backup)
+/// cannot forget one.
+#[macro_export]
+macro_rules! for_all_tables {
+    ($m:ident) => {
+        $m!(
+            META,
+            COUNTERS,
+            PARTNERS,
+            USERS,
+            FW_TYPES,
+            DEVICE_TYPES,
+            DEVICE_TYPES_BY_PARTNER,
+            RECORDS,
+            RECORD_BY_NUMBER,
+            RECORD_NAMES,
+            RECORDS_BY_PARTNER,
+            ASSOCIATIONS,
+            ASSOC_BY_RECORD,
+            DEVICES,
+            DEVICES_BY_TYPE,
+            AUDIT,
+            BLOBS,
+            BLOB_BY_SHA,
+            CHUNKS,
+            OUTBOARDS,
+            UPLOADS,
+            STAGED,
+            OWNED,
+            TOKENS,
+            DEVICE_TOKENS
+        )
+    };
+}
+
 /// Creates every table so that read transactions never meet a missing one.
 pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
-    txn.open_table(META)?;
-    txn.open_table(COUNTERS)?;
-    txn.open_table(PARTNERS)?;
-    txn.open_table(USERS)?;
-    txn.open_table(FW_TYPES)?;
-    txn.open_table(DEVICE_TYPES)?;
-    txn.open_table(DEVICE_TYPES_BY_PARTNER)?;
-    txn.open_table(RECORDS)?;
-    txn.open_table(RECORD_BY_NUMBER)?;
-    txn.open_table(RECORD_NAMES)?;
-    txn.open_table(RECORDS_BY_PARTNER)?;
-    txn.open_table(ASSOCIATIONS)?;
-    txn.open_table(ASSOC_BY_RECORD)?;
-    txn.open_table(DEVICES)?;
-    txn.open_table(DEVICES_BY_TYPE)?;
-    txn.open_table(AUDIT)?;
-    txn.open_table(BLOBS)?;
-    txn.open_table(BLOB_BY_SHA)?;
-    txn.open_table(CHUNKS)?;
-    txn.open_table(OUTBOARDS)?;
-    txn.open_table(UPLOADS)?;
-    txn.open_table(STAGED)?;
-    txn.open_table(OWNED)?;
+    macro_rules! create {
+        ($($t:ident),*) => {
+            $( txn.open_table($t)?; )*
+        };
+    }
+    for_all_tables!(create);
     Ok(())
 }
 

@@ -60,7 +60,12 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 /// Uploads and publishes bytes for a partner; returns (sha256, url).
 pub fn upload(store: &Store, partner: &str, data: &[u8]) -> ([u8; 32], String) {
     let staged = store.ingest_bytes(partner, data).expect("ingest");
-    let published = store.publish("test", partner, staged.sha256).expect("publish");
+    let published = store
+        .publish("test", partner, staged.sha256)
+        .expect("publish");
     let sha = otad::model::hex(&published.sha256);
-    (published.sha256, format!("https://otad.test/v1/ota/partners/{partner}/binaries/{sha}"))
+    (
+        published.sha256,
+        format!("https://otad.test/v1/ota/partners/{partner}/binaries/{sha}"),
+    )
 }

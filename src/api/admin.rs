@@ -1,0 +1,271 @@
+//! Handlers for the appliance: OAuth endpoints, partners and users (admin only), the audit
+//! log, online backup, `/healthz` and `/metrics`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::auth::{self, parse_form};
+use super::body::{Body, ChannelBody, full, json_response, read_limited, status_only};
+use super::catalog::Fields;
+use super::errors::ApiError;
+use super::{App, Ctx, render};
+use crate::model::Role;
+
+pub async fn health(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+    app.blocking(|s| Ok(s.read().map(|_| ())?)).await?;
+    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+}
+
+pub async fn oauth_token(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
+    let form = parse_form(&bytes);
+    let headers = headers.clone();
+    let ttl = app.config.api.token_ttl_secs;
+    let app2 = Arc::clone(app);
+    let issued = tokio::task::spawn_blocking(move || {
+        auth::token_grant(&app2.store, &app2.logins, ttl, &headers, &form)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "scope": "partner account",
+        }),
+    ))
+}
+
+pub async fn oauth_revoke(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
+    let form = parse_form(&bytes);
+    let headers = headers.clone();
+    app.blocking(move |s| auth::revoke(s, &headers, &form))
+        .await?;
+    Ok(status_only(StatusCode::OK))
+}
+
+pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let stats = app.blocking(|s| Ok(s.stats()?)).await?;
+    let mut resp = Response::new(full(app.metrics.render(&stats)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    Ok(resp)
+}
+
+pub async fn partners(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let list = app.blocking(|s| Ok(s.partners()?)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Value::Array(list.iter().map(render::partner).collect()),
+    ))
+}
+
+pub async fn create_partner(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let f = Fields::read(app, body).await?;
+    let name = f.req_str("name")?;
+    let email = f.opt_str("email")?.filter(|e| !e.is_empty());
+    let actor = ctx.principal.actor();
+    let (partner, secret) = app
+        .blocking(move |s| Ok(s.create_partner(&actor, &name, email.as_deref())?))
+        .await?;
+    let mut value = render::partner(&partner);
+    value["clientSecret"] = Value::String(secret);
+    Ok(json_response(StatusCode::CREATED, &value))
+}
+
+async fn require_partner_exists(app: &Arc<App>, partner: &str) -> Result<(), ApiError> {
+    let id = partner.to_string();
+    app.blocking(move |s| Ok(s.partner(&id)?))
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("unknown_partner", "partner not found"))
+}
+
+pub async fn rotate_secret(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let actor = ctx.principal.actor();
+    let secret = app
+        .blocking(move |s| Ok(s.rotate_partner_secret(&actor, &partner)?))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "clientSecret": secret }),
+    ))
+}
+
+pub async fn create_user(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    require_partner_exists(app, &partner).await?;
+    let f = Fields::read(app, body).await?;
+    let username = f.req_str("username")?;
+    let password = f.req_str("password")?;
+    let role = Role::parse(&f.opt_str("role")?.unwrap_or_else(|| "partner".into()))
+        .map_err(|e| ApiError::bad_request(e.trace, e.to_string()))?;
+    let actor = ctx.principal.actor();
+    let user = app
+        .blocking(move |s| Ok(s.create_user(&actor, &partner, &username, &password, role)?))
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"username": user.username, "role": user.role.as_str(), "partnerId": user.partner_id}),
+    ))
+}
+
+pub async fn users(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    require_partner_exists(app, &partner).await?;
+    let list = app.blocking(move |s| Ok(s.users(&partner)?)).await?;
+    let out: Vec<Value> = list
+        .iter()
+        .map(|u| json!({"username": u.username, "role": u.role.as_str(), "partnerId": u.partner_id, "createdTimestamp": u.created_ms}))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(out)))
+}
+
+pub async fn delete_user(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    username: String,
+) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let actor = ctx.principal.actor();
+    app.blocking(move |s| Ok(s.remove_user(&actor, &partner, &username)?))
+        .await?;
+    Ok(status_only(StatusCode::NO_CONTENT))
+}
+
+/// `GET /v1/admin/audit?page=&size=&since=<ms>`: newest first, paged.
+pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let (mut page, mut size, mut since) = (0usize, super::paging::DEFAULT_SIZE, 0u64);
+    for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
+        let number = |what: &'static str| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("bad_query", format!("{what} must be a number")))
+        };
+        match k.as_str() {
+            "page" => page = usize::try_from(number("page")?).unwrap_or(usize::MAX),
+            "size" => {
+                let n = number("size")?;
+                if n == 0 {
+                    return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
+                }
+                size = usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .min(super::paging::MAX_SIZE);
+            }
+            "since" => since = number("since")?,
+            _ => {}
+        }
+    }
+    let mut entries = app
+        .blocking(move |s| Ok(s.audit_since(0, usize::MAX)?))
+        .await?;
+    entries.retain(|e| e.at_ms >= since);
+    entries.reverse();
+    let total = entries.len();
+    let content: Vec<Value> = entries
+        .iter()
+        .skip(page.saturating_mul(size))
+        .take(size)
+        .map(render::audit)
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "number": page,
+            "size": size,
+            "totalPages": total.div_ceil(size),
+            "numberOfElements": content.len(),
+            "totalElements": total,
+            "content": content,
+            "sort": "seq: DESC",
+        }),
+    ))
+}
+
+/// `GET /v1/admin/backup`: a consistent copy of the database, streamed as a redb file.
+pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    ctx.principal.require_admin()?;
+    let dir = app.data_dir.join("backup-tmp");
+    let path = dir.join(format!("backup-{}.redb", crate::store::new_secret()));
+    let target = path.clone();
+    app.blocking(move |s| {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        s.backup_to(&target).map_err(ApiError::from)
+    })
+    .await?;
+    let file = std::fs::File::open(&path)
+        .map_err(|e| ApiError::internal(format!("cannot open backup: {e}")))?;
+    // The file is unlinked now; the open handle keeps it readable until the stream ends.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&path);
+    let (tx, body) = ChannelBody::channel(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"otad-backup.redb\""),
+    );
+    Ok(resp)
+}

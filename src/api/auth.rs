@@ -1,0 +1,422 @@
+//! Who is calling: OAuth token issue and revocation (`/oauth/*`, RFC 6749/7009 errors), bearer
+//! token checks, the roles (appliance admin, partner user or client, device) and the
+//! failed-login limiter.
+//!
+//! Precedence (api.md): 401 (no or bad token) before 403 (wrong partner) before any 400/404.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use http::{HeaderMap, StatusCode, header};
+
+use super::errors::ApiError;
+use crate::store::Store;
+use crate::store::catalog::verify_secret;
+use crate::store::tokens::Token;
+
+/// The caller of a request, after its bearer token was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A user of the platform partner with role admin, or the platform's client.
+    Admin { actor: String },
+    /// A partner's user or machine client.
+    Partner { actor: String, partner_id: String },
+    /// A device presenting its own token.
+    Device { device_id: String },
+}
+
+impl Principal {
+    /// Name written to the audit log.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Admin { actor } | Principal::Partner { actor, .. } => actor.clone(),
+            Principal::Device { device_id } => format!("device:{device_id}"),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin { .. })
+    }
+
+    /// Partner shown in request logs.
+    pub fn partner_label(&self) -> &str {
+        match self {
+            Principal::Admin { .. } => "admin",
+            Principal::Partner { partner_id, .. } => partner_id,
+            Principal::Device { device_id } => device_id,
+        }
+    }
+
+    /// May this caller act on `partner_id`'s paths? Devices never (except downloads, checked
+    /// by the download handler itself).
+    pub fn require_partner(&self, partner_id: &str) -> Result<(), ApiError> {
+        match self {
+            Principal::Admin { .. } => Ok(()),
+            Principal::Partner {
+                partner_id: own, ..
+            } if own == partner_id => Ok(()),
+            _ => Err(ApiError::forbidden(
+                "forbidden",
+                "this token may not act on this partner",
+            )),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "admin_only",
+                "this call needs an appliance admin",
+            ))
+        }
+    }
+}
+
+fn principal_of(token: Token) -> Principal {
+    let actor = token
+        .username
+        .clone()
+        .unwrap_or_else(|| format!("client:{}", token.partner_id));
+    if token.admin {
+        Principal::Admin { actor }
+    } else {
+        Principal::Partner {
+            actor,
+            partner_id: token.partner_id,
+        }
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Checks the bearer token (API token first, then device token). Blocking: call from a
+/// blocking task.
+pub fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::unauthorized("a bearer token is required"));
+    };
+    if token.is_empty() || token.len() > 512 {
+        return Err(ApiError::unauthorized("invalid or expired token"));
+    }
+    if let Some(t) = store.token(token)? {
+        return Ok(principal_of(t));
+    }
+    if let Some(device_id) = store.device_id_by_token(token)? {
+        return Ok(Principal::Device { device_id });
+    }
+    Err(ApiError::unauthorized("invalid or expired token"))
+}
+
+/// Failed logins per key (client id, username) in the last minute.
+pub struct LoginLimiter {
+    per_minute: u32,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Keys tracked at most; the oldest are forgotten first, bounding memory under attack.
+const MAX_KEYS: usize = 100_000;
+
+impl LoginLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when a key is over its budget.
+    pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
+        let now = Instant::now();
+        let Ok(mut map) = self.failures.lock() else {
+            return Ok(());
+        };
+        let mut wait = 0u64;
+        for key in keys {
+            if let Some(q) = map.get_mut(*key) {
+                while q.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+                    q.pop_front();
+                }
+                if q.len() >= self.per_minute as usize
+                    && let Some(oldest) = q.front()
+                {
+                    let left = WINDOW.saturating_sub(now.duration_since(*oldest));
+                    wait = wait.max(left.as_secs() + 1);
+                }
+            }
+        }
+        if wait > 0 { Err(wait) } else { Ok(()) }
+    }
+
+    pub fn fail(&self, keys: &[&str]) {
+        let now = Instant::now();
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= WINDOW));
+        }
+        for key in keys {
+            if map.len() < MAX_KEYS || map.contains_key(*key) {
+                map.entry((*key).to_string()).or_default().push_back(now);
+            }
+        }
+    }
+}
+
+/// `Authorization: Basic base64(clientId:clientSecret)`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Parses an `application/x-www-form-urlencoded` body or query string.
+pub fn parse_form(bytes: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b'%' => {
+                    let v = bytes
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match v {
+                        Some(v) => {
+                            out.push(v);
+                            i += 3;
+                        }
+                        None => {
+                            out.push(b'%');
+                            i += 1;
+                        }
+                    }
+                }
+                _ => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(bytes)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// The successful token answer.
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// `POST /oauth/token`. Blocking (argon2): call from a blocking task.
+pub fn token_grant(
+    store: &Store,
+    limiter: &LoginLimiter,
+    ttl_secs: u64,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<Issued, ApiError> {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(grant) = field("grant_type") else {
+        return Err(ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        ));
+    };
+    if grant != "password" && grant != "client_credentials" {
+        return Err(ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be password or client_credentials",
+        ));
+    }
+    let Some((client_id, secret)) = basic_credentials(headers) else {
+        return Err(ApiError::oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication (HTTP Basic) is required",
+        ));
+    };
+    let username = if grant == "password" {
+        match (field("username"), field("password")) {
+            (Some(u), Some(_)) if !u.is_empty() => Some(u.to_string()),
+            _ => {
+                return Err(ApiError::oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let user_key = username.as_deref().map(|u| format!("user:{u}"));
+    let client_key = format!("client:{client_id}");
+    let mut keys = vec![client_key.as_str()];
+    if let Some(k) = &user_key {
+        keys.push(k.as_str());
+    }
+    if let Err(wait) = limiter.check(&keys) {
+        let mut e = ApiError::oauth(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            format!("too many failed logins; retry in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let partner = store.partner(&client_id)?;
+    let client_ok = partner
+        .as_ref()
+        .is_some_and(|p| verify_secret(&secret, &p.secret_hash));
+    let Some(partner) = partner.filter(|_| client_ok) else {
+        limiter.fail(&keys);
+        return Err(ApiError::oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong client secret",
+        ));
+    };
+    let (user, admin) = match &username {
+        None => (None, partner.platform),
+        Some(name) => {
+            let password = field("password").unwrap_or_default();
+            let user = store.user(name)?;
+            let ok = user.as_ref().is_some_and(|u| {
+                u.partner_id == partner.id && verify_secret(password, &u.password_hash)
+            });
+            let Some(user) = user.filter(|_| ok) else {
+                limiter.fail(&keys);
+                return Err(ApiError::oauth(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "wrong username or password",
+                ));
+            };
+            let admin = user.role == crate::model::Role::Admin && partner.platform;
+            (Some(user.username), admin)
+        }
+    };
+    let (access_token, _) = store.issue_token(&partner.id, user.as_deref(), admin, ttl_secs)?;
+    Ok(Issued {
+        access_token,
+        expires_in: ttl_secs,
+    })
+}
+
+/// `POST /oauth/revoke` (RFC 7009): client-authenticated; unknown tokens are fine.
+pub fn revoke(
+    store: &Store,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<(), ApiError> {
+    let Some((client_id, secret)) = basic_credentials(headers) else {
+        return Err(ApiError::oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication (HTTP Basic) is required",
+        ));
+    };
+    let ok = store
+        .partner(&client_id)?
+        .is_some_and(|p| verify_secret(&secret, &p.secret_hash));
+    if !ok {
+        return Err(ApiError::oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong client secret",
+        ));
+    }
+    let Some((_, token)) = form.iter().find(|(k, _)| k == "token") else {
+        return Err(ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        ));
+    };
+    // A client may only revoke its own partner's tokens; others are silently ignored.
+    if store
+        .token(token)?
+        .is_some_and(|t| t.partner_id == client_id)
+    {
+        store.revoke_token(token)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        let f = parse_form(b"grant_type=password&username=a%40b.c&password=p+w%2B&flag&=x");
+        assert_eq!(f[0], ("grant_type".into(), "password".into()));
+        assert_eq!(f[1], ("username".into(), "a@b.c".into()));
+        assert_eq!(f[2], ("password".into(), "p w+".into()));
+        assert_eq!(f[3], ("flag".into(), String::new()));
+        assert_eq!(
+            parse_form(b"bad=%zz%").first().map(|p| p.1.as_str()),
+            Some("%zz%")
+        );
+    }
+
+    #[test]
+    fn limiter_counts_failures_per_key() {
+        let l = LoginLimiter::new(2);
+        assert!(l.check(&["c", "u"]).is_ok());
+        l.fail(&["c", "u"]);
+        l.fail(&["c2", "u"]);
+        let wait = l.check(&["c3", "u"]).unwrap_err();
+        assert!((1..=61).contains(&wait));
+        assert!(l.check(&["c"]).is_ok());
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

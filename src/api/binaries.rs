@@ -1,0 +1,412 @@
+//! Binary upload (raw or multipart, streamed into the store), moveToRepository, and download
+//! with Range / ETag / Repr-Digest for the owning partner and entitled devices.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::auth::Principal;
+use super::body::{Body, ChannelBody, full, json_response, next_chunk};
+use super::catalog::Fields;
+use super::errors::ApiError;
+use super::multipart::{MultipartReader, SNIFF_BYTES, boundary_from_content_type, sniff_boundary};
+use super::{App, Ctx};
+use crate::model::{hex, parse_hash_hex};
+use crate::store::blobs::BlobMeta;
+
+/// Multipart framing allowed on top of the binary size limit before Content-Length alone
+/// refuses an upload.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// Download pieces read from the store per step.
+const DOWNLOAD_PIECE: u64 = 256 * 1024;
+
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "binary_too_large",
+        format!("the binary is larger than the limit of {limit} bytes"),
+    )
+}
+
+/// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256.
+pub async fn upload(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    mut body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    let limit = app.config.storage.max_binary_size;
+    let declared = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut boundary = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(boundary_from_content_type);
+    let slack = if boundary.is_some() {
+        MULTIPART_OVERHEAD
+    } else {
+        0
+    };
+    if declared.is_some_and(|n| n > limit.saturating_add(slack)) {
+        return Err(too_large(limit));
+    }
+    let timeout = app.request_timeout();
+    // Sniff the head of a non-multipart body for the multipart-under-octet-stream quirk.
+    let mut head = Vec::new();
+    let mut ended = false;
+    if boundary.is_none() {
+        while head.len() < SNIFF_BYTES {
+            match next_chunk(&mut body, timeout).await? {
+                Some(chunk) => head.extend_from_slice(&chunk),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        boundary = sniff_boundary(&head);
+    }
+    let mut multipart = boundary.as_deref().map(MultipartReader::new);
+
+    let (tx, mut rx) = mpsc::channel::<Piece>(8);
+    let store = app.store.clone();
+    let owner = partner.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut ingest = store.begin_ingest(&owner)?;
+        while let Some(piece) = rx.blocking_recv() {
+            match piece {
+                Piece::Data(bytes) => ingest.write(&bytes)?,
+                Piece::End => return ingest.finish().map(Some),
+            }
+        }
+        // The sender went away without End: the upload failed; dropping discards it.
+        Ok(None)
+    });
+
+    let mut received = 0u64;
+    let mut send = |bytes: Vec<u8>| {
+        received += bytes.len() as u64;
+        let tx = tx.clone();
+        async move { tx.send(Piece::Data(Bytes::from(bytes))).await.is_ok() }
+    };
+    let feed =
+        |chunk: &[u8], multipart: &mut Option<MultipartReader>| -> Result<Vec<u8>, ApiError> {
+            match multipart {
+                Some(m) => {
+                    let mut out = Vec::with_capacity(chunk.len());
+                    m.feed(chunk, &mut out)
+                        .map_err(|e| ApiError::bad_request("bad_multipart", e.to_string()))?;
+                    Ok(out)
+                }
+                None => Ok(chunk.to_vec()),
+            }
+        };
+    let mut outcome: Result<(), ApiError> = Ok(());
+    let first = feed(&head, &mut multipart);
+    match first {
+        Ok(bytes) => {
+            if !bytes.is_empty() && !send(bytes).await {
+                outcome = Err(ApiError::internal("upload writer stopped"));
+            }
+        }
+        Err(e) => outcome = Err(e),
+    }
+    while outcome.is_ok() && !ended {
+        match next_chunk(&mut body, timeout).await {
+            Ok(Some(chunk)) => match feed(&chunk, &mut multipart) {
+                Ok(bytes) => {
+                    if !bytes.is_empty() && !send(bytes).await {
+                        // The writer refused (e.g. over the limit); its error is reported below.
+                        break;
+                    }
+                }
+                Err(e) => outcome = Err(e),
+            },
+            Ok(None) => ended = true,
+            Err(e) => outcome = Err(e),
+        }
+    }
+    if outcome.is_ok()
+        && let Some(m) = &multipart
+        && let Err(e) = m.finish()
+    {
+        outcome = Err(ApiError::bad_request("bad_multipart", e.to_string()));
+    }
+    if outcome.is_ok() && ended {
+        let _ = tx.send(Piece::End).await;
+    }
+    drop(tx);
+    let staged = writer
+        .await
+        .map_err(|e| ApiError::internal(format!("upload worker failed: {e}")))?;
+    outcome?;
+    let staged = staged?.ok_or_else(|| ApiError::internal("upload ended without a result"))?;
+    app.metrics.add_upload_bytes(received);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "value": hex(&staged.sha256) }),
+    ))
+}
+
+fn parse_sha(raw: &str) -> Result<[u8; 32], ApiError> {
+    parse_hash_hex(raw).ok_or_else(|| {
+        ApiError::bad_request("bad_sha256", "value must be a SHA-256 in 64 hex digits")
+    })
+}
+
+/// `POST .../binaries/moveToRepository`.
+pub async fn move_to_repository(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    body: Incoming,
+) -> Result<Response<Body>, ApiError> {
+    let f = Fields::read(app, body).await?;
+    let sha = parse_sha(&f.req_str("value")?)?;
+    let actor = ctx.principal.actor();
+    let owner = partner.clone();
+    let published = app
+        .blocking(move |s| Ok(s.publish(&actor, &owner, sha)?))
+        .await?;
+    let url = app.binary_url(&partner, &published.sha256);
+    Ok(json_response(StatusCode::OK, &json!({ "value": url })))
+}
+
+/// A single byte range of a representation of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAnswer {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header: one range → its bounds; several, or syntax we ignore → whole.
+pub fn parse_range(value: Option<&str>, size: u64) -> RangeAnswer {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeAnswer::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAnswer::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeAnswer::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeAnswer::Unsatisfiable,
+            Ok(n) => (size.saturating_sub(n), size),
+            Err(_) => return RangeAnswer::Whole,
+        },
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else {
+                return RangeAnswer::Whole;
+            };
+            let end = if b.is_empty() {
+                size
+            } else {
+                match b.parse::<u64>() {
+                    Ok(last) if last >= start => last.saturating_add(1).min(size),
+                    _ => return RangeAnswer::Whole,
+                }
+            };
+            (start, end)
+        }
+        (true, true) => return RangeAnswer::Whole,
+    };
+    if range.0 >= size {
+        RangeAnswer::Unsatisfiable
+    } else {
+        RangeAnswer::Part(range.0, range.1)
+    }
+}
+
+/// `GET|HEAD .../binaries/{sha256}`.
+pub async fn download(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    raw_sha: String,
+    head: bool,
+) -> Result<Response<Body>, ApiError> {
+    let principal = ctx.principal.clone();
+    if !matches!(principal, Principal::Device { .. }) {
+        principal.require_partner(&partner)?;
+    }
+    let sha = parse_sha(&raw_sha)?;
+    let found = app
+        .blocking(move |s| {
+            if let Principal::Device { device_id } = &principal {
+                return match s.device_entitled(device_id, &partner, &sha)? {
+                    Some(found) => Ok(Some(found)),
+                    None => Err(ApiError::forbidden(
+                        "not_entitled",
+                        "this device is not entitled to this binary",
+                    )),
+                };
+            }
+            Ok(s.owned_blob(&partner, &sha)?)
+        })
+        .await?;
+    let (blake3, meta) =
+        found.ok_or_else(|| ApiError::not_found("unknown_binary", "no such binary"))?;
+    let etag = format!("\"{}\"", hex(&blake3));
+    let digest = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(meta.sha256)
+    );
+    let resp = |status: StatusCode, body: Body, len: Option<u64>| {
+        let mut r = Response::new(body);
+        *r.status_mut() = status;
+        let h = r.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&digest) {
+            h.insert("repr-digest", v);
+        }
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=31536000, immutable"),
+        );
+        if let Some(len) = len {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        r
+    };
+    let if_none_match = ctx
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if if_none_match.is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim() == etag)) {
+        return Ok(resp(StatusCode::NOT_MODIFIED, super::body::empty(), None));
+    }
+    let range = ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match parse_range(range, meta.size) {
+        RangeAnswer::Whole => (StatusCode::OK, 0, meta.size),
+        RangeAnswer::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
+        RangeAnswer::Unsatisfiable => {
+            let mut e = super::error_response(
+                &ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "bad_range",
+                    "the range is outside the binary",
+                ),
+                &ctx.path,
+                head,
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
+                e.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(e);
+        }
+    };
+    let len = end - start;
+    let body = if head {
+        super::body::empty()
+    } else {
+        stream_range(app, meta.clone(), start, end).await?
+    };
+    let mut r = resp(status, body, Some(len));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{}", end - 1, meta.size))
+    {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    Ok(r)
+}
+
+/// Small ranges are read at once; larger ones are streamed piece by piece, each read only
+/// when the client has taken the previous one (the channel holds two pieces).
+async fn stream_range(
+    app: &Arc<App>,
+    meta: BlobMeta,
+    start: u64,
+    end: u64,
+) -> Result<Body, ApiError> {
+    if end - start <= DOWNLOAD_PIECE {
+        let bytes = app
+            .blocking(move |s| Ok(s.read_range(&meta, start, end)?))
+            .await?;
+        return Ok(full(bytes));
+    }
+    let (tx, body) = ChannelBody::channel(2);
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut at = start;
+        while at < end {
+            let to = (at + DOWNLOAD_PIECE).min(end);
+            let piece = store
+                .read_range(&meta, at, to)
+                .map(Bytes::from)
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = piece.is_err();
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
+            at = to;
+        }
+    });
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), RangeAnswer::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=0-99"), 1000),
+            RangeAnswer::Part(0, 100)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=900-"), 1000),
+            RangeAnswer::Part(900, 1000)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 1000),
+            RangeAnswer::Part(990, 1000)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-5000"), 1000),
+            RangeAnswer::Part(0, 1000)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=990-5000"), 1000),
+            RangeAnswer::Part(990, 1000)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=1000-"), 1000),
+            RangeAnswer::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 1000),
+            RangeAnswer::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 1000), RangeAnswer::Whole);
+        assert_eq!(parse_range(Some("bytes=5-1"), 1000), RangeAnswer::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 1000), RangeAnswer::Whole);
+        assert_eq!(parse_range(Some("bytes=x-1"), 1000), RangeAnswer::Whole);
+    }
+}

@@ -1,0 +1,84 @@
+//! Request counters for `/metrics` (Prometheus text format). Store sizes are read at scrape
+//! time by the handler.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::store::backup::StoreStats;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (route template, status) → count. Templates are a fixed set, so this stays small.
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    upload_bytes: AtomicU64,
+}
+
+impl Metrics {
+    pub fn count_request(&self, route: &'static str, status: u16) {
+        if let Ok(mut map) = self.requests.lock() {
+            *map.entry((route, status)).or_default() += 1;
+        }
+    }
+
+    pub fn add_upload_bytes(&self, n: u64) {
+        self.upload_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, stats: &StoreStats) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP otad_http_requests_total HTTP requests by route template and status.\n",
+        );
+        out.push_str("# TYPE otad_http_requests_total counter\n");
+        if let Ok(map) = self.requests.lock() {
+            for ((route, status), n) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "otad_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        let gauges = [
+            (
+                "otad_upload_bytes_total",
+                "counter",
+                "Binary bytes received by uploads.",
+                self.upload_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "otad_blobs",
+                "gauge",
+                "Published binaries stored.",
+                stats.blobs,
+            ),
+            (
+                "otad_blob_bytes",
+                "gauge",
+                "Bytes of published binaries.",
+                stats.blob_bytes,
+            ),
+            ("otad_records", "gauge", "Firmware records.", stats.records),
+            (
+                "otad_devices",
+                "gauge",
+                "Registered devices.",
+                stats.devices,
+            ),
+            (
+                "otad_database_file_bytes",
+                "gauge",
+                "Size of the database file.",
+                stats.file_bytes,
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        out
+    }
+}

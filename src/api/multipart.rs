@@ -1,0 +1,293 @@
+//! A streaming `multipart/form-data` reader that yields the bytes of the uploaded file part,
+//! and the rule that recognises a multipart body sent under another Content-Type.
+//!
+//! Pure: bytes in, file bytes out, bounded memory (the part headers are capped, and at most
+//! one delimiter's length of file bytes is held back while looking for the boundary).
+//! The file part is the first part whose Content-Disposition has `name="file"` or a
+//! `filename`; other parts are skipped.
+
+/// Part headers larger than this are refused.
+const MAX_PART_HEADERS: usize = 8 * 1024;
+/// How much of a body is inspected to recognise multipart under another Content-Type.
+pub const SNIFF_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MultipartError {
+    #[error("multipart body does not start with its boundary")]
+    NoBoundary,
+    #[error("multipart part headers are too large or malformed")]
+    BadHeaders,
+    #[error("multipart body has no file part")]
+    NoFile,
+    #[error("multipart body ended before its closing boundary")]
+    Truncated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the first boundary line.
+    Preamble,
+    /// Reading a part's headers.
+    Headers,
+    /// Inside a part's body; `emit` is whether it is the file.
+    Body { emit: bool },
+    /// After a delimiter: "--" ends the body, CRLF starts another part.
+    AfterDelimiter,
+    /// The closing delimiter was seen; the epilogue is ignored.
+    Done,
+}
+
+pub struct MultipartReader {
+    /// "\r\n--" + boundary: what ends a part body.
+    delimiter: Vec<u8>,
+    buf: Vec<u8>,
+    state: State,
+    found_file: bool,
+}
+
+/// The boundary parameter of a `multipart/form-data` Content-Type, if it is one.
+pub fn boundary_from_content_type(value: &str) -> Option<String> {
+    let mut parts = value.split(';');
+    let mime = parts.next()?.trim();
+    if !mime.eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("boundary") {
+            return None;
+        }
+        let v = v.trim().trim_matches('"');
+        valid_boundary(v.as_bytes()).then(|| v.to_string())
+    })
+}
+
+fn valid_boundary(b: &[u8]) -> bool {
+    (1..=70).contains(&b.len()) && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ')
+}
+
+/// Recognises a multipart body sent under another Content-Type: its first line is `--` plus a
+/// 1–70 character boundary plus CRLF, and `Content-Disposition: form-data` appears within its
+/// first 1 KiB. Returns the boundary.
+pub fn sniff_boundary(head: &[u8]) -> Option<String> {
+    let head = head.get(..SNIFF_BYTES.min(head.len()))?;
+    let rest = head.strip_prefix(b"--")?;
+    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+    let boundary = rest.get(..end)?;
+    if !valid_boundary(boundary) {
+        return None;
+    }
+    let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
+    let needle = b"content-disposition: form-data";
+    lower
+        .windows(needle.len())
+        .any(|w| w == needle)
+        .then(|| String::from_utf8_lossy(boundary).into_owned())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl MultipartReader {
+    pub fn new(boundary: &str) -> Self {
+        let mut delimiter = b"\r\n--".to_vec();
+        delimiter.extend_from_slice(boundary.as_bytes());
+        Self {
+            delimiter,
+            buf: Vec::new(),
+            state: State::Preamble,
+            found_file: false,
+        }
+    }
+
+    /// Feeds body bytes; appends the file bytes now known to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), MultipartError> {
+        if self.state == State::Done {
+            return Ok(());
+        }
+        self.buf.extend_from_slice(input);
+        let mut pos = 0usize;
+        loop {
+            let avail = self.buf.get(pos..).unwrap_or_default();
+            match self.state {
+                State::Preamble => {
+                    // The first boundary may start the body without a preceding CRLF.
+                    let first = &self.delimiter[2..];
+                    if avail.len() < first.len() {
+                        break;
+                    }
+                    if avail.starts_with(first) {
+                        pos += first.len();
+                        self.state = State::AfterDelimiter;
+                    } else if let Some(at) = find(avail, &self.delimiter) {
+                        pos += at + self.delimiter.len();
+                        self.state = State::AfterDelimiter;
+                    } else {
+                        if self.buf.len() > MAX_PART_HEADERS {
+                            return Err(MultipartError::NoBoundary);
+                        }
+                        break;
+                    }
+                }
+                State::AfterDelimiter => {
+                    if avail.len() < 2 {
+                        break;
+                    }
+                    if avail.starts_with(b"--") {
+                        self.state = State::Done;
+                        pos = self.buf.len();
+                        break;
+                    }
+                    // Transport padding (spaces/tabs) before the CRLF is allowed.
+                    let Some(crlf) = find(avail, b"\r\n") else {
+                        if avail.len() > 64 {
+                            return Err(MultipartError::BadHeaders);
+                        }
+                        break;
+                    };
+                    if !avail[..crlf].iter().all(|c| *c == b' ' || *c == b'\t') {
+                        return Err(MultipartError::BadHeaders);
+                    }
+                    pos += crlf + 2;
+                    self.state = State::Headers;
+                }
+                State::Headers => {
+                    let Some(end) = find(avail, b"\r\n\r\n")
+                        .or_else(|| avail.starts_with(b"\r\n").then_some(0))
+                    else {
+                        if avail.len() > MAX_PART_HEADERS {
+                            return Err(MultipartError::BadHeaders);
+                        }
+                        break;
+                    };
+                    if end > MAX_PART_HEADERS {
+                        return Err(MultipartError::BadHeaders);
+                    }
+                    let headers = String::from_utf8_lossy(&avail[..end]).to_ascii_lowercase();
+                    let is_file = !self.found_file
+                        && headers.lines().any(|l| {
+                            l.starts_with("content-disposition:")
+                                && l.contains("form-data")
+                                && (l.contains("name=\"file\"") || l.contains("filename="))
+                        });
+                    if is_file {
+                        self.found_file = true;
+                    }
+                    pos += if end == 0 { 2 } else { end + 4 };
+                    self.state = State::Body { emit: is_file };
+                }
+                State::Body { emit } => {
+                    if let Some(at) = find(avail, &self.delimiter) {
+                        if emit {
+                            out.extend_from_slice(&avail[..at]);
+                        }
+                        pos += at + self.delimiter.len();
+                        self.state = State::AfterDelimiter;
+                    } else {
+                        // Keep back what could be the start of a delimiter.
+                        let keep = (self.delimiter.len() - 1).min(avail.len());
+                        let take = avail.len() - keep;
+                        if emit {
+                            out.extend_from_slice(&avail[..take]);
+                        }
+                        pos += take;
+                        break;
+                    }
+                }
+                State::Done => break,
+            }
+        }
+        self.buf.drain(..pos.min(self.buf.len()));
+        Ok(())
+    }
+
+    /// The body ended: it must have closed properly and carried a file part.
+    pub fn finish(&self) -> Result<(), MultipartError> {
+        match (self.state, self.found_file) {
+            (State::Done, true) => Ok(()),
+            (State::Done, false) => Err(MultipartError::NoFile),
+            (State::Preamble, _) => Err(MultipartError::NoBoundary),
+            _ => Err(MultipartError::Truncated),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(boundary: &str, file: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+            )
+            .as_bytes(),
+        );
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fw.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        b.extend_from_slice(file);
+        b.extend_from_slice(format!("\r\n--{boundary}--\r\nepilogue").as_bytes());
+        b
+    }
+
+    fn parse(boundary: &str, data: &[u8], step: usize) -> Result<Vec<u8>, MultipartError> {
+        let mut r = MultipartReader::new(boundary);
+        let mut out = Vec::new();
+        for piece in data.chunks(step) {
+            r.feed(piece, &mut out)?;
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn extracts_the_file_part_in_any_piece_size() {
+        let file: Vec<u8> = (0..5000u32)
+            .map(|i| (i * 7) as u8)
+            .chain(b"\r\n--almost".iter().copied())
+            .collect();
+        let data = body("XyZ123", &file);
+        for step in [1, 2, 3, 7, 64, 1000, data.len()] {
+            assert_eq!(parse("XyZ123", &data, step).unwrap(), file, "step {step}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let data = body("b", b"abc");
+        assert_eq!(
+            parse("b", &data[..data.len() - 20], 5),
+            Err(MultipartError::Truncated)
+        );
+        assert_eq!(parse("other", &data, 5), Err(MultipartError::NoBoundary));
+        let no_file = b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv\r\n--b--\r\n";
+        assert_eq!(parse("b", no_file, 3), Err(MultipartError::NoFile));
+        let huge = [b"--b\r\n".as_slice(), &vec![b'a'; 10_000]].concat();
+        assert_eq!(parse("b", &huge, 100), Err(MultipartError::BadHeaders));
+    }
+
+    #[test]
+    fn content_type_and_sniffing() {
+        assert_eq!(
+            boundary_from_content_type("multipart/form-data; boundary=abc"),
+            Some("abc".into())
+        );
+        assert_eq!(
+            boundary_from_content_type("Multipart/Form-Data; charset=x; boundary=\"a b\""),
+            Some("a b".into())
+        );
+        assert_eq!(boundary_from_content_type("application/octet-stream"), None);
+        assert_eq!(boundary_from_content_type("multipart/form-data"), None);
+        let data = body("----abc", b"x");
+        assert_eq!(sniff_boundary(&data), Some("----abc".into()));
+        assert_eq!(sniff_boundary(b"--abc\r\nno disposition here"), None);
+        assert_eq!(sniff_boundary(b"\x7fELF binary"), None);
+        assert_eq!(
+            sniff_boundary(&[b"--".as_slice(), &[b'a'; 71], b"\r\n"].concat()),
+            None
+        );
+    }
+}

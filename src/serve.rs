@@ -1,0 +1,435 @@
+//! `otad serve`: zero-config start (data directory, self-signed TLS, first admin), the HTTPS
+//! listener with its connection limits and timeouts, periodic sweeps, and graceful shutdown
+//! on SIGINT/SIGTERM.
+//!
+//! Request handling is in `api/`; storage in `store/`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::api::App;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+use crate::tls;
+
+/// Written in the data directory once the listeners are bound.
+pub const LISTEN_FILE: &str = "listen.json";
+/// First-start credentials, mode 0600.
+pub const CREDENTIALS_FILE: &str = "initial-credentials.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
+/// Writes a file readable only by its owner, replacing it atomically.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn create_data_dir(dir: &Path) -> Result<(), ServeError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io_err(format!(
+        "cannot create data directory {}",
+        dir.display()
+    )))
+}
+
+/// The public base URL: configured, or derived from the bound address.
+fn public_base_url(config: &Config, addr: SocketAddr) -> String {
+    if !config.api.public_base_url.is_empty() {
+        return config.api.public_base_url.clone();
+    }
+    if addr.ip().is_unspecified() {
+        format!("https://localhost:{}", addr.port())
+    } else {
+        format!("https://{addr}")
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub fn run(config: Config) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("otad-worker")
+        .build()
+        .map_err(io_err("cannot start the async runtime"))?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), ServeError> {
+    let data_dir = config.data_dir.clone();
+    create_data_dir(&data_dir)?;
+    let db_path = config.db_path();
+    let storage = config.storage.clone();
+    let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
+        let store = Store::open(&db_path, &storage)?;
+        Ok(store)
+    })
+    .await
+    .map_err(|e| ServeError::Store(StoreError::Db(e.to_string())))??;
+    let first = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.bootstrap())
+            .await
+            .map_err(|e| ServeError::Store(StoreError::Db(e.to_string())))??
+    };
+
+    let (cert_path, key_path) = if config.api.tls_cert.is_empty() {
+        tls::ensure_self_signed(&data_dir, &config.api.host_names)?
+    } else {
+        (
+            PathBuf::from(&config.api.tls_cert),
+            PathBuf::from(&config.api.tls_key),
+        )
+    };
+    let (certs, key) = tls::load(&cert_path, &key_path)?;
+    let tls_config = tls::server_config(certs, key, &[b"http/1.1"])?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+
+    let listener = TcpListener::bind(&config.api.listen)
+        .await
+        .map_err(io_err(format!("cannot listen on {}", config.api.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io_err("cannot read the listening address"))?;
+    let base_url = public_base_url(&config, addr);
+
+    if let Some(first) = first {
+        let path = data_dir.join(CREDENTIALS_FILE);
+        let body = serde_json::json!({
+            "username": first.admin_username,
+            "password": first.admin_password,
+            "clientId": first.platform_partner_id,
+            "clientSecret": first.client_secret,
+            "url": base_url,
+        });
+        let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+        write_private_file(&path, text.as_bytes())
+            .map_err(io_err(format!("cannot write {}", path.display())))?;
+        println!(
+            "otad: first start: admin credentials written to {} (readable by this user only)",
+            path.display()
+        );
+    }
+    let listen = serde_json::json!({ "api": addr.to_string() });
+    write_private_file(&data_dir.join(LISTEN_FILE), listen.to_string().as_bytes())
+        .map_err(io_err("cannot write the listen file"))?;
+    println!(
+        "otad: api listening on {base_url} (certificate: {})",
+        cert_path.display()
+    );
+    tracing::info!(api = %addr, data_dir = %data_dir.display(), "otad started");
+
+    let app = Arc::new(App::new(store.clone(), config.clone(), base_url));
+    let sweeper = tokio::spawn(sweep_loop(store.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(config.api.max_connections));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let conn = Connection {
+            app: Arc::clone(&app),
+            acceptor: acceptor.clone(),
+            watcher: graceful.watcher(),
+        };
+        tokio::spawn(async move {
+            conn.run(tcp, peer).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for requests in flight");
+    let grace = Duration::from_secs(config.api.shutdown_grace_secs);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the grace period; closing them");
+    }
+    sweeper.abort();
+    drop(app);
+    // Flush the writer (check-ins and other batched writes) and close the database.
+    tokio::task::spawn_blocking(move || store.close())
+        .await
+        .map_err(|e| ServeError::Store(StoreError::Db(e.to_string())))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Removes abandoned uploads and expired tokens every minute.
+async fn sweep_loop(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let now = crate::store::now_ms();
+            let uploads = s.sweep(now)?;
+            let tokens = s.sweep_tokens(now)?;
+            Ok::<_, StoreError>((uploads, tokens))
+        })
+        .await;
+        match result {
+            Ok(Ok((uploads, tokens))) if uploads.uploads_removed > 0 || tokens > 0 => {
+                tracing::info!(
+                    uploads = uploads.uploads_removed,
+                    rows = uploads.rows_removed,
+                    tokens,
+                    "sweep"
+                );
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
+            _ => {}
+        }
+    }
+}
+
+struct Connection {
+    app: Arc<App>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    async fn run(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let api = &self.app.config.api;
+        let head_timeout = Duration::from_secs(api.header_read_timeout_secs);
+        let _ = tcp.set_nodelay(true);
+        let tls = match tokio::time::timeout(head_timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(IdleIo {
+            inner: tls,
+            activity: Arc::clone(&activity),
+        });
+        let app = Arc::clone(&self.app);
+        let active = Arc::clone(&activity);
+        let service = service_fn(move |req| {
+            let app = Arc::clone(&app);
+            let active = Arc::clone(&active);
+            async move {
+                active.requests.fetch_add(1, Ordering::Relaxed);
+                let resp = crate::api::handle(app, req).await;
+                active.requests.fetch_sub(1, Ordering::Relaxed);
+                active.touch();
+                resp
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
+            .max_headers(api.max_headers)
+            .max_header_size(api.max_header_bytes)
+            .max_buf_size(api.max_header_bytes.max(8192) * 2);
+        let conn = self.watcher.watch(builder.serve_connection(io, service));
+        let idle = Duration::from_secs(api.idle_timeout_secs);
+        let busy = Duration::from_secs(api.request_timeout_secs);
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            () = activity.expired(idle, busy) => {
+                tracing::debug!(%peer, "connection closed after inactivity");
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte, and how many requests it has in a handler.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+    requests: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            requests: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `idle` (or `busy` while a handler runs).
+    async fn expired(&self, idle: Duration, busy: Duration) {
+        loop {
+            let limit = if self.requests.load(Ordering::Relaxed) > 0 {
+                busy
+            } else {
+                idle
+            };
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = self.base.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep((limit - quiet).max(Duration::from_millis(100))).await;
+        }
+    }
+}
+
+/// Records I/O activity for the idle timeout.
+struct IdleIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

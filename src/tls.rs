@@ -1,0 +1,104 @@
+//! TLS for the listeners: loading a PEM certificate and key, or creating and reusing a
+//! self-signed one on first start, and the rustls server configuration (ring provider).
+//!
+//! Not here: accepting connections (`serve.rs`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create a self-signed certificate: {0}")]
+    Generate(String),
+    #[error("TLS configuration rejected: {0}")]
+    Config(String),
+}
+
+/// Where the self-signed certificate lives inside the data directory.
+pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("tls");
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// Creates the self-signed certificate (ECDSA P-256) if it does not exist yet, with SANs for
+/// localhost, 127.0.0.1, ::1 and `host_names`. Returns the certificate and key paths.
+pub fn ensure_self_signed(
+    data_dir: &Path,
+    host_names: &[String],
+) -> Result<(PathBuf, PathBuf), TlsError> {
+    let (cert_path, key_path) = self_signed_paths(data_dir);
+    if cert_path.exists() && key_path.exists() {
+        return Ok((cert_path, key_path));
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    names.extend(host_names.iter().cloned());
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let dir = cert_path.parent().unwrap_or(data_dir);
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    crate::serve::write_private_file(&key_path, certified.signing_key.serialize_pem().as_bytes())
+        .map_err(|source| TlsError::Write {
+        path: key_path.clone(),
+        source,
+    })?;
+    std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
+        path: cert_path.clone(),
+        source,
+    })?;
+    Ok((cert_path, key_path))
+}
+
+/// Reads a PEM certificate chain and private key.
+pub fn load(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let read_err = |path: &Path, e: &dyn std::fmt::Display| TlsError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let certs = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| read_err(cert_path, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read_err(cert_path, &e))?;
+    if certs.is_empty() {
+        return Err(read_err(cert_path, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| read_err(key_path, &e))?;
+    Ok((certs, key))
+}
+
+/// A rustls server configuration on the ring provider with the given ALPN protocols.
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
