@@ -31,7 +31,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service: the partner HTTP API over TLS.
+    /// Run the service: the partner HTTP API and the OCP/1 device protocol, over TLS.
     ///
     /// With no configuration it creates ./otad-data with a self-signed certificate and the
     /// first admin's credentials (written to a file readable only by you).
@@ -41,6 +41,9 @@ pub enum Command {
         /// Address of the HTTPS listener (overrides api.listen); port 0 = any free port.
         #[arg(long, value_name = "ADDR:PORT")]
         api_listen: Option<String>,
+        /// Address of the OCP/1 device listener (overrides device.listen); port 0 = any.
+        #[arg(long, value_name = "ADDR:PORT")]
+        device_listen: Option<String>,
         /// Log line format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -96,10 +99,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve {
             api_listen,
+            device_listen,
             log_format,
         } => {
             if let Some(listen) = api_listen {
                 config.api.listen = listen;
+            }
+            if let Some(listen) = device_listen {
+                config.device.listen = listen;
             }
             config.validate().map_err(|e| e.to_string())?;
             init_logging(log_format);

@@ -27,7 +27,29 @@ pub struct Config {
     /// Where the database file and first-start files live.
     pub data_dir: PathBuf,
     pub api: ApiConfig,
+    pub device: DeviceConfig,
     pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Address of the OCP/1 (device protocol) TLS listener. Port 0 = any free port.
+    pub listen: String,
+    /// Largest frame body in either direction; never below 69,632 (64 KiB + 4096).
+    pub max_frame: u32,
+    /// Most requests a device may have in flight (it may ask for fewer).
+    pub max_inflight: u8,
+    /// Most simultaneous device connections; more get ERROR BUSY.
+    pub max_connections: usize,
+    /// HELLO must arrive within this many seconds of the TLS handshake.
+    pub hello_timeout_secs: u64,
+    /// A connection without a frame for this long is closed (PING keeps it open).
+    pub idle_timeout_secs: u64,
+    /// What HELLO_OK tells a device about when to CHECK next.
+    pub poll_interval_secs: u32,
+    /// retry_after_ms sent with ERROR BUSY.
+    pub busy_retry_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,6 +111,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./otad-data"),
             api: ApiConfig::default(),
+            device: DeviceConfig::default(),
             storage: StorageConfig::default(),
         }
     }
@@ -116,6 +139,24 @@ impl Default for ApiConfig {
         }
     }
 }
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8444".to_string(),
+            max_frame: 256 * 1024,
+            max_inflight: 64,
+            max_connections: 20_000,
+            hello_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            poll_interval_secs: 3600,
+            busy_retry_ms: 5000,
+        }
+    }
+}
+
+/// Smallest allowed `device.max_frame`: a 64 KiB group (chunk_log 6) plus its proof room.
+pub const DEVICE_MAX_FRAME_MIN: u32 = 64 * 1024 + 4096;
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -195,6 +236,25 @@ impl Config {
             if value == 0 {
                 return invalid(key, "must be at least 1 second");
             }
+        }
+        let d = &self.device;
+        if d.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("device.listen", "must be ADDRESS:PORT, e.g. 0.0.0.0:8444");
+        }
+        if !(DEVICE_MAX_FRAME_MIN..=16 << 20).contains(&d.max_frame) {
+            return invalid("device.max_frame", "must be 69632-16777216");
+        }
+        if !(1..=64).contains(&d.max_inflight) {
+            return invalid("device.max_inflight", "must be 1-64");
+        }
+        if d.max_connections == 0 {
+            return invalid("device.max_connections", "must be at least 1");
+        }
+        if d.hello_timeout_secs == 0 || d.idle_timeout_secs == 0 {
+            return invalid(
+                "device.idle_timeout_secs",
+                "timeouts must be at least 1 second",
+            );
         }
         if a.max_connections == 0 {
             return invalid("api.max_connections", "must be at least 1");

@@ -198,7 +198,7 @@ pub fn slice_plan(size: u64, chunk_log: u8, offset: u64, length: u32) -> Vec<Sli
     let mut stack = vec![(0u64, block_count(size))];
     while let Some((s, e)) = stack.pop() {
         let byte_start = s * BLOCK;
-        let byte_end = (e * BLOCK).min(size);
+        let byte_end = e.saturating_mul(BLOCK).min(size);
         if byte_start >= range_end || byte_end <= offset {
             continue;
         }
@@ -230,6 +230,93 @@ pub fn slice_len(parts: &[SlicePart]) -> u64 {
             SlicePart::Data { start, end } => end - start,
         })
         .sum()
+}
+
+/// Why a verified slice was refused by [`verify_slice`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("bad range: {0}")]
+    Range(#[from] RangeError),
+    #[error("slice ends early")]
+    Truncated,
+    #[error("slice has {0} bytes too many")]
+    Trailing(usize),
+    #[error("hash mismatch in the node starting at byte {0}")]
+    Mismatch(u64),
+}
+
+/// Verifies the pre-order slice of `[offset, offset+length)` against the root hash and
+/// returns the data bytes. This is what a device does; it shares no code with the encoder
+/// (`slice_plan`) beyond the range rule.
+pub fn verify_slice(
+    root: &[u8; 32],
+    size: u64,
+    chunk_log: u8,
+    offset: u64,
+    length: u32,
+    slice: &[u8],
+) -> Result<Vec<u8>, VerifyError> {
+    let clipped = check_range(size, chunk_log, offset, length)?;
+    let g = group_size(chunk_log);
+    let groups = size.div_ceil(g).max(1);
+    let end = offset + u64::from(clipped);
+    let mut rest = slice;
+    let mut take = |n: usize| -> Result<&[u8], VerifyError> {
+        if rest.len() < n {
+            return Err(VerifyError::Truncated);
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let mut data = Vec::with_capacity(clipped as usize);
+    // (first group, end group, expected chaining value; None = the root, checked as a hash)
+    let mut stack: Vec<(u64, u64, Option<ChainingValue>)> = vec![(0, groups, None)];
+    while let Some((s, e, expected)) = stack.pop() {
+        let byte_start = s * g;
+        if e - s == 1 {
+            let byte_end = e.saturating_mul(g).min(size);
+            let bytes = take((byte_end - byte_start) as usize)?;
+            let ok = match expected {
+                None => blake3::hash(bytes).as_bytes() == root,
+                Some(cv) => {
+                    blake3::Hasher::new()
+                        .set_input_offset(byte_start)
+                        .update(bytes)
+                        .finalize_non_root()
+                        == cv
+                }
+            };
+            if !ok {
+                return Err(VerifyError::Mismatch(byte_start));
+            }
+            data.extend_from_slice(bytes);
+            continue;
+        }
+        let pair = take(PAIR)?;
+        let mut left = [0u8; 32];
+        let mut right = [0u8; 32];
+        left.copy_from_slice(&pair[..32]);
+        right.copy_from_slice(&pair[32..]);
+        let ok = match expected {
+            None => merge_subtrees_root(&left, &right, Mode::Hash).as_bytes() == root,
+            Some(cv) => merge_subtrees_non_root(&left, &right, Mode::Hash) == cv,
+        };
+        if !ok {
+            return Err(VerifyError::Mismatch(byte_start));
+        }
+        let mid = s + left_len(e - s);
+        if mid.saturating_mul(g) < end {
+            stack.push((mid, e, Some(right)));
+        }
+        if mid.saturating_mul(g) > offset {
+            stack.push((s, mid, Some(left)));
+        }
+    }
+    if !rest.is_empty() {
+        return Err(VerifyError::Trailing(rest.len()));
+    }
+    Ok(data)
 }
 
 #[cfg(test)]

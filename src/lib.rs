@@ -11,12 +11,14 @@
 //! - [`api`]: the partner HTTP API (Afero-compatible, plus extensions).
 //! - [`serve`]: `otad serve`, the HTTPS listener, start-up and shutdown; [`tls`] its
 //!   certificates.
+//! - [`device`]: the OCP/1 device protocol (wire codec).
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`cli`]: the `otad` command line.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod device;
 pub mod hashtree;
 pub mod model;
 pub mod ota;

@@ -131,8 +131,9 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         )
     };
     let (certs, key) = tls::load(&cert_path, &key_path)?;
-    let tls_config = tls::server_config(certs, key, &[b"http/1.1"])?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    let api_tls = tls::server_config(certs.clone(), key.clone_key(), &[b"http/1.1"], false)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(api_tls);
+    let device_tls = tls::server_config(certs, key, &[b"ocp/1"], true)?;
 
     let listener = TcpListener::bind(&config.api.listen)
         .await
@@ -141,6 +142,12 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         .local_addr()
         .map_err(io_err("cannot read the listening address"))?;
     let base_url = public_base_url(&config, addr);
+    let device_listener = TcpListener::bind(&config.device.listen)
+        .await
+        .map_err(io_err(format!("cannot listen on {}", config.device.listen)))?;
+    let device_addr = device_listener
+        .local_addr()
+        .map_err(io_err("cannot read the device listening address"))?;
 
     if let Some(first) = first {
         let path = data_dir.join(CREDENTIALS_FILE);
@@ -159,16 +166,26 @@ async fn serve(config: Config) -> Result<(), ServeError> {
             path.display()
         );
     }
-    let listen = serde_json::json!({ "api": addr.to_string() });
+    let listen = serde_json::json!({ "api": addr.to_string(), "device": device_addr.to_string() });
     write_private_file(&data_dir.join(LISTEN_FILE), listen.to_string().as_bytes())
         .map_err(io_err("cannot write the listen file"))?;
     println!(
-        "otad: api listening on {base_url} (certificate: {})",
+        "otad: api listening on {base_url}, devices on {device_addr} (certificate: {})",
         cert_path.display()
     );
-    tracing::info!(api = %addr, data_dir = %data_dir.display(), "otad started");
+    tracing::info!(api = %addr, device = %device_addr, data_dir = %data_dir.display(), "otad started");
 
-    let app = Arc::new(App::new(store.clone(), config.clone(), base_url));
+    let hub = Arc::new(crate::device::server::DeviceHub::default());
+    let (stop_devices, devices_stopped) = tokio::sync::watch::channel(false);
+    let device_task = tokio::spawn(crate::device::server::run(
+        device_listener,
+        tokio_rustls::TlsAcceptor::from(device_tls),
+        store.clone(),
+        Arc::clone(&hub),
+        config.device.clone(),
+        devices_stopped,
+    ));
+    let app = Arc::new(App::new(store.clone(), config.clone(), base_url, hub));
     let sweeper = tokio::spawn(sweep_loop(store.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(config.api.max_connections));
@@ -213,6 +230,8 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     {
         tracing::warn!("requests still running after the grace period; closing them");
     }
+    let _ = stop_devices.send(true);
+    let _ = device_task.await;
     sweeper.abort();
     drop(app);
     // Flush the writer (check-ins and other batched writes) and close the database.

@@ -62,7 +62,7 @@ pub async fn oauth_revoke(
 pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ctx.principal.require_admin()?;
     let stats = app.blocking(|s| Ok(s.stats()?)).await?;
-    let mut resp = Response::new(full(app.metrics.render(&stats)));
+    let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

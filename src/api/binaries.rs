@@ -62,6 +62,7 @@ pub async fn upload(
         0
     };
     if declared.is_some_and(|n| n > limit.saturating_add(slack)) {
+        super::body::drain(&mut body, app.request_timeout()).await;
         return Err(too_large(limit));
     }
     let timeout = app.request_timeout();
@@ -131,6 +132,7 @@ pub async fn upload(
                 Ok(bytes) => {
                     if !bytes.is_empty() && !send(bytes).await {
                         // The writer refused (e.g. over the limit); its error is reported below.
+                        super::body::drain(&mut body, timeout).await;
                         break;
                     }
                 }

@@ -18,8 +18,7 @@ use super::errors::ApiError;
 
 pub type Body = BoxBody<Bytes, io::Error>;
 
-/// Past the limit, up to this much more is read and thrown away so that the client, which is
-/// still sending, can read the 413 instead of meeting a reset connection.
+/// How much of a refused body is read and thrown away before answering (see `drain`).
 const DRAIN_LIMIT: usize = 16 << 20;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -80,6 +79,18 @@ pub async fn next_chunk(body: &mut Incoming, timeout: Duration) -> Result<Option
     }
 }
 
+/// Reads and throws away up to `DRAIN_LIMIT` more bytes of a refused body, so that the
+/// client, which may still be sending, can read the error answer instead of meeting a reset.
+pub async fn drain(body: &mut Incoming, timeout: Duration) {
+    let mut drained = 0usize;
+    while drained <= DRAIN_LIMIT {
+        match next_chunk(body, timeout).await {
+            Ok(Some(c)) => drained += c.len(),
+            _ => break,
+        }
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes; over it → 413 `body_too_large`.
 pub async fn read_limited(
     mut body: Incoming,
@@ -89,13 +100,7 @@ pub async fn read_limited(
     let mut buf = Vec::new();
     while let Some(chunk) = next_chunk(&mut body, timeout).await? {
         if buf.len() + chunk.len() > limit {
-            let mut drained = buf.len() + chunk.len();
-            while drained <= limit + DRAIN_LIMIT {
-                match next_chunk(&mut body, timeout).await {
-                    Ok(Some(c)) => drained += c.len(),
-                    _ => break,
-                }
-            }
+            drain(&mut body, timeout).await;
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",

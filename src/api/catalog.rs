@@ -609,6 +609,7 @@ pub async fn push(
     let record = app
         .blocking(move |s| Ok(s.push(&actor, &partner, &dt, image, &d)?))
         .await?;
+    app.devices.notify_push(&device);
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({"deviceId": device, "firmwareImageId": record.id.to_string(), "state": "pending"}),

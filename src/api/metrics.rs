@@ -26,7 +26,7 @@ impl Metrics {
         self.upload_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn render(&self, stats: &StoreStats) -> String {
+    pub fn render(&self, stats: &StoreStats, connected_devices: usize) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP otad_http_requests_total HTTP requests by route template and status.\n",
@@ -71,6 +71,12 @@ impl Metrics {
                 "gauge",
                 "Size of the database file.",
                 stats.file_bytes,
+            ),
+            (
+                "otad_connected_devices",
+                "gauge",
+                "Authenticated OCP/1 device sessions.",
+                connected_devices as u64,
             ),
         ];
         for (name, kind, help, value) in gauges {

@@ -43,6 +43,8 @@ pub struct App {
     pub data_dir: PathBuf,
     pub metrics: metrics::Metrics,
     pub logins: LoginLimiter,
+    /// Connected devices: pushes are announced to them.
+    pub devices: Arc<crate::device::server::DeviceHub>,
 }
 
 /// What a handler knows about its request besides the route.
@@ -55,7 +57,12 @@ pub struct Ctx {
 }
 
 impl App {
-    pub fn new(store: Store, config: Config, public_base_url: String) -> Self {
+    pub fn new(
+        store: Store,
+        config: Config,
+        public_base_url: String,
+        devices: Arc<crate::device::server::DeviceHub>,
+    ) -> Self {
         let logins = LoginLimiter::new(config.api.login_attempts_per_minute);
         let data_dir = config.data_dir.clone();
         Self {
@@ -65,6 +72,7 @@ impl App {
             data_dir,
             metrics: metrics::Metrics::default(),
             logins,
+            devices,
         }
     }
 

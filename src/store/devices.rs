@@ -41,6 +41,15 @@ pub struct OfferedImage {
     pub record: Record,
 }
 
+/// Whether a device may GET a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobAccess {
+    Allowed(super::blobs::BlobMeta),
+    /// The blob exists but no image of the device's type has it.
+    Forbidden,
+    Missing,
+}
+
 /// SHA-256 of a device token, as stored.
 pub fn token_hash(token: &str) -> [u8; 32] {
     use sha2::Digest;
@@ -418,6 +427,26 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the device may read the blob `blake3` over OCP: it must be the binary of an
+    /// image associated with the device's own device type.
+    pub fn device_blob(&self, device: &Device, blake3: &[u8; 32]) -> Result<BlobAccess> {
+        let txn = self.read()?;
+        let Some(meta) = super::blobs::blob_meta_in(&txn, blake3)? else {
+            return Ok(BlobAccess::Missing);
+        };
+        let assoc = txn.open_table(ASSOCIATIONS)?;
+        let dt = device.device_type_id.as_str();
+        for entry in assoc.range((dt, 0u16, 0u64)..=(dt, u16::MAX, u64::MAX))? {
+            let (_, v) = entry?;
+            if get_record_r(&txn, v.value())?
+                .is_some_and(|r| r.binary.is_some_and(|b| &b.blake3 == blake3))
+            {
+                return Ok(BlobAccess::Allowed(meta));
+            }
+        }
+        Ok(BlobAccess::Forbidden)
     }
 
     /// What the device should be offered now, without recording anything.

@@ -1,0 +1,392 @@
+//! The reference OCP/1 device client: connect and HELLO, CHECK, REPORT, PING, and a
+//! pipelined, verifying, resumable download. Used by the tests, the `otad device` commands
+//! and the fleet simulator; it is also the executable companion of docs/protocol.md.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use super::wire::{self, HEADER_LEN, Message, OfferItem};
+use crate::hashtree;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("server error {code}: {message}")]
+    Server {
+        code: u16,
+        retry_after_ms: u32,
+        message: String,
+    },
+    #[error("verification failed: {0}")]
+    Verify(String),
+}
+
+/// How to reach the server and who this device is.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` of the device listener.
+    pub addr: String,
+    /// Name checked against the server certificate (e.g. `localhost` or `127.0.0.1`).
+    pub server_name: String,
+    /// PEM file of the CA (or self-signed certificate) to trust.
+    pub ca_file: std::path::PathBuf,
+    pub device_id: String,
+    pub token: String,
+    pub max_frame: u32,
+    pub max_inflight: u8,
+    pub chunk_log: u8,
+}
+
+/// What HELLO_OK granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    pub max_frame: u32,
+    pub max_inflight: u8,
+    pub chunk_log: u8,
+    pub poll_interval_s: u32,
+}
+
+pub struct Client {
+    reader: ReadHalf<TlsStream<TcpStream>>,
+    writer: WriteHalf<TlsStream<TcpStream>>,
+    next_rid: u32,
+    pub granted: Granted,
+    /// OFFERs the server sent unsolicited (request_id 0), oldest first.
+    pub unsolicited: Vec<Vec<OfferItem>>,
+}
+
+/// Progress of one download: verified bytes so far. Persist it to resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub blake3: [u8; 32],
+    pub size: u64,
+    pub verified_upto: u64,
+}
+
+fn tls_connector(ca_file: &Path) -> Result<tokio_rustls::TlsConnector, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| ClientError::Tls(format!("{}: {e}", ca_file.display())))?
+    {
+        let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"ocp/1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+impl Client {
+    /// Connects, sends HELLO and waits for HELLO_OK.
+    pub async fn connect(cfg: &ClientConfig) -> Result<Client, ClientError> {
+        let connector = tls_connector(&cfg.ca_file)?;
+        let tcp = TcpStream::connect(&cfg.addr).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(cfg.server_name.clone())
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let tls = connector.connect(name, tcp).await?;
+        let (reader, writer) = tokio::io::split(tls);
+        let mut client = Client {
+            reader,
+            writer,
+            next_rid: 1,
+            granted: Granted {
+                max_frame: wire::PRE_HELLO_MAX_BODY,
+                max_inflight: 1,
+                chunk_log: cfg.chunk_log,
+                poll_interval_s: 0,
+            },
+            unsolicited: Vec::new(),
+        };
+        let hello = Message::Hello {
+            device_id: cfg.device_id.clone(),
+            token: cfg.token.as_bytes().to_vec(),
+            max_frame: cfg.max_frame,
+            max_inflight: cfg.max_inflight,
+            chunk_log: cfg.chunk_log,
+        };
+        match client.call(hello).await? {
+            Message::HelloOk {
+                max_frame,
+                max_inflight,
+                chunk_log,
+                poll_interval_s,
+            } => {
+                client.granted = Granted {
+                    max_frame,
+                    max_inflight,
+                    chunk_log,
+                    poll_interval_s,
+                };
+                Ok(client)
+            }
+            other => Err(ClientError::Protocol(format!(
+                "expected HELLO_OK, got {:?}",
+                other.msg_type()
+            ))),
+        }
+    }
+
+    /// Sends one request; returns its request_id.
+    pub async fn send(&mut self, msg: &Message) -> Result<u32, ClientError> {
+        let rid = self.next_rid;
+        self.next_rid = self.next_rid.wrapping_add(1).max(1);
+        let mut out = Vec::new();
+        wire::encode(rid, msg, &mut out);
+        self.writer.write_all(&out).await?;
+        self.writer.flush().await?;
+        Ok(rid)
+    }
+
+    /// Sends raw bytes (tests of malformed input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.writer.write_all(bytes).await?;
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Reads the next frame from the server.
+    pub async fn recv(&mut self) -> Result<(u32, Message), ClientError> {
+        let mut header = [0u8; HEADER_LEN];
+        self.reader.read_exact(&mut header).await?;
+        let h = wire::decode_header(
+            &header,
+            self.granted.max_frame.max(wire::PRE_HELLO_MAX_BODY),
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut body = vec![0u8; h.body_len as usize];
+        self.reader.read_exact(&mut body).await?;
+        let msg = wire::decode_body(h.msg_type, &body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((h.request_id, msg))
+    }
+
+    /// Sends a request and waits for its answer (unsolicited OFFERs are kept aside). An
+    /// ERROR answer becomes `ClientError::Server`.
+    pub async fn call(&mut self, msg: Message) -> Result<Message, ClientError> {
+        let rid = self.send(&msg).await?;
+        loop {
+            let (got, answer) = self.recv().await?;
+            if got == 0 {
+                match answer {
+                    Message::Offer { items } => {
+                        self.unsolicited.push(items);
+                        continue;
+                    }
+                    Message::Error {
+                        code,
+                        retry_after_ms,
+                        message,
+                    } => {
+                        return Err(ClientError::Server {
+                            code,
+                            retry_after_ms,
+                            message,
+                        });
+                    }
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "unexpected {:?}",
+                            other.msg_type()
+                        )));
+                    }
+                }
+            }
+            if got != rid {
+                return Err(ClientError::Protocol(format!(
+                    "answer to {got}, expected {rid}"
+                )));
+            }
+            return match answer {
+                Message::Error {
+                    code,
+                    retry_after_ms,
+                    message,
+                } => Err(ClientError::Server {
+                    code,
+                    retry_after_ms,
+                    message,
+                }),
+                other => Ok(other),
+            };
+        }
+    }
+
+    pub async fn check(&mut self, installed: &[(u16, u64)]) -> Result<Vec<OfferItem>, ClientError> {
+        match self
+            .call(Message::Check {
+                items: installed.to_vec(),
+            })
+            .await?
+        {
+            Message::Offer { items } => Ok(items),
+            other => Err(ClientError::Protocol(format!(
+                "expected OFFER, got {:?}",
+                other.msg_type()
+            ))),
+        }
+    }
+
+    pub async fn report(
+        &mut self,
+        fw_type: u16,
+        version_number: u64,
+        state: u8,
+        result: u8,
+        bytes_done: u64,
+    ) -> Result<(), ClientError> {
+        match self
+            .call(Message::Report {
+                fw_type,
+                version_number,
+                state,
+                result,
+                bytes_done,
+            })
+            .await?
+        {
+            Message::ReportOk => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "expected REPORT_OK, got {:?}",
+                other.msg_type()
+            ))),
+        }
+    }
+
+    pub async fn ping(&mut self) -> Result<(), ClientError> {
+        match self.call(Message::Ping).await? {
+            Message::Pong => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "expected PONG, got {:?}",
+                other.msg_type()
+            ))),
+        }
+    }
+
+    /// Downloads `[progress.verified_upto, size)` with pipelined verified GETs (one group
+    /// each, up to the granted max_inflight in flight), handing verified bytes to `sink` in
+    /// order and advancing `progress` only past verified bytes. Stops after `limit` bytes if
+    /// given (tests of resume).
+    pub async fn download(
+        &mut self,
+        progress: &mut Progress,
+        limit: Option<u64>,
+        mut sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), ClientError> {
+        let g = hashtree::group_size(self.granted.chunk_log);
+        let end = limit.map_or(progress.size, |l| {
+            (progress.verified_upto + l).min(progress.size)
+        });
+        // Resume from a group boundary: anything past the last whole verified group is redone.
+        progress.verified_upto -= progress.verified_upto % g;
+        let mut next = progress.verified_upto;
+        let mut pending: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let group_len =
+            u32::try_from(g).map_err(|_| ClientError::Protocol("group too large".into()))?;
+        while progress.verified_upto < end {
+            while next < end && pending.len() < usize::from(self.granted.max_inflight) {
+                let rid = self
+                    .send(&Message::Get {
+                        blake3: progress.blake3,
+                        offset: next,
+                        length: group_len,
+                        with_proof: true,
+                    })
+                    .await?;
+                pending.insert(rid, next);
+                next += g;
+            }
+            let (rid, msg) = self.recv().await?;
+            if rid == 0 {
+                match msg {
+                    Message::Offer { items } => {
+                        self.unsolicited.push(items);
+                        continue;
+                    }
+                    Message::Error {
+                        code,
+                        retry_after_ms,
+                        message,
+                    } => {
+                        return Err(ClientError::Server {
+                            code,
+                            retry_after_ms,
+                            message,
+                        });
+                    }
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "unexpected {:?}",
+                            other.msg_type()
+                        )));
+                    }
+                }
+            }
+            let Some(offset) = pending.remove(&rid) else {
+                return Err(ClientError::Protocol(format!(
+                    "answer to unknown request {rid}"
+                )));
+            };
+            let (length, payload) = match msg {
+                Message::Data {
+                    offset: o,
+                    length,
+                    with_proof: true,
+                    payload,
+                } if o == offset => (length, payload),
+                Message::Error {
+                    code,
+                    retry_after_ms,
+                    message,
+                } => {
+                    return Err(ClientError::Server {
+                        code,
+                        retry_after_ms,
+                        message,
+                    });
+                }
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "unexpected answer {:?}",
+                        other.msg_type()
+                    )));
+                }
+            };
+            let data = hashtree::verify_slice(
+                &progress.blake3,
+                progress.size,
+                self.granted.chunk_log,
+                offset,
+                length,
+                &payload,
+            )
+            .map_err(|e| ClientError::Verify(format!("at {offset}: {e}")))?;
+            ready.insert(offset, data);
+            while let Some(data) = ready.remove(&progress.verified_upto) {
+                sink(progress.verified_upto, &data)?;
+                progress.verified_upto += data.len() as u64;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,703 @@
+//! The OCP/1 listener: TLS 1.3 with ALPN `ocp/1`, connection caps, HELLO and device
+//! authentication, and the per-connection session (requests in flight, back-pressure, idle
+//! timeout, session replacement, unsolicited OFFER on push).
+//!
+//! One connection = a reader task that decodes frames (bounded before allocating) and a
+//! session task that owns the write half. GETs wait in a queue as small records; the session
+//! builds the next DATA frame only after the previous one was written, so a connection holds
+//! at most one DATA frame whatever the device's max_inflight. Messages are in `wire.rs`;
+//! storage calls go through `Store` on blocking threads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::wire::{
+    self, ErrorCode, HEADER_LEN, Message, MsgType, OfferItem, PRE_HELLO_MAX_BODY, WireError,
+};
+use crate::config::DeviceConfig;
+use crate::hashtree;
+use crate::model::Device;
+use crate::store::blobs::BlobMeta;
+use crate::store::devices::{BlobAccess, OfferedImage};
+use crate::store::{Store, StoreError};
+
+/// What the rest of otad may tell a connected device's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    /// A newer session of the same device took over.
+    Replaced,
+    /// A push was stored for this device: send an unsolicited OFFER.
+    Push,
+}
+
+struct SessionEntry {
+    serial: u64,
+    tx: mpsc::Sender<Notice>,
+}
+
+/// The connected devices, shared with the HTTP API (pushes) and `/metrics`.
+#[derive(Default)]
+pub struct DeviceHub {
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    next_serial: AtomicU64,
+    connections: AtomicUsize,
+}
+
+impl DeviceHub {
+    /// Authenticated sessions now.
+    pub fn connected(&self) -> usize {
+        self.sessions.lock().map_or(0, |s| s.len())
+    }
+
+    /// TLS connections now, authenticated or not.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Tells a connected device that a push is waiting; nothing happens if it is offline
+    /// (it gets the push at its next CHECK).
+    pub fn notify_push(&self, device_id: &str) {
+        if let Ok(sessions) = self.sessions.lock()
+            && let Some(entry) = sessions.get(device_id)
+        {
+            let _ = entry.tx.try_send(Notice::Push);
+        }
+    }
+
+    fn register(&self, device_id: &str, tx: mpsc::Sender<Notice>) -> u64 {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut sessions) = self.sessions.lock()
+            && let Some(old) = sessions.insert(device_id.to_string(), SessionEntry { serial, tx })
+        {
+            let _ = old.tx.try_send(Notice::Replaced);
+        }
+        serial
+    }
+
+    fn unregister(&self, device_id: &str, serial: u64) {
+        if let Ok(mut sessions) = self.sessions.lock()
+            && sessions.get(device_id).is_some_and(|e| e.serial == serial)
+        {
+            sessions.remove(device_id);
+        }
+    }
+}
+
+/// Counts a connection for as long as it lives.
+struct ConnectionGuard(Arc<DeviceHub>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts device connections until `shutdown` turns true.
+pub async fn run(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    store: Store,
+    hub: Arc<DeviceHub>,
+    config: DeviceConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = Arc::new(config);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "device accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        hub.connections.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnectionGuard(Arc::clone(&hub));
+        let permit = Arc::clone(&slots).try_acquire_owned().ok();
+        let ctx = Conn {
+            store: store.clone(),
+            hub: Arc::clone(&hub),
+            config: Arc::clone(&config),
+            peer,
+        };
+        let acceptor = acceptor.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let hello_timeout = Duration::from_secs(ctx.config.hello_timeout_secs);
+            let tls = match tokio::time::timeout(hello_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                _ => return,
+            };
+            let Some(permit) = permit else {
+                // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
+                let mut tls = tls;
+                let msg = error_msg(ErrorCode::Busy, ctx.config.busy_retry_ms, "server busy");
+                let _ = write_frame(&mut tls, 0, &msg).await;
+                let _ = tls.shutdown().await;
+                return;
+            };
+            tokio::select! {
+                () = ctx.serve(tls) => {}
+                _ = stop.changed() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn error_msg(code: ErrorCode, retry_after_ms: u32, message: &str) -> Message {
+    Message::Error {
+        code: code as u16,
+        retry_after_ms,
+        message: message.to_string(),
+    }
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    request_id: u32,
+    msg: &Message,
+) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    wire::encode(request_id, msg, &mut out);
+    w.write_all(&out).await?;
+    w.flush().await
+}
+
+/// Reads one frame: header (checked against `max_body`), then exactly its body.
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_body: u32,
+) -> Result<Option<(u32, Message)>, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    match r.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(_) => return Ok(None),
+    }
+    let h = wire::decode_header(&header, max_body).map_err(FrameError::Wire)?;
+    let mut body = vec![0u8; h.body_len as usize];
+    if r.read_exact(&mut body).await.is_err() {
+        return Err(FrameError::Wire(WireError::BadFrame(
+            "connection closed inside a frame",
+        )));
+    }
+    let msg = wire::decode_body(h.msg_type, &body).map_err(FrameError::Wire)?;
+    Ok(Some((h.request_id, msg)))
+}
+
+#[derive(Debug)]
+enum FrameError {
+    Wire(WireError),
+}
+
+/// Constant-time equality of two hashes.
+fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Checks a device's id and token; unknown ids and wrong tokens take the same path.
+fn authenticate(
+    store: &Store,
+    device_id: &str,
+    token: &[u8],
+) -> Result<Option<Device>, StoreError> {
+    use sha2::Digest;
+    let presented: [u8; 32] = sha2::Sha256::digest(token).into();
+    let device = store.device(device_id)?;
+    let stored = device.as_ref().map_or([0xA5u8; 32], |d| d.token_hash);
+    let ok = same_hash(&presented, &stored) && device.is_some() && !token.is_empty();
+    Ok(device.filter(|_| ok))
+}
+
+struct Conn {
+    store: Store,
+    hub: Arc<DeviceHub>,
+    config: Arc<DeviceConfig>,
+    peer: SocketAddr,
+}
+
+/// Events the session task waits on.
+enum Event {
+    Frame(u32, Message),
+    /// The reader stopped: a protocol error (sent, then close), idle timeout or EOF.
+    Fatal(ErrorCode, &'static str),
+    Closed,
+}
+
+/// A request that finished on a blocking thread, ready to be written.
+struct Done {
+    request_id: u32,
+    msg: Message,
+    /// A blob the device was found entitled to, remembered for its next GETs.
+    entitled: Option<([u8; 32], BlobMeta)>,
+}
+
+impl Done {
+    fn new(request_id: u32, msg: Message) -> Self {
+        Self {
+            request_id,
+            msg,
+            entitled: None,
+        }
+    }
+}
+
+impl Conn {
+    async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let hello_timeout = Duration::from_secs(self.config.hello_timeout_secs);
+        let first =
+            tokio::time::timeout(hello_timeout, read_frame(&mut reader, PRE_HELLO_MAX_BODY)).await;
+        let (rid, hello) = match first {
+            Err(_) | Ok(Ok(None)) => return,
+            Ok(Err(FrameError::Wire(e))) => {
+                let _ = write_frame(&mut writer, 0, &error_msg(e.code(), 0, &e.to_string())).await;
+                return;
+            }
+            Ok(Ok(Some(frame))) => frame,
+        };
+        let Message::Hello {
+            device_id,
+            token,
+            max_frame,
+            max_inflight,
+            chunk_log,
+        } = hello
+        else {
+            let _ = write_frame(
+                &mut writer,
+                0,
+                &error_msg(ErrorCode::BadState, 0, "HELLO must come first"),
+            )
+            .await;
+            return;
+        };
+        if rid == 0 {
+            let _ = write_frame(
+                &mut writer,
+                0,
+                &error_msg(ErrorCode::BadFrame, 0, "request_id 0 is reserved"),
+            )
+            .await;
+            return;
+        }
+        let store = self.store.clone();
+        let id = device_id.clone();
+        let device =
+            match tokio::task::spawn_blocking(move || authenticate(&store, &id, &token)).await {
+                Ok(Ok(Some(d))) => d,
+                Ok(Ok(None)) => {
+                    let _ = write_frame(
+                        &mut writer,
+                        0,
+                        &error_msg(ErrorCode::AuthFailed, 0, "authentication failed"),
+                    )
+                    .await;
+                    return;
+                }
+                _ => {
+                    let _ = write_frame(
+                        &mut writer,
+                        0,
+                        &error_msg(ErrorCode::Internal, 1000, "internal error"),
+                    )
+                    .await;
+                    return;
+                }
+            };
+        let limits = Limits {
+            max_frame: max_frame.min(self.config.max_frame),
+            max_inflight: max_inflight.min(self.config.max_inflight),
+            chunk_log,
+        };
+        let (notice_tx, notice_rx) = mpsc::channel(4);
+        let serial = self.hub.register(&device.id, notice_tx);
+        let ok = Message::HelloOk {
+            max_frame: limits.max_frame,
+            max_inflight: limits.max_inflight,
+            chunk_log: limits.chunk_log,
+            poll_interval_s: self.config.poll_interval_secs,
+        };
+        if write_frame(&mut writer, rid, &ok).await.is_ok() {
+            tracing::debug!(device = %device.id, peer = %self.peer, "device session started");
+            let session = Session {
+                store: self.store.clone(),
+                device,
+                limits,
+                inflight: HashSet::new(),
+                gets: VecDeque::new(),
+                allowed: HashMap::new(),
+            };
+            session
+                .run(
+                    reader,
+                    writer,
+                    notice_rx,
+                    Duration::from_secs(self.config.idle_timeout_secs),
+                )
+                .await;
+        }
+        self.hub.unregister(&device_id, serial);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_frame: u32,
+    max_inflight: u8,
+    chunk_log: u8,
+}
+
+struct GetRequest {
+    request_id: u32,
+    blake3: [u8; 32],
+    offset: u64,
+    length: u32,
+    with_proof: bool,
+}
+
+struct Session {
+    store: Store,
+    device: Device,
+    limits: Limits,
+    inflight: HashSet<u32>,
+    gets: VecDeque<GetRequest>,
+    /// Blobs this device was found entitled to (its device type's images).
+    allowed: HashMap<[u8; 32], BlobMeta>,
+}
+
+fn offer_items(offers: &[OfferedImage]) -> Vec<OfferItem> {
+    offers
+        .iter()
+        .filter_map(|o| {
+            let b = o.record.binary.as_ref()?;
+            Some(OfferItem {
+                fw_type: o.offer.fw_type,
+                version_number: o.offer.version_number,
+                size: b.size,
+                blake3: b.blake3,
+                sha256: b.sha256,
+                pushed: o.offer.pushed,
+                version: o.record.version.clone(),
+            })
+        })
+        .collect()
+}
+
+fn store_error_code(e: &StoreError) -> ErrorCode {
+    match e {
+        StoreError::Invalid(_) => ErrorCode::BadRange,
+        StoreError::Forbidden { .. } => ErrorCode::Forbidden,
+        StoreError::NotFound { .. } => ErrorCode::NotFound,
+        _ => ErrorCode::Internal,
+    }
+}
+
+impl Session {
+    async fn run<R, W>(
+        mut self,
+        mut reader: R,
+        mut writer: W,
+        mut notices: mpsc::Receiver<Notice>,
+        idle: Duration,
+    ) where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin,
+    {
+        let max_frame = self.limits.max_frame;
+        // The reader runs ahead by at most a few frames; the inflight limit bounds the rest.
+        let (event_tx, mut events) = mpsc::channel::<Event>(4);
+        let reader_task = tokio::spawn(async move {
+            loop {
+                let next = tokio::time::timeout(idle, read_frame(&mut reader, max_frame)).await;
+                let event = match next {
+                    Err(_) => Event::Closed,
+                    Ok(Ok(None)) => Event::Closed,
+                    Ok(Ok(Some((rid, msg)))) => Event::Frame(rid, msg),
+                    Ok(Err(FrameError::Wire(e))) => Event::Fatal(
+                        e.code(),
+                        if e.code() == ErrorCode::UnsupportedVersion {
+                            "unsupported version"
+                        } else {
+                            "bad frame"
+                        },
+                    ),
+                };
+                let last = !matches!(event, Event::Frame(..));
+                if event_tx.send(event).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        let (done_tx, mut done_rx) =
+            mpsc::channel::<Done>(usize::from(self.limits.max_inflight) + 1);
+        let mut building: Option<JoinHandle<Done>> = None;
+        loop {
+            if building.is_none()
+                && let Some(get) = self.gets.pop_front()
+            {
+                building = Some(self.start_get(get));
+            }
+            let step = tokio::select! {
+                event = events.recv() => match event {
+                    Some(Event::Frame(rid, msg)) => self.on_frame(rid, msg, &done_tx, &mut writer).await,
+                    Some(Event::Fatal(code, text)) => {
+                        let _ = write_frame(&mut writer, 0, &error_msg(code, 0, text)).await;
+                        false
+                    }
+                    Some(Event::Closed) | None => false,
+                },
+                Some(done) = done_rx.recv() => self.finish(done, &mut writer).await,
+                built = async { match building.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+                    building = None;
+                    match built {
+                        Ok(done) => self.finish(done, &mut writer).await,
+                        Err(_) => false,
+                    }
+                }
+                notice = notices.recv() => match notice {
+                    Some(Notice::Replaced) | None => {
+                        let _ = write_frame(&mut writer, 0, &error_msg(ErrorCode::BadState, 0, "session replaced")).await;
+                        false
+                    }
+                    Some(Notice::Push) => self.push_offer(&mut writer).await,
+                },
+            };
+            if !step {
+                break;
+            }
+        }
+        reader_task.abort();
+        if let Some(h) = building {
+            h.abort();
+        }
+        let _ = writer.shutdown().await;
+    }
+
+    /// Handles one request frame; false = close the connection.
+    async fn on_frame<W: AsyncWrite + Unpin>(
+        &mut self,
+        rid: u32,
+        msg: Message,
+        done_tx: &mpsc::Sender<Done>,
+        writer: &mut W,
+    ) -> bool {
+        let fatal = |code: ErrorCode, text: &str| error_msg(code, 0, text);
+        if rid == 0 || self.inflight.contains(&rid) {
+            let _ = write_frame(
+                writer,
+                0,
+                &fatal(ErrorCode::BadFrame, "request_id is 0 or already in flight"),
+            )
+            .await;
+            return false;
+        }
+        match msg.msg_type() {
+            MsgType::Hello => {
+                let _ = write_frame(
+                    writer,
+                    0,
+                    &fatal(ErrorCode::BadState, "HELLO was already sent"),
+                )
+                .await;
+                return false;
+            }
+            MsgType::Check | MsgType::Get | MsgType::Report | MsgType::Ping => {}
+            _ => {
+                let _ = write_frame(
+                    writer,
+                    0,
+                    &fatal(ErrorCode::BadFrame, "not a device request"),
+                )
+                .await;
+                return false;
+            }
+        }
+        if self.inflight.len() >= usize::from(self.limits.max_inflight) {
+            let msg = error_msg(ErrorCode::TooManyInflight, 0, "too many requests in flight");
+            return write_frame(writer, rid, &msg).await.is_ok();
+        }
+        self.inflight.insert(rid);
+        match msg {
+            Message::Ping => self.finish(Done::new(rid, Message::Pong), writer).await,
+            Message::Check { items } => {
+                let store = self.store.clone();
+                let id = self.device.id.clone();
+                let tx = done_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let reported = items.into_iter().collect();
+                    let msg = match store.check_in(&id, reported) {
+                        Ok(offers) => Message::Offer {
+                            items: offer_items(&offers),
+                        },
+                        Err(e) => error_msg(store_error_code(&e), 1000, "check failed"),
+                    };
+                    let _ = tx.blocking_send(Done::new(rid, msg));
+                });
+                true
+            }
+            Message::Report {
+                fw_type,
+                version_number,
+                state,
+                result,
+                bytes_done,
+            } => {
+                let store = self.store.clone();
+                let id = self.device.id.clone();
+                let tx = done_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let msg =
+                        match store.report(&id, fw_type, version_number, state, result, bytes_done)
+                        {
+                            Ok(()) => Message::ReportOk,
+                            Err(e) => error_msg(store_error_code(&e), 0, &e.to_string()),
+                        };
+                    let _ = tx.blocking_send(Done::new(rid, msg));
+                });
+                true
+            }
+            Message::Get {
+                blake3,
+                offset,
+                length,
+                with_proof,
+            } => {
+                self.gets.push_back(GetRequest {
+                    request_id: rid,
+                    blake3,
+                    offset,
+                    length,
+                    with_proof,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Builds one DATA (or ERROR) on a blocking thread.
+    fn start_get(&self, get: GetRequest) -> JoinHandle<Done> {
+        let store = self.store.clone();
+        let device = self.device.clone();
+        let limits = self.limits;
+        let cached = self.allowed.get(&get.blake3).cloned();
+        tokio::task::spawn_blocking(move || {
+            let rid = get.request_id;
+            let err = |code: ErrorCode, text: &str| Done::new(rid, error_msg(code, 0, text));
+            let (meta, entitled) = match cached {
+                Some(m) => (m, None),
+                None => match store.device_blob(&device, &get.blake3) {
+                    Ok(BlobAccess::Allowed(m)) => (m.clone(), Some((get.blake3, m))),
+                    Ok(BlobAccess::Missing) => return err(ErrorCode::NotFound, "no such blob"),
+                    Ok(BlobAccess::Forbidden) => {
+                        return err(ErrorCode::Forbidden, "blob not offered to this device");
+                    }
+                    Err(_) => return err(ErrorCode::Internal, "storage error"),
+                },
+            };
+            let clipped =
+                match hashtree::check_range(meta.size, limits.chunk_log, get.offset, get.length) {
+                    Ok(c) => c,
+                    Err(e) => return err(ErrorCode::BadRange, &e.to_string()),
+                };
+            let payload_len = if get.with_proof {
+                hashtree::slice_len(&hashtree::slice_plan(
+                    meta.size,
+                    limits.chunk_log,
+                    get.offset,
+                    clipped,
+                ))
+            } else {
+                u64::from(clipped)
+            };
+            if wire::data_body_len(payload_len) > u64::from(limits.max_frame) {
+                return err(ErrorCode::TooLarge, "DATA would exceed max_frame");
+            }
+            let payload = if get.with_proof {
+                store
+                    .slice(&meta, limits.chunk_log, get.offset, get.length)
+                    .map(|(_, s)| s)
+                    .map_err(|_| ())
+            } else {
+                store
+                    .read_range(&meta, get.offset, get.offset + u64::from(clipped))
+                    .map_err(|_| ())
+            };
+            match payload {
+                Ok(payload) => Done {
+                    request_id: rid,
+                    msg: Message::Data {
+                        offset: get.offset,
+                        length: clipped,
+                        with_proof: get.with_proof,
+                        payload,
+                    },
+                    entitled,
+                },
+                Err(()) => err(ErrorCode::Internal, "storage error"),
+            }
+        })
+    }
+
+    /// Writes a finished answer; false = the connection is gone.
+    async fn finish<W: AsyncWrite + Unpin>(&mut self, done: Done, writer: &mut W) -> bool {
+        self.inflight.remove(&done.request_id);
+        if let Some((blake3, meta)) = done.entitled
+            && self.allowed.len() < 64
+        {
+            self.allowed.insert(blake3, meta);
+        }
+        write_frame(writer, done.request_id, &done.msg)
+            .await
+            .is_ok()
+    }
+
+    /// Sends the pushed offers unsolicited (request_id 0).
+    async fn push_offer<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> bool {
+        let store = self.store.clone();
+        let id = self.device.id.clone();
+        let offers =
+            tokio::task::spawn_blocking(move || -> Result<Vec<OfferedImage>, StoreError> {
+                let Some(device) = store.device(&id)? else {
+                    return Ok(Vec::new());
+                };
+                store.eligible(&device)
+            })
+            .await;
+        let items: Vec<OfferItem> = match offers {
+            Ok(Ok(offers)) => offer_items(&offers)
+                .into_iter()
+                .filter(|o| o.pushed)
+                .collect(),
+            _ => return true,
+        };
+        if items.is_empty() {
+            return true;
+        }
+        write_frame(writer, 0, &Message::Offer { items })
+            .await
+            .is_ok()
+    }
+}
