@@ -82,6 +82,13 @@ fn check_slices(store: &otad::store::Store, meta: &BlobMeta, blake3: [u8; 32], d
                             panic!("size {size} log {chunk_log} off {offset}: {e}")
                         });
                 assert_eq!(decoded, &data[offset as usize..end as usize]);
+                // Our own device-side verifier agrees with bao-tree's decoder.
+                let ours =
+                    otad::hashtree::verify_slice(&blake3, size, chunk_log, offset, length, &slice)
+                        .unwrap_or_else(|e| {
+                            panic!("verify_slice size {size} log {chunk_log} off {offset}: {e}")
+                        });
+                assert_eq!(ours, decoded);
                 // Any flipped bit must be caught by the decoder.
                 let mut bad = slice.clone();
                 let at = (offset as usize * 7 + 13) % bad.len();
@@ -92,6 +99,11 @@ fn check_slices(store: &otad::store::Store, meta: &BlobMeta, blake3: [u8; 32], d
                     result.is_err(),
                     "flip at {at} of {} not detected",
                     bad.len()
+                );
+                assert!(
+                    otad::hashtree::verify_slice(&blake3, size, chunk_log, offset, length, &bad)
+                        .is_err(),
+                    "verify_slice missed the flip at {at}"
                 );
             }
         }
