@@ -50,6 +50,10 @@ pub struct DeviceConfig {
     pub poll_interval_secs: u32,
     /// retry_after_ms sent with ERROR BUSY.
     pub busy_retry_ms: u32,
+    /// PEM file of a CA for device client certificates (mTLS). Empty = tokens only. A device
+    /// whose certificate chains to it and names the device id as a DNS SAN may send HELLO
+    /// with an empty token.
+    pub client_ca: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -151,6 +155,7 @@ impl Default for DeviceConfig {
             idle_timeout_secs: 120,
             poll_interval_secs: 3600,
             busy_retry_ms: 5000,
+            client_ca: String::new(),
         }
     }
 }

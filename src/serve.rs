@@ -131,9 +131,14 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         )
     };
     let (certs, key) = tls::load(&cert_path, &key_path)?;
-    let api_tls = tls::server_config(certs.clone(), key.clone_key(), &[b"http/1.1"], false)?;
+    let api_tls = tls::server_config(certs.clone(), key.clone_key(), &[b"http/1.1"], false, None)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(api_tls);
-    let device_tls = tls::server_config(certs, key, &[b"ocp/1"], true)?;
+    let client_roots = if config.device.client_ca.is_empty() {
+        None
+    } else {
+        Some(tls::load_roots(Path::new(&config.device.client_ca))?)
+    };
+    let device_tls = tls::server_config(certs, key, &[b"ocp/1"], true, client_roots)?;
 
     let listener = TcpListener::bind(&config.api.listen)
         .await

@@ -86,13 +86,42 @@ pub fn load(
     Ok((certs, key))
 }
 
+/// Reads the CA certificates a client certificate may chain to.
+pub fn load_roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Read {
+            path: path.to_path_buf(),
+            message: "no CA certificate in the file".into(),
+        });
+    }
+    Ok(roots)
+}
+
 /// A rustls server configuration on the ring provider with the given ALPN protocols;
-/// `tls13_only` for the device listener (OCP/1 requires TLS 1.3).
+/// `tls13_only` for the device listener (OCP/1 requires TLS 1.3). With `client_roots`,
+/// clients may present a certificate chaining to them (optional; checked when presented).
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     alpn: &[&[u8]],
     tls13_only: bool,
+    client_roots: Option<rustls::RootCertStore>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
@@ -100,10 +129,23 @@ pub fn server_config(
     } else {
         rustls::DEFAULT_VERSIONS
     };
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_roots {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();

@@ -713,3 +713,62 @@ fn push_reaches_a_connected_device_unsolicited() {
         assert_eq!(offers[0].version_number, f.version_number);
     });
 }
+
+/// A CA and a device certificate signed by it that names `names` as DNS SANs.
+fn device_pki(
+    dir: &std::path::Path,
+    names: &[&str],
+) -> (std::path::PathBuf, otad::device::client::Identity) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test device CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_path = dir.join("device-ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let der_key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    (ca_path, (vec![cert.der().clone()], der_key))
+}
+
+#[test]
+fn mtls_device_certificate_replaces_the_token() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca_path, identity) = device_pki(pki.path(), &["mtls-dev-1"]);
+    let other_pki = tempfile::tempdir().unwrap();
+    let (_, stranger) = device_pki(other_pki.path(), &["mtls-dev-1"]);
+    let server = Server::start_with_config(&format!(
+        "[device]\nclient_ca = {:?}\n",
+        ca_path.display().to_string()
+    ));
+    let f = fleet(&server, "mtls", 8_000, 10);
+    assert_eq!(f.device, "mtls-dev-1");
+    let mut cfg = client_config(&server, &f.device, "");
+    runtime().block_on(async {
+        // Certificate naming the device, empty token: accepted.
+        let mut c =
+            Client::connect_with_identity(&cfg, Some((identity.0.clone(), identity.1.clone_key())))
+                .await
+                .expect("mTLS device connects without a token");
+        assert_eq!(c.check(&[(3, 0)]).await.unwrap().len(), 1);
+        // No certificate and an empty token: refused like any bad credential.
+        let e = Client::connect(&cfg).await.err().expect("refused");
+        assert_eq!(server_code(&e), Some(ErrorCode::AuthFailed as u16), "{e}");
+        // A certificate naming the device but from another CA does not complete the handshake.
+        assert!(
+            Client::connect_with_identity(&cfg, Some(stranger))
+                .await
+                .is_err()
+        );
+        // The token still works with or without a certificate.
+        cfg.token = f.token.clone();
+        Client::connect(&cfg).await.expect("token still accepted");
+    });
+}

@@ -75,7 +75,16 @@ pub struct Progress {
     pub verified_upto: u64,
 }
 
-fn tls_connector(ca_file: &Path) -> Result<tokio_rustls::TlsConnector, ClientError> {
+/// A client certificate chain and its private key (mTLS devices).
+pub type Identity = (
+    Vec<CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
+fn tls_connector(
+    ca_file: &Path,
+    identity: Option<Identity>,
+) -> Result<tokio_rustls::TlsConnector, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| ClientError::Tls(format!("{}: {e}", ca_file.display())))?
@@ -86,11 +95,16 @@ fn tls_connector(ca_file: &Path) -> Result<tokio_rustls::TlsConnector, ClientErr
             .map_err(|e| ClientError::Tls(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ClientError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ClientError::Tls(e.to_string()))?,
+    };
     config.alpn_protocols = vec![b"ocp/1".to_vec()];
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
@@ -98,7 +112,16 @@ fn tls_connector(ca_file: &Path) -> Result<tokio_rustls::TlsConnector, ClientErr
 impl Client {
     /// Connects, sends HELLO and waits for HELLO_OK.
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, ClientError> {
-        let connector = tls_connector(&cfg.ca_file)?;
+        Self::connect_with_identity(cfg, None).await
+    }
+
+    /// Like [`Client::connect`], presenting a client certificate (mTLS devices may then send
+    /// an empty token).
+    pub async fn connect_with_identity(
+        cfg: &ClientConfig,
+        identity: Option<Identity>,
+    ) -> Result<Client, ClientError> {
+        let connector = tls_connector(&cfg.ca_file, identity)?;
         let tcp = TcpStream::connect(&cfg.addr).await?;
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(cfg.server_name.clone())

@@ -127,11 +127,12 @@ pub async fn run(
         hub.connections.fetch_add(1, Ordering::Relaxed);
         let guard = ConnectionGuard(Arc::clone(&hub));
         let permit = Arc::clone(&slots).try_acquire_owned().ok();
-        let ctx = Conn {
+        let mut ctx = Conn {
             store: store.clone(),
             hub: Arc::clone(&hub),
             config: Arc::clone(&config),
             peer,
+            client_cert: None,
         };
         let acceptor = acceptor.clone();
         let mut stop = shutdown.clone();
@@ -142,6 +143,12 @@ pub async fn run(
                 Ok(Ok(tls)) => tls,
                 _ => return,
             };
+            ctx.client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.as_ref().to_vec());
             let Some(permit) = permit else {
                 // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
                 let mut tls = tls;
@@ -213,18 +220,35 @@ fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
-/// Checks a device's id and token; unknown ids and wrong tokens take the same path.
+/// Whether a client certificate (already chain-verified by rustls against the configured
+/// device CA) names this device id as a DNS subject alternative name.
+fn certificate_names(cert: Option<&[u8]>, device_id: &str) -> bool {
+    let Some(der) = cert else { return false };
+    let der = rustls_pki_types::CertificateDer::from(der);
+    let Ok(cert) = webpki::EndEntityCert::try_from(&der) else {
+        return false;
+    };
+    let Ok(name) = rustls_pki_types::ServerName::try_from(device_id) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
+/// Checks a device's id and token (or, with an empty token, its client certificate);
+/// unknown ids and wrong credentials take the same path and give the same answer.
 fn authenticate(
     store: &Store,
     device_id: &str,
     token: &[u8],
+    cert: Option<&[u8]>,
 ) -> Result<Option<Device>, StoreError> {
     use sha2::Digest;
     let presented: [u8; 32] = sha2::Sha256::digest(token).into();
     let device = store.device(device_id)?;
     let stored = device.as_ref().map_or([0xA5u8; 32], |d| d.token_hash);
-    let ok = same_hash(&presented, &stored) && device.is_some() && !token.is_empty();
-    Ok(device.filter(|_| ok))
+    let token_ok = same_hash(&presented, &stored) && !token.is_empty();
+    let cert_ok = token.is_empty() && certificate_names(cert, device_id);
+    Ok(device.filter(|_| token_ok || cert_ok))
 }
 
 struct Conn {
@@ -232,6 +256,8 @@ struct Conn {
     hub: Arc<DeviceHub>,
     config: Arc<DeviceConfig>,
     peer: SocketAddr,
+    /// The client certificate presented in the TLS handshake (verified by rustls), if any.
+    client_cert: Option<Vec<u8>>,
 }
 
 /// Events the session task waits on.
@@ -304,28 +330,32 @@ impl Conn {
         }
         let store = self.store.clone();
         let id = device_id.clone();
-        let device =
-            match tokio::task::spawn_blocking(move || authenticate(&store, &id, &token)).await {
-                Ok(Ok(Some(d))) => d,
-                Ok(Ok(None)) => {
-                    let _ = write_frame(
-                        &mut writer,
-                        0,
-                        &error_msg(ErrorCode::AuthFailed, 0, "authentication failed"),
-                    )
-                    .await;
-                    return;
-                }
-                _ => {
-                    let _ = write_frame(
-                        &mut writer,
-                        0,
-                        &error_msg(ErrorCode::Internal, 1000, "internal error"),
-                    )
-                    .await;
-                    return;
-                }
-            };
+        let cert = self.client_cert.clone();
+        let device = match tokio::task::spawn_blocking(move || {
+            authenticate(&store, &id, &token, cert.as_deref())
+        })
+        .await
+        {
+            Ok(Ok(Some(d))) => d,
+            Ok(Ok(None)) => {
+                let _ = write_frame(
+                    &mut writer,
+                    0,
+                    &error_msg(ErrorCode::AuthFailed, 0, "authentication failed"),
+                )
+                .await;
+                return;
+            }
+            _ => {
+                let _ = write_frame(
+                    &mut writer,
+                    0,
+                    &error_msg(ErrorCode::Internal, 1000, "internal error"),
+                )
+                .await;
+                return;
+            }
+        };
         let limits = Limits {
             max_frame: max_frame.min(self.config.max_frame),
             max_inflight: max_inflight.min(self.config.max_inflight),
@@ -699,5 +729,23 @@ impl Session {
         write_frame(writer, 0, &Message::Offer { items })
             .await
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_names_its_dns_san() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["dev-1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert!(certificate_names(Some(cert.der()), "dev-1"));
+        assert!(!certificate_names(Some(cert.der()), "dev-2"));
+        assert!(!certificate_names(None, "dev-1"));
+        assert!(!certificate_names(Some(b"garbage"), "dev-1"));
     }
 }
