@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_TYPES, DEVICES,
-    DEVICES_BY_TYPE, OUTBOARDS, OWNED, PARTNERS, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS,
-    RECORDS_BY_PARTNER, STAGED, UPLOADS, USERS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_TOKENS,
+    DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, OUTBOARDS, OWNED, PARTNERS, RECORD_BY_NUMBER,
+    RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, STAGED, UPLOADS, USERS,
 };
 use super::{Result, codec};
 use crate::hashtree::{OutboardBuilder, PAIR, pair_count};
@@ -353,6 +353,20 @@ fn check_records(
 fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
     let device_types = txn.open_table(DEVICE_TYPES)?;
     let by_type = txn.open_table(DEVICES_BY_TYPE)?;
+    let tokens = txn.open_table(DEVICE_TOKENS)?;
+    let devices = txn.open_table(DEVICES)?;
+    for entry in tokens.iter()? {
+        let (k, v) = entry?;
+        let owner = devices
+            .get(v.value())?
+            .map(|d| codec::decode::<Device>(d.value()).map(|d| d.token_hash));
+        if !matches!(owner, Some(Ok(hash)) if &hash == k.value()) {
+            report.problems.push(format!(
+                "device token index names {} which does not hold that token",
+                v.value()
+            ));
+        }
+    }
     for entry in txn.open_table(DEVICES)?.iter()? {
         let (k, v) = entry?;
         let id = k.value();
@@ -373,6 +387,11 @@ fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
             report
                 .problems
                 .push(format!("device {id}: missing from its type's index"));
+        }
+        if tokens.get(&device.token_hash)?.map(|v| v.value() == id) != Some(true) {
+            report
+                .problems
+                .push(format!("device {id}: missing from the token index"));
         }
     }
     Ok(())
