@@ -82,6 +82,28 @@ fn create_data_dir(dir: &Path) -> Result<(), ServeError> {
     )))
 }
 
+/// Pending connections the kernel may queue per listener. mio's default (128) drops SYNs
+/// when a fleet reconnects at once, and the devices then wait a full SYN retry.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep accept queue.
+fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    let what = || format!("cannot listen on {addr}");
+    let parsed: SocketAddr = addr.parse().map_err(|e| ServeError::Io {
+        what: what(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    let socket = if parsed.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(io_err(what()))?;
+    socket.set_reuseaddr(true).map_err(io_err(what()))?;
+    socket.bind(parsed).map_err(io_err(what()))?;
+    socket.listen(ACCEPT_BACKLOG).map_err(io_err(what()))
+}
+
 /// The public base URL: configured, or derived from the bound address.
 fn public_base_url(config: &Config, addr: SocketAddr) -> String {
     if !config.api.public_base_url.is_empty() {
@@ -140,16 +162,12 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let device_tls = tls::server_config(certs, key, &[b"ocp/1"], true, client_roots)?;
 
-    let listener = TcpListener::bind(&config.api.listen)
-        .await
-        .map_err(io_err(format!("cannot listen on {}", config.api.listen)))?;
+    let listener = bind(&config.api.listen)?;
     let addr = listener
         .local_addr()
         .map_err(io_err("cannot read the listening address"))?;
     let base_url = public_base_url(&config, addr);
-    let device_listener = TcpListener::bind(&config.device.listen)
-        .await
-        .map_err(io_err(format!("cannot listen on {}", config.device.listen)))?;
+    let device_listener = bind(&config.device.listen)?;
     let device_addr = device_listener
         .local_addr()
         .map_err(io_err("cannot read the device listening address"))?;

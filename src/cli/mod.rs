@@ -4,6 +4,8 @@
 //! which open the redb file directly and refuse while a server holds it. Exit codes:
 //! 0 success, 1 error (or problems found), 2 usage.
 
+pub mod device;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,6 +53,9 @@ pub enum Command {
     /// Offline database tools (refuse to run while a server holds the database).
     #[command(subcommand)]
     Db(DbCommand),
+    /// Act as a device over OCP/1: check for updates, download an image, simulate a fleet.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Db(DbCommand::Verify) => db_verify(&config),
         Command::Db(DbCommand::Compact) => db_compact(&config),
+        Command::Device(cmd) => device::run(cmd, &config.data_dir),
     }
 }
 

@@ -1,0 +1,313 @@
+//! A fleet against a real `otad serve` over real TLS: 1,000 devices registered through the
+//! CSV import endpoint check and download at once with `otad device simulate` (every chunk
+//! verified, every image checked against both hashes, all must succeed), and the
+//! simulator's failure accounting through the library API (`otad::device::simulate::run`).
+//! CLI details of `check`/`download` are in `device_cli.rs`.
+
+mod api_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api_common::*;
+use otad::device::simulate::{self, Options, Stage};
+use serde_json::{Value, json};
+
+/// Simulated devices in the big test, all connected at once.
+const FLEET: usize = 1000;
+/// Bound on the simulator run (the whole test should take well under a minute).
+const SIM_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The soft RLIMIT_NOFILE of this process, which the server and the simulator inherit.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
+}
+
+/// Creates a device type with one image of `size` bytes (type 3) associated; returns the
+/// device type id.
+fn device_type_with_image(
+    server: &Server,
+    t: &Tenant,
+    name: &str,
+    size: usize,
+    seed: u64,
+) -> String {
+    let dt = server.api.device_type(&t.id, &t.token, name);
+    let (_, url) = server.api.publish(&t.id, &t.token, &bytes(size, seed));
+    let record = server.api.pool_create(
+        &t.id,
+        &t.token,
+        &json!({"name": format!("{name}-fw"), "type": 3, "version": "1.0.0", "url": url}),
+    );
+    server.api.associate(&t.id, &t.token, &dt, &record);
+    dt
+}
+
+/// Imports devices as CSV; returns the `deviceId,token` answer, verbatim.
+fn import(server: &Server, t: &Tenant, rows: &[(String, String)]) -> String {
+    let mut csv = String::from("deviceId,deviceTypeId\n");
+    for (id, dt) in rows {
+        csv.push_str(&format!("{id},{dt}\n"));
+    }
+    let r = server.api.post_bytes(
+        &format!("{}/devices/import", t.base()),
+        &t.token,
+        "text/csv",
+        csv.into_bytes(),
+    );
+    r.expect(200);
+    r.text()
+}
+
+fn groups(size: u64) -> u64 {
+    size.div_ceil(16 * 1024)
+}
+
+#[test]
+fn thousand_devices_check_and_download_at_once() {
+    // Each simulated device holds a TLS connection, and the server holds the other end:
+    // both processes need FLEET descriptors plus their own files, listeners and threads.
+    let needed = FLEET as u64 + 512;
+    match open_files_limit() {
+        Some(limit) if limit >= needed => {}
+        Some(limit) => panic!(
+            "the open-files limit is {limit}, but {FLEET} simultaneous devices need at least \
+             {needed} descriptors in the simulator and in the server; run `ulimit -n 4096` \
+             (or higher) before `cargo test`"
+        ),
+        None => panic!("cannot read the open-files limit from /proc/self/limits"),
+    }
+    let test_started = Instant::now();
+    let server = Server::start();
+    let admin = server.admin_token();
+    let t = server.api.tenant(&admin, "Fleet");
+    // Two device types with different images (one with a partial last group), so every
+    // device must be handed its own type's image and nothing else.
+    const SIZE_A: usize = 20 * 1024;
+    const SIZE_B: usize = 20 * 1024 + 777;
+    let dt_a = device_type_with_image(&server, &t, "fleet-a", SIZE_A, 11);
+    let dt_b = device_type_with_image(&server, &t, "fleet-b", SIZE_B, 12);
+    let rows: Vec<(String, String)> = (0..FLEET)
+        .map(|i| {
+            let dt = if i % 2 == 0 { &dt_a } else { &dt_b };
+            (format!("fleet-{i:04}"), dt.clone())
+        })
+        .collect();
+    let answer = import(&server, &t, &rows);
+    let devices_file = server.root().join("fleet.csv");
+    std::fs::write(&devices_file, &answer).expect("write devices file");
+    let setup = test_started.elapsed();
+
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_otad"))
+        .arg("--data-dir")
+        .arg(&server.data)
+        .args(["device", "simulate", "--devices-file"])
+        .arg(&devices_file)
+        .args([
+            "--devices",
+            &FLEET.to_string(),
+            "--concurrency",
+            &FLEET.to_string(),
+            "--json",
+        ])
+        .env_remove("OTAD_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn otad device simulate");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(SIM_TIMEOUT) {
+        Ok(out) => out.expect("wait for the simulator"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the simulator did not finish within {SIM_TIMEOUT:?}");
+        }
+    };
+    let wall = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "simulate --json printed no JSON ({e}), {}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every device must succeed: {v}\nstderr: {stderr}"
+    );
+    assert_eq!(v["devices"], FLEET, "{v}");
+    assert_eq!(v["concurrency"], FLEET, "{v}");
+    assert_eq!(v["ok"], FLEET, "{v}");
+    assert_eq!(v["failed"], 0, "{v}");
+    assert_eq!(v["errors"], json!([]), "{v}");
+    let half = (FLEET / 2) as u64;
+    assert_eq!(
+        v["bytes"],
+        half * (SIZE_A + SIZE_B) as u64,
+        "every device got its own type's image: {v}"
+    );
+    assert_eq!(v["chunkBytes"], 16 * 1024, "{v}");
+    assert_eq!(
+        v["verifiedChunks"],
+        half * (groups(SIZE_A as u64) + groups(SIZE_B as u64)),
+        "{v}"
+    );
+    for step in ["connect", "check", "download"] {
+        assert_eq!(v["latencyMs"][step]["count"], FLEET, "{step}: {v}");
+    }
+
+    // The server recorded the downloads (spot checks across both device types).
+    for id in ["fleet-0000", "fleet-0001", "fleet-0998", "fleet-0999"] {
+        let dev = server
+            .api
+            .get(&format!("{}/devices/{id}", t.base()), &t.token)
+            .ok_json(200);
+        assert_eq!(dev["ota"][0]["state"], "downloaded", "{dev}");
+        assert!(dev["lastSeenTimestamp"].is_u64(), "{dev}");
+    }
+
+    let lat = |step: &str, p: &str| v["latencyMs"][step][p].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "fleet: {FLEET} devices in {:.2} s (simulator wall {:.2} s, setup {:.2} s, test {:.2} s): \
+         {} devices/s, {} MB/s, {} chunks/s; latency ms p50/p90/p99/max: \
+         connect+HELLO {}/{}/{}/{}, CHECK {}/{}/{}/{}, download {}/{}/{}/{}",
+        v["elapsedSeconds"].as_f64().unwrap_or(f64::NAN),
+        wall.as_secs_f64(),
+        setup.as_secs_f64(),
+        test_started.elapsed().as_secs_f64(),
+        v["devicesPerSecond"],
+        v["mbPerSecond"],
+        v["chunksPerSecond"],
+        lat("connect", "p50"),
+        lat("connect", "p90"),
+        lat("connect", "p99"),
+        lat("connect", "max"),
+        lat("check", "p50"),
+        lat("check", "p90"),
+        lat("check", "p99"),
+        lat("check", "max"),
+        lat("download", "p50"),
+        lat("download", "p90"),
+        lat("download", "p99"),
+        lat("download", "max"),
+    );
+}
+
+#[test]
+fn failed_devices_are_counted_listed_and_exit_1() {
+    let server = Server::start();
+    let admin = server.admin_token();
+    let t = server.api.tenant(&admin, "Mixed");
+    const SIZE: usize = 5000;
+    let dt = device_type_with_image(&server, &t, "mixed-a", SIZE, 21);
+    let bare = server.api.device_type(&t.id, &t.token, "mixed-bare");
+    let mut rows: Vec<(String, String)> =
+        (0..4).map(|i| (format!("mixed-{i}"), dt.clone())).collect();
+    rows.push(("mixed-bare-0".to_string(), bare));
+    let answer = import(&server, &t, &rows);
+    let mut devices = simulate::parse_devices_csv(&answer).expect("the import answer parses");
+    assert_eq!(devices.len(), 5);
+    // Two devices present a wrong token; the bare one has nothing to download.
+    devices[1].token.push('x');
+    devices[3].token = "0".repeat(40);
+
+    let addr = {
+        let text = std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json");
+        let v: Value = serde_json::from_str(&text).expect("listen.json is JSON");
+        s(&v, "device")
+    };
+    let ca = server.data.join("tls").join("cert.pem");
+    let mut opts = Options::new(addr, "localhost", &ca, devices.clone());
+    opts.concurrency = 3;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let report = rt.block_on(simulate::run(opts)).expect("simulation runs");
+    assert_eq!((report.ok, report.failed), (2, 3), "{report:?}");
+    assert_eq!(report.bytes, 2 * SIZE as u64, "{report:?}");
+    assert_eq!(report.connect.count, 3, "two refused at HELLO: {report:?}");
+    let mut failed: Vec<(&str, Stage)> = report
+        .errors
+        .iter()
+        .map(|f| (f.device_id.as_str(), f.stage))
+        .collect();
+    failed.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        failed,
+        [
+            ("mixed-1", Stage::Connect),
+            ("mixed-3", Stage::Connect),
+            ("mixed-bare-0", Stage::Check),
+        ],
+        "{report:?}"
+    );
+    for f in &report.errors {
+        let expected = if f.stage == Stage::Connect {
+            "AUTH_FAILED"
+        } else {
+            "nothing offered"
+        };
+        assert!(f.error.contains(expected), "{f:?}");
+        assert!(!f.error.contains('\n'), "{f:?}");
+    }
+
+    // The same through the CLI: exit 1, the errors listed, one summary line on stderr.
+    let file = server.root().join("mixed.csv");
+    let csv: String = devices
+        .iter()
+        .map(|d| format!("{},{}\n", d.id, d.token))
+        .collect();
+    std::fs::write(&file, csv).expect("write devices file");
+    let out = simulate_cli(&server.data, &file, &["--concurrency", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 ok, 3 failed"), "{stdout}");
+    assert!(stdout.contains("first 3 errors"), "{stdout}");
+    assert!(stdout.contains("mixed-1 (connect)"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "otad: 3 of 5 devices failed",
+        "one summary line on stderr"
+    );
+
+    // Asking for more devices than the file has is a usage error.
+    let out = simulate_cli(&server.data, &file, &["--devices", "6"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+fn simulate_cli(data: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_otad"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["device", "simulate", "--devices-file"])
+        .arg(file)
+        .args(extra)
+        .env_remove("OTAD_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run otad device simulate")
+}
