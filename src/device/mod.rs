@@ -5,5 +5,6 @@
 
 pub mod client;
 pub mod server;
+pub mod session;
 pub mod simulate;
 pub mod wire;

@@ -8,7 +8,7 @@
 //! at most one DATA frame whatever the device's max_inflight. Messages are in `wire.rs`;
 //! storage calls go through `Store` on blocking threads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::wire::{
-    self, ErrorCode, HEADER_LEN, Message, MsgType, OfferItem, PRE_HELLO_MAX_BODY, WireError,
-};
+use super::session::Admission;
+use super::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError};
 use crate::config::DeviceConfig;
 use crate::hashtree;
 use crate::model::Device;
@@ -375,7 +374,7 @@ impl Conn {
                 store: self.store.clone(),
                 device,
                 limits,
-                inflight: HashSet::new(),
+                rules: super::session::Session::new(limits.max_inflight),
                 gets: VecDeque::new(),
                 allowed: HashMap::new(),
             };
@@ -411,7 +410,7 @@ struct Session {
     store: Store,
     device: Device,
     limits: Limits,
-    inflight: HashSet<u32>,
+    rules: super::session::Session,
     gets: VecDeque<GetRequest>,
     /// Blobs this device was found entitled to (its device type's images).
     allowed: HashMap<[u8; 32], BlobMeta>,
@@ -533,42 +532,18 @@ impl Session {
         done_tx: &mpsc::Sender<Done>,
         writer: &mut W,
     ) -> bool {
-        let fatal = |code: ErrorCode, text: &str| error_msg(code, 0, text);
-        if rid == 0 || self.inflight.contains(&rid) {
-            let _ = write_frame(
-                writer,
-                0,
-                &fatal(ErrorCode::BadFrame, "request_id is 0 or already in flight"),
-            )
-            .await;
-            return false;
-        }
-        match msg.msg_type() {
-            MsgType::Hello => {
-                let _ = write_frame(
-                    writer,
-                    0,
-                    &fatal(ErrorCode::BadState, "HELLO was already sent"),
-                )
-                .await;
-                return false;
+        match self.rules.admit(rid, msg.msg_type()) {
+            Admission::Accept => {}
+            Admission::Refuse(code, text) => {
+                return write_frame(writer, rid, &error_msg(code, 0, text))
+                    .await
+                    .is_ok();
             }
-            MsgType::Check | MsgType::Get | MsgType::Report | MsgType::Ping => {}
-            _ => {
-                let _ = write_frame(
-                    writer,
-                    0,
-                    &fatal(ErrorCode::BadFrame, "not a device request"),
-                )
-                .await;
+            Admission::Close(code, text) => {
+                let _ = write_frame(writer, 0, &error_msg(code, 0, text)).await;
                 return false;
             }
         }
-        if self.inflight.len() >= usize::from(self.limits.max_inflight) {
-            let msg = error_msg(ErrorCode::TooManyInflight, 0, "too many requests in flight");
-            return write_frame(writer, rid, &msg).await.is_ok();
-        }
-        self.inflight.insert(rid);
         match msg {
             Message::Ping => self.finish(Done::new(rid, Message::Pong), writer).await,
             Message::Check { items } => {
@@ -693,7 +668,7 @@ impl Session {
 
     /// Writes a finished answer; false = the connection is gone.
     async fn finish<W: AsyncWrite + Unpin>(&mut self, done: Done, writer: &mut W) -> bool {
-        self.inflight.remove(&done.request_id);
+        self.rules.complete(done.request_id);
         if let Some((blake3, meta)) = done.entitled
             && self.allowed.len() < 64
         {
