@@ -707,6 +707,10 @@ fn push_reaches_a_connected_device_unsolicited() {
             }
             other => panic!("no unsolicited OFFER after the push: {other:?}"),
         }
+        // Acting on the pushed OFFER without a CHECK: its REPORT is accepted.
+        c.report(3, f.version_number, 1, 0, 0)
+            .await
+            .expect("report about the pushed image");
         // And a CHECK now answers with the pushed image too.
         let offers = c.check(&[(3, 0)]).await.unwrap();
         assert!(offers[0].pushed);

@@ -219,18 +219,60 @@ fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
+/// Splits one DER TLV off `input`: (tag, value, rest). Bounded; `None` on anything odd.
+fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81 => {
+            let (&b, rest) = rest.split_first()?;
+            (usize::from(b), rest)
+        }
+        0x82 => {
+            let bytes = rest.get(..2)?;
+            (
+                usize::from(u16::from_be_bytes([bytes[0], bytes[1]])),
+                rest.get(2..)?,
+            )
+        }
+        _ => return None,
+    };
+    let value = rest.get(..len)?;
+    Some((tag, value, rest.get(len..)?))
+}
+
+/// The commonName of a DER-encoded Name (the contents of its outer SEQUENCE).
+pub fn common_name(subject: &[u8]) -> Option<&[u8]> {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    let mut sets = subject;
+    while let Some((0x31, set, rest)) = der_tlv(sets) {
+        sets = rest;
+        let mut attrs = set;
+        while let Some((0x30, attr, more)) = der_tlv(attrs) {
+            attrs = more;
+            if let Some((0x06, oid, value)) = der_tlv(attr)
+                && oid == CN
+                && let Some((0x0c | 0x13 | 0x16, text, _)) = der_tlv(value)
+            {
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
 /// Whether a client certificate (already chain-verified by rustls against the configured
-/// device CA) names this device id as a DNS subject alternative name.
+/// device CA) names exactly this device id, as its subject commonName or a DNS subject
+/// alternative name. Exact comparison: no wildcards.
 fn certificate_names(cert: Option<&[u8]>, device_id: &str) -> bool {
     let Some(der) = cert else { return false };
     let der = rustls_pki_types::CertificateDer::from(der);
     let Ok(cert) = webpki::EndEntityCert::try_from(&der) else {
         return false;
     };
-    let Ok(name) = rustls_pki_types::ServerName::try_from(device_id) else {
-        return false;
-    };
-    cert.verify_is_valid_for_subject_name(&name).is_ok()
+    cert.valid_dns_names().any(|name| name == device_id)
+        || common_name(cert.subject()) == Some(device_id.as_bytes())
 }
 
 /// Checks a device's id and token (or, with an empty token, its client certificate);
@@ -688,14 +730,19 @@ impl Session {
                 let Some(device) = store.device(&id)? else {
                     return Ok(Vec::new());
                 };
-                store.eligible(&device)
+                let pushed: Vec<OfferedImage> = store
+                    .eligible(&device)?
+                    .into_iter()
+                    .filter(|o| o.offer.pushed)
+                    .collect();
+                if !pushed.is_empty() {
+                    store.note_offered(&id, pushed.clone())?;
+                }
+                Ok(pushed)
             })
             .await;
         let items: Vec<OfferItem> = match offers {
-            Ok(Ok(offers)) => offer_items(&offers)
-                .into_iter()
-                .filter(|o| o.pushed)
-                .collect(),
+            Ok(Ok(offers)) => offer_items(&offers),
             _ => return true,
         };
         if items.is_empty() {
@@ -722,5 +769,22 @@ mod tests {
         assert!(!certificate_names(Some(cert.der()), "dev-2"));
         assert!(!certificate_names(None, "dev-1"));
         assert!(!certificate_names(Some(b"garbage"), "dev-1"));
+    }
+
+    #[test]
+    fn certificate_names_its_common_name_exactly() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["*.fleet".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "12345678");
+        let cert = params.self_signed(&key).unwrap();
+        // A serial-number id that is not a DNS name authenticates through the CN.
+        assert!(certificate_names(Some(cert.der()), "12345678"));
+        // Wildcard SANs never match a device id.
+        assert!(!certificate_names(Some(cert.der()), "x.fleet"));
+        assert!(!certificate_names(Some(cert.der()), "1234567"));
+        assert_eq!(common_name(&[0x31, 0x03, 0x30, 0x01]), None);
+        assert_eq!(common_name(&[0x31, 0xff]), None);
     }
 }

@@ -122,6 +122,29 @@ fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidat
     Ok(out)
 }
 
+/// Makes "offered" the current state of each offered type, unless that image already is.
+fn record_offered(device: &mut Device, offers: &[OfferedImage], now: u64, history: usize) {
+    for o in offers {
+        let event = OtaEvent {
+            at_ms: now,
+            version_number: o.offer.version_number,
+            state: OtaState::Offered,
+            result: 0,
+            bytes_done: 0,
+        };
+        match device.ota.get_mut(&o.offer.fw_type) {
+            Some(ota) if ota.current.version_number == o.offer.version_number => {}
+            Some(ota) => {
+                ota.record(event, history);
+                ota.offered_ms = now;
+            }
+            None => {
+                device.ota.insert(o.offer.fw_type, TypeOta::new(event));
+            }
+        }
+    }
+}
+
 fn candidate(record: &Record, version_number: u64) -> Candidate {
     Candidate {
         record_id: record.id,
@@ -519,29 +542,25 @@ impl Store {
                 }
             }
             device.reported = reported;
-            for o in &recorded {
-                let event = OtaEvent {
-                    at_ms: now,
-                    version_number: o.offer.version_number,
-                    state: OtaState::Offered,
-                    result: 0,
-                    bytes_done: 0,
-                };
-                match device.ota.get_mut(&o.offer.fw_type) {
-                    Some(ota) if ota.current.version_number == o.offer.version_number => {}
-                    Some(ota) => {
-                        ota.record(event, history);
-                        ota.offered_ms = now;
-                    }
-                    None => {
-                        device.ota.insert(o.offer.fw_type, TypeOta::new(event));
-                    }
-                }
-            }
+            record_offered(&mut device, &recorded, now, history);
             put_device(txn, &device)?;
             Ok(())
         })?;
         Ok(offers)
+    }
+
+    /// Records offers sent without a CHECK (an unsolicited OFFER after a push), so that the
+    /// device's REPORTs about them are accepted.
+    pub fn note_offered(&self, device_id: &str, offers: Vec<OfferedImage>) -> Result<()> {
+        let id = device_id.to_string();
+        let history = self.config().ota_history;
+        self.write(false, move |txn| {
+            let Some(mut device) = get_device_w(txn, &id)? else {
+                return Err(StoreError::not_found("device", "unknown_device"));
+            };
+            record_offered(&mut device, &offers, now_ms(), history);
+            put_device(txn, &device)
+        })
     }
 
     /// A REPORT: validates the (state, result) pair and that the image was offered, then makes
