@@ -654,7 +654,8 @@ fn verdict(goals: bool, met: bool) -> &'static str {
 }
 
 fn row(measure: &str, value: &str, goal: &str, status: &str) {
-    println!("{measure:<44} {value:<46} {goal:<9} {status}");
+    let line = format!("{measure:<44} {value:<46} {goal:<9} {status}");
+    println!("{}", line.trim_end());
 }
 
 fn print_report(r: &Report) {
