@@ -368,3 +368,87 @@ fn check_type_class(n: i64) {
         Err(e) => assert!(!(1..=200).contains(&n), "type {n} refused: {e}"),
     }
 }
+
+/// Input: a byte stream as a device would send it. Frames are decoded one after another with
+/// the pre-HELLO limit for the first and 256 KiB after, exactly as the server reads them:
+/// header first (checked before any body is taken), then exactly body_len bytes. Every frame
+/// that decodes must re-encode to the same bytes.
+pub fn wire_frames(data: &[u8]) {
+    use otad::device::wire::{self, HEADER_LEN, PRE_HELLO_MAX_BODY};
+    let mut rest = data;
+    let mut limit = PRE_HELLO_MAX_BODY;
+    while let Some(head) = rest.get(..HEADER_LEN) {
+        let header: [u8; HEADER_LEN] = read(head, 0);
+        let Ok(h) = wire::decode_header(&header, limit) else {
+            return;
+        };
+        assert!(h.body_len <= limit, "header accepted a body over the limit");
+        let end = HEADER_LEN + h.body_len as usize;
+        let Some(body) = rest.get(HEADER_LEN..end) else {
+            return;
+        };
+        if let Ok(msg) = wire::decode_body(h.msg_type, body) {
+            let mut again = Vec::new();
+            wire::encode(h.request_id, &msg, &mut again);
+            assert_eq!(
+                &again[..],
+                &rest[..end],
+                "decode/encode round trip changed bytes"
+            );
+        }
+        rest = &rest[end..];
+        limit = 256 * 1024;
+    }
+}
+
+/// Input: a sequence of (request_id u32 LE, message type u8, complete? u8) steps run against
+/// the session admission rules: in-flight never exceeds max_inflight, accepted ids are
+/// unique among those in flight, and refusals/closes follow the documented codes.
+pub fn session_sequence(data: &[u8]) {
+    use otad::device::session::{Admission, Session};
+    use otad::device::wire::{ErrorCode, MsgType};
+    let [max] = read::<1>(data, 0);
+    let max_inflight = max % 65;
+    let mut session = Session::new(max_inflight);
+    let cap = usize::from(max_inflight.max(1));
+    let mut model: Vec<u32> = Vec::new();
+    for step in data.get(1..).unwrap_or_default().chunks(6) {
+        let rid = u32::from_le_bytes(read(step, 0));
+        let [t] = read::<1>(step, 4);
+        let [done] = read::<1>(step, 5);
+        if done & 1 == 1 && !model.is_empty() {
+            let id = model.remove(usize::from(done >> 1) % model.len());
+            session.complete(id);
+            continue;
+        }
+        let Some(msg_type) = MsgType::from_u8(t) else {
+            continue;
+        };
+        let request = matches!(
+            msg_type,
+            MsgType::Check | MsgType::Get | MsgType::Report | MsgType::Ping
+        );
+        match session.admit(rid, msg_type) {
+            Admission::Accept => {
+                assert!(rid != 0 && request && !model.contains(&rid) && model.len() < cap);
+                model.push(rid);
+            }
+            Admission::Refuse(code, _) => {
+                assert_eq!(code, ErrorCode::TooManyInflight);
+                assert!(model.len() >= cap && request && rid != 0 && !model.contains(&rid));
+            }
+            Admission::Close(code, _) => {
+                let expected = if rid == 0 || model.contains(&rid) {
+                    ErrorCode::BadFrame
+                } else if msg_type == MsgType::Hello {
+                    ErrorCode::BadState
+                } else {
+                    ErrorCode::BadFrame
+                };
+                assert_eq!(code, expected);
+                return;
+            }
+        }
+        assert_eq!(session.in_flight(), model.len());
+    }
+}

@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 type Target = fn(&[u8]);
 
 /// Every target of `fuzz/Cargo.toml`; a target missing here has no replay.
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 7] = [
     ("hashtree_range", targets::hashtree_range),
     ("outboard_builder", targets::outboard_builder),
     ("record_codec", targets::record_codec),
     ("config_toml", targets::config_toml),
     ("model_validate", targets::model_validate),
+    ("wire_frames", targets::wire_frames),
+    ("session_sequence", targets::session_sequence),
 ];
 
 fn fuzz_dir() -> PathBuf {
