@@ -171,7 +171,7 @@ impl Default for StorageConfig {
             abandoned_upload_secs: 3600,
             ota_history: 16,
             commit_batch_max: 256,
-            cache_mib: 256,
+            cache_mib: 32,
         }
     }
 }

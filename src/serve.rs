@@ -121,6 +121,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("otad-worker")
+        // Storage calls run on blocking threads; more than this only adds switching.
+        .max_blocking_threads(64)
         .build()
         .map_err(io_err("cannot start the async runtime"))?;
     runtime.block_on(serve(config))

@@ -56,6 +56,7 @@ pub async fn oauth_revoke(
     let headers = headers.clone();
     app.blocking(move |s| auth::revoke(s, &headers, &form))
         .await?;
+    app.auth.clear();
     Ok(status_only(StatusCode::OK))
 }
 
@@ -115,6 +116,7 @@ pub async fn rotate_secret(
     let secret = app
         .blocking(move |s| Ok(s.rotate_partner_secret(&actor, &partner)?))
         .await?;
+    app.auth.clear();
     Ok(json_response(
         StatusCode::OK,
         &json!({ "clientSecret": secret }),
@@ -165,6 +167,7 @@ pub async fn delete_user(
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.remove_user(&actor, &partner, &username)?))
         .await?;
+    app.auth.clear();
     Ok(status_only(StatusCode::NO_CONTENT))
 }
 

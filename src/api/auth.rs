@@ -98,22 +98,65 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Checks the bearer token (API token first, then device token). Blocking: call from a
-/// blocking task.
-pub fn authenticate(store: &Store, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::unauthorized("a bearer token is required"));
-    };
+/// Checks a bearer token (API token first, then device token) in the store. Blocking: call
+/// from a blocking task. Returns the caller and, for API tokens, when the token expires.
+pub fn authenticate(store: &Store, token: &str) -> Result<(Principal, Option<u64>), ApiError> {
     if token.is_empty() || token.len() > 512 {
         return Err(ApiError::unauthorized("invalid or expired token"));
     }
     if let Some(t) = store.token(token)? {
-        return Ok(principal_of(t));
+        let expires = t.expires_ms;
+        return Ok((principal_of(t), Some(expires)));
     }
     if let Some(device_id) = store.device_id_by_token(token)? {
-        return Ok(Principal::Device { device_id });
+        return Ok((Principal::Device { device_id }, None));
     }
     Err(ApiError::unauthorized("invalid or expired token"))
+}
+
+/// How long a checked token is trusted without asking the store again.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Entries kept at most; the cache is emptied when full (it refills from busy clients).
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// Recently checked tokens, so that a busy client's requests do not each wait for a storage
+/// lookup on a blocking thread. Keyed by the token's SHA-256; an entry lives at most
+/// `AUTH_CACHE_TTL` and never past the token's own expiry. Only valid tokens are kept.
+/// Whatever withdraws a token (revocation, token rotation, deleting a device or user)
+/// clears the cache at once.
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl AuthCache {
+    pub fn get(&self, token: &str) -> Option<Principal> {
+        let key = crate::store::devices::token_hash(token);
+        let map = self.entries.lock().ok()?;
+        let (principal, until) = map.get(&key)?;
+        (Instant::now() < *until).then(|| principal.clone())
+    }
+
+    pub fn put(&self, token: &str, principal: Principal, expires_ms: Option<u64>) {
+        let mut ttl = AUTH_CACHE_TTL;
+        if let Some(expires) = expires_ms {
+            let left = expires.saturating_sub(crate::store::now_ms());
+            ttl = ttl.min(Duration::from_millis(left));
+        }
+        let key = crate::store::devices::token_hash(token);
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= AUTH_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, (principal, Instant::now() + ttl));
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+    }
 }
 
 /// Failed logins per key (client id, username) in the last minute.

@@ -250,23 +250,67 @@ pub async fn download(
         principal.require_partner(&partner)?;
     }
     let sha = parse_sha(&raw_sha)?;
+    let range = ctx
+        .headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let if_none_match = ctx
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // One trip to a blocking thread: entitlement, conditional check, range, and the bytes
+    // themselves when they are few (most device and CDN-style requests).
     let found = app
         .blocking(move |s| {
-            if let Principal::Device { device_id } = &principal {
-                return match s.device_entitled(device_id, &partner, &sha)? {
-                    Some(found) => Ok(Some(found)),
-                    None => Err(ApiError::forbidden(
-                        "not_entitled",
-                        "this device is not entitled to this binary",
-                    )),
-                };
-            }
-            Ok(s.owned_blob(&partner, &sha)?)
+            let found = if let Principal::Device { device_id } = &principal {
+                match s.device_entitled(device_id, &partner, &sha)? {
+                    Some(found) => Some(found),
+                    None => {
+                        return Err(ApiError::forbidden(
+                            "not_entitled",
+                            "this device is not entitled to this binary",
+                        ));
+                    }
+                }
+            } else {
+                s.owned_blob(&partner, &sha)?
+            };
+            let Some((blake3, meta)) = found else {
+                return Ok(None);
+            };
+            let etag = format!("\"{}\"", hex(&blake3));
+            let not_modified = if_none_match
+                .as_deref()
+                .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim() == etag));
+            let answer = parse_range(range.as_deref(), meta.size);
+            let (a, b) = match answer {
+                RangeAnswer::Whole => (0, meta.size),
+                RangeAnswer::Part(a, b) => (a, b),
+                RangeAnswer::Unsatisfiable => (0, 0),
+            };
+            let small = if !not_modified && !head && b > a && b - a <= DOWNLOAD_PIECE {
+                Some(s.read_range(&meta, a, b)?)
+            } else {
+                None
+            };
+            Ok(Some(Lookup {
+                meta,
+                etag,
+                not_modified,
+                answer,
+                small,
+            }))
         })
         .await?;
-    let (blake3, meta) =
-        found.ok_or_else(|| ApiError::not_found("unknown_binary", "no such binary"))?;
-    let etag = format!("\"{}\"", hex(&blake3));
+    let Lookup {
+        meta,
+        etag,
+        not_modified,
+        answer,
+        small,
+    } = found.ok_or_else(|| ApiError::not_found("unknown_binary", "no such binary"))?;
     let digest = format!(
         "sha-256=:{}:",
         base64::engine::general_purpose::STANDARD.encode(meta.sha256)
@@ -291,15 +335,10 @@ pub async fn download(
         }
         r
     };
-    let if_none_match = ctx
-        .headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok());
-    if if_none_match.is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim() == etag)) {
+    if not_modified {
         return Ok(resp(StatusCode::NOT_MODIFIED, super::body::empty(), None));
     }
-    let range = ctx.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, end) = match parse_range(range, meta.size) {
+    let (status, start, end) = match answer {
         RangeAnswer::Whole => (StatusCode::OK, 0, meta.size),
         RangeAnswer::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
         RangeAnswer::Unsatisfiable => {
@@ -319,10 +358,10 @@ pub async fn download(
         }
     };
     let len = end - start;
-    let body = if head {
-        super::body::empty()
-    } else {
-        stream_range(app, meta.clone(), start, end).await?
+    let body = match (head, small) {
+        (true, _) => super::body::empty(),
+        (false, Some(bytes)) => full(bytes),
+        (false, None) => stream_range(app, meta.clone(), start, end),
     };
     let mut r = resp(status, body, Some(len));
     r.headers_mut().insert(
@@ -337,20 +376,19 @@ pub async fn download(
     Ok(r)
 }
 
-/// Small ranges are read at once; larger ones are streamed piece by piece, each read only
-/// when the client has taken the previous one (the channel holds two pieces).
-async fn stream_range(
-    app: &Arc<App>,
+/// What a download needs to answer, found in one blocking step.
+struct Lookup {
     meta: BlobMeta,
-    start: u64,
-    end: u64,
-) -> Result<Body, ApiError> {
-    if end - start <= DOWNLOAD_PIECE {
-        let bytes = app
-            .blocking(move |s| Ok(s.read_range(&meta, start, end)?))
-            .await?;
-        return Ok(full(bytes));
-    }
+    etag: String,
+    not_modified: bool,
+    answer: RangeAnswer,
+    /// The bytes, when the range is small enough to read at once.
+    small: Option<Vec<u8>>,
+}
+
+/// Streams a large range piece by piece, each read only when the client has taken the
+/// previous one (the channel holds two pieces).
+fn stream_range(app: &Arc<App>, meta: BlobMeta, start: u64, end: u64) -> Body {
     let (tx, body) = ChannelBody::channel(2);
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -368,7 +406,7 @@ async fn stream_range(
             at = to;
         }
     });
-    Ok(body)
+    body
 }
 
 #[cfg(test)]

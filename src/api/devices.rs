@@ -206,6 +206,7 @@ pub async fn delete(
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_device(&actor, &partner, &device)?))
         .await?;
+    app.auth.clear();
     Ok(status_only(StatusCode::NO_CONTENT))
 }
 
@@ -220,6 +221,7 @@ pub async fn rotate_token(
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.rotate_device_token(&actor, &partner, &device, hash)?))
         .await?;
+    app.auth.clear();
     Ok(json_response(StatusCode::OK, &json!({ "token": token })))
 }
 

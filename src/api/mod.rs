@@ -45,6 +45,7 @@ pub struct App {
     pub logins: LoginLimiter,
     /// Connected devices: pushes are announced to them.
     pub devices: Arc<crate::device::server::DeviceHub>,
+    pub auth: auth::AuthCache,
 }
 
 /// What a handler knows about its request besides the route.
@@ -73,6 +74,7 @@ impl App {
             metrics: metrics::Metrics::default(),
             logins,
             devices,
+            auth: auth::AuthCache::default(),
         }
     }
 
@@ -180,11 +182,7 @@ async fn dispatch(
         }
         _ => {}
     }
-    let headers = parts.headers.clone();
-    let principal = match app
-        .blocking(move |store| auth::authenticate(store, &headers))
-        .await
-    {
+    let principal = match principal_of(app, &parts.headers).await {
         Ok(p) => p,
         Err(e) => return (String::new(), Err(e)),
     };
@@ -204,6 +202,22 @@ async fn dispatch(
     };
     let result = route_to_handler(app, &ctx, route, body).await;
     (label, result)
+}
+
+/// The caller of a request: from the token cache, or checked in the store and cached.
+async fn principal_of(app: &Arc<App>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(token) = auth::bearer(headers) else {
+        return Err(ApiError::unauthorized("a bearer token is required"));
+    };
+    if let Some(p) = app.auth.get(token) {
+        return Ok(p);
+    }
+    let text = token.to_string();
+    let (principal, expires) = app
+        .blocking(move |store| auth::authenticate(store, &text))
+        .await?;
+    app.auth.put(token, principal.clone(), expires);
+    Ok(principal)
 }
 
 async fn route_to_handler(

@@ -15,8 +15,9 @@ use super::blobs;
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, COUNTERS, DEVICE_TYPES, DEVICE_TYPES_BY_PARTNER,
     DEVICES_BY_TYPE, FW_TYPES, OWNED, PARTNERS, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS,
-    RECORDS_BY_PARTNER, USERS, next_seq,
+    RECORDS_BY_PARTNER, TOKENS, USERS, next_seq,
 };
+use super::tokens::Token;
 use super::{Result, Store, StoreError, audit, codec, new_secret, new_uuid, now_ms};
 use crate::model::{
     self, BinaryRef, DEVICE_DESCRIPTION_TYPE, DeviceType, FirmwareType, ModelError, Partner,
@@ -443,6 +444,10 @@ impl Store {
                 .ok_or_else(|| StoreError::not_found("partner", "unknown_partner"))?;
             p.secret_hash = hash;
             put(txn, PARTNERS, &id, &p)?;
+            // Tokens obtained with the old secret (client credentials) go with it.
+            txn.open_table(TOKENS)?.retain(|_, v| {
+                codec::decode::<Token>(v).is_ok_and(|t| t.partner_id != id || t.username.is_some())
+            })?;
             audit::append(
                 txn,
                 &actor,
@@ -526,6 +531,10 @@ impl Store {
                 return Err(StoreError::not_found("user", "unknown_user"));
             }
             txn.open_table(USERS)?.remove(name.as_str())?;
+            txn.open_table(TOKENS)?.retain(|_, v| {
+                codec::decode::<Token>(v)
+                    .is_ok_and(|t| t.username.as_deref() != Some(name.as_str()))
+            })?;
             audit::append(
                 txn,
                 &actor,
