@@ -360,7 +360,9 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
                 if vs_len > VERSION_STRING_MAX {
                     return Err(WireError::BadFrame("version string longer than 64 bytes"));
                 }
-                let version = String::from_utf8_lossy(r.take(vs_len)?).into_owned();
+                let version = std::str::from_utf8(r.take(vs_len)?)
+                    .map_err(|_| WireError::BadFrame("version string is not UTF-8"))?
+                    .to_string();
                 items.push(OfferItem {
                     fw_type,
                     version_number,
