@@ -46,6 +46,8 @@ pub struct DeviceConfig {
     pub hello_timeout_secs: u64,
     /// A connection without a frame for this long is closed (PING keeps it open).
     pub idle_timeout_secs: u64,
+    /// A frame the device does not take within this many seconds closes its connection.
+    pub write_timeout_secs: u64,
     /// What HELLO_OK tells a device about when to CHECK next.
     pub poll_interval_secs: u32,
     /// retry_after_ms sent with ERROR BUSY.
@@ -153,6 +155,7 @@ impl Default for DeviceConfig {
             max_connections: 20_000,
             hello_timeout_secs: 10,
             idle_timeout_secs: 120,
+            write_timeout_secs: 30,
             poll_interval_secs: 3600,
             busy_retry_ms: 5000,
             client_ca: String::new(),
@@ -254,6 +257,9 @@ impl Config {
         }
         if d.max_connections == 0 {
             return invalid("device.max_connections", "must be at least 1");
+        }
+        if d.write_timeout_secs == 0 {
+            return invalid("device.write_timeout_secs", "must be at least 1 second");
         }
         if d.hello_timeout_secs == 0 || d.idle_timeout_secs == 0 {
             return invalid(

@@ -776,3 +776,55 @@ fn mtls_device_certificate_replaces_the_token() {
         Client::connect(&cfg).await.expect("token still accepted");
     });
 }
+
+#[test]
+fn a_device_that_stops_reading_is_disconnected() {
+    let server = Server::start_with_config("[device]\nwrite_timeout_secs = 2\n");
+    let f = fleet(&server, "stall", 2_000_000, 11);
+    let mut cfg = client_config(&server, &f.device, &f.token);
+    cfg.max_inflight = 64;
+    cfg.chunk_log = 6;
+    runtime().block_on(async {
+        let mut c = Client::connect(&cfg).await.unwrap();
+        let o = c.check(&[(3, 0)]).await.unwrap().remove(0);
+        // Ask for the whole image again and again without reading a single answer. Once the
+        // socket buffers are full the server cannot write; after write_timeout_secs it must
+        // close the connection, which shows up here as a failing (or stuck, then failing) send.
+        let started = std::time::Instant::now();
+        let mut sent = 0u64;
+        let closed = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server kept a non-reading device for 60 s"
+            );
+            let mut frames = Vec::new();
+            for i in 0..64u64 {
+                let offset = (i % (o.size / 65_536)) * 65_536;
+                wire::encode(
+                    (sent + i) as u32 % 1_000_000 + 1,
+                    &Message::Get {
+                        blake3: o.blake3,
+                        offset,
+                        length: 65_536,
+                        with_proof: false,
+                    },
+                    &mut frames,
+                );
+            }
+            match tokio::time::timeout(Duration::from_secs(10), c.send_raw(&frames)).await {
+                Ok(Ok(())) => sent += 64,
+                Ok(Err(_)) => break true,
+                Err(_) => {}
+            }
+        };
+        assert!(closed);
+    });
+    // The server is still healthy for other devices.
+    let cfg = client_config(&server, &f.device, &f.token);
+    runtime().block_on(async {
+        let mut c = Client::connect(&cfg)
+            .await
+            .expect("reconnect after the stall");
+        c.ping().await.expect("ping");
+    });
+}

@@ -152,8 +152,8 @@ pub async fn run(
                 // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
                 let mut tls = tls;
                 let msg = error_msg(ErrorCode::Busy, ctx.config.busy_retry_ms, "server busy");
-                let _ = write_frame(&mut tls, 0, &msg).await;
-                let _ = tls.shutdown().await;
+                let _ = write_frame(&mut tls, ctx.write_timeout(), 0, &msg).await;
+                let _ = tokio::time::timeout(ctx.write_timeout(), tls.shutdown()).await;
                 return;
             };
             tokio::select! {
@@ -173,15 +173,23 @@ fn error_msg(code: ErrorCode, retry_after_ms: u32, message: &str) -> Message {
     }
 }
 
+/// Writes one frame, giving up after `limit`: a device that stops reading must not hold its
+/// session (and connection slot) forever.
 async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
+    limit: Duration,
     request_id: u32,
     msg: &Message,
 ) -> std::io::Result<()> {
     let mut out = Vec::new();
     wire::encode(request_id, msg, &mut out);
-    w.write_all(&out).await?;
-    w.flush().await
+    let write = async {
+        w.write_all(&out).await?;
+        w.flush().await
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "device stopped reading"))?
 }
 
 /// Reads one frame: header (checked against `max_body`), then exactly its body.
@@ -328,6 +336,10 @@ impl Done {
 }
 
 impl Conn {
+    fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.write_timeout_secs)
+    }
+
     async fn serve<S>(self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -339,7 +351,13 @@ impl Conn {
         let (rid, hello) = match first {
             Err(_) | Ok(Ok(None)) => return,
             Ok(Err(FrameError::Wire(e))) => {
-                let _ = write_frame(&mut writer, 0, &error_msg(e.code(), 0, &e.to_string())).await;
+                let _ = write_frame(
+                    &mut writer,
+                    self.write_timeout(),
+                    0,
+                    &error_msg(e.code(), 0, &e.to_string()),
+                )
+                .await;
                 return;
             }
             Ok(Ok(Some(frame))) => frame,
@@ -354,6 +372,7 @@ impl Conn {
         else {
             let _ = write_frame(
                 &mut writer,
+                self.write_timeout(),
                 0,
                 &error_msg(ErrorCode::BadState, 0, "HELLO must come first"),
             )
@@ -363,6 +382,7 @@ impl Conn {
         if rid == 0 {
             let _ = write_frame(
                 &mut writer,
+                self.write_timeout(),
                 0,
                 &error_msg(ErrorCode::BadFrame, 0, "request_id 0 is reserved"),
             )
@@ -381,6 +401,7 @@ impl Conn {
             Ok(Ok(None)) => {
                 let _ = write_frame(
                     &mut writer,
+                    self.write_timeout(),
                     0,
                     &error_msg(ErrorCode::AuthFailed, 0, "authentication failed"),
                 )
@@ -390,6 +411,7 @@ impl Conn {
             _ => {
                 let _ = write_frame(
                     &mut writer,
+                    self.write_timeout(),
                     0,
                     &error_msg(ErrorCode::Internal, 1000, "internal error"),
                 )
@@ -410,12 +432,16 @@ impl Conn {
             chunk_log: limits.chunk_log,
             poll_interval_s: self.config.poll_interval_secs,
         };
-        if write_frame(&mut writer, rid, &ok).await.is_ok() {
+        if write_frame(&mut writer, self.write_timeout(), rid, &ok)
+            .await
+            .is_ok()
+        {
             tracing::debug!(device = %device.id, peer = %self.peer, "device session started");
             let session = Session {
                 store: self.store.clone(),
                 device,
                 limits,
+                write_timeout: self.write_timeout(),
                 rules: super::session::Session::new(limits.max_inflight),
                 gets: VecDeque::new(),
                 allowed: HashMap::new(),
@@ -452,6 +478,7 @@ struct Session {
     store: Store,
     device: Device,
     limits: Limits,
+    write_timeout: Duration,
     rules: super::session::Session,
     gets: VecDeque<GetRequest>,
     /// Blobs this device was found entitled to (its device type's images).
@@ -534,7 +561,7 @@ impl Session {
                 event = events.recv() => match event {
                     Some(Event::Frame(rid, msg)) => self.on_frame(rid, msg, &done_tx, &mut writer).await,
                     Some(Event::Fatal(code, text)) => {
-                        let _ = write_frame(&mut writer, 0, &error_msg(code, 0, text)).await;
+                        let _ = write_frame(&mut writer, self.write_timeout, 0, &error_msg(code, 0, text)).await;
                         false
                     }
                     Some(Event::Closed) | None => false,
@@ -549,7 +576,7 @@ impl Session {
                 }
                 notice = notices.recv() => match notice {
                     Some(Notice::Replaced) | None => {
-                        let _ = write_frame(&mut writer, 0, &error_msg(ErrorCode::BadState, 0, "session replaced")).await;
+                        let _ = write_frame(&mut writer, self.write_timeout, 0, &error_msg(ErrorCode::BadState, 0, "session replaced")).await;
                         false
                     }
                     Some(Notice::Push) => self.push_offer(&mut writer).await,
@@ -563,7 +590,8 @@ impl Session {
         if let Some(h) = building {
             h.abort();
         }
-        let _ = writer.shutdown().await;
+        // A device that stopped reading cannot take the close_notify either.
+        let _ = tokio::time::timeout(self.write_timeout, writer.shutdown()).await;
     }
 
     /// Handles one request frame; false = close the connection.
@@ -577,12 +605,12 @@ impl Session {
         match self.rules.admit(rid, msg.msg_type()) {
             Admission::Accept => {}
             Admission::Refuse(code, text) => {
-                return write_frame(writer, rid, &error_msg(code, 0, text))
+                return write_frame(writer, self.write_timeout, rid, &error_msg(code, 0, text))
                     .await
                     .is_ok();
             }
             Admission::Close(code, text) => {
-                let _ = write_frame(writer, 0, &error_msg(code, 0, text)).await;
+                let _ = write_frame(writer, self.write_timeout, 0, &error_msg(code, 0, text)).await;
                 return false;
             }
         }
@@ -716,7 +744,7 @@ impl Session {
         {
             self.allowed.insert(blake3, meta);
         }
-        write_frame(writer, done.request_id, &done.msg)
+        write_frame(writer, self.write_timeout, done.request_id, &done.msg)
             .await
             .is_ok()
     }
@@ -748,7 +776,7 @@ impl Session {
         if items.is_empty() {
             return true;
         }
-        write_frame(writer, 0, &Message::Offer { items })
+        write_frame(writer, self.write_timeout, 0, &Message::Offer { items })
             .await
             .is_ok()
     }
