@@ -112,10 +112,10 @@ fn server_code(e: &ClientError) -> Option<u16> {
 async fn until_closed(client: &mut Client) -> Vec<(u32, Message)> {
     let mut frames = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(15), client.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(30), client.recv()).await {
             Ok(Ok(frame)) => frames.push(frame),
             Ok(Err(_)) => return frames,
-            Err(_) => panic!("server did not close the connection within 15 s; got {frames:?}"),
+            Err(_) => panic!("server did not close the connection within 30 s; got {frames:?}"),
         }
     }
 }

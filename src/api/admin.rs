@@ -174,25 +174,16 @@ pub async fn delete_user(
 /// `GET /v1/admin/audit?page=&size=&since=<ms>`: newest first, paged.
 pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ctx.principal.require_admin()?;
-    let (mut page, mut size, mut since) = (0usize, super::paging::DEFAULT_SIZE, 0u64);
+    let mut window = super::paging::Window::default();
+    let mut since = 0u64;
     for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
-        let number = |what: &'static str| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::bad_request("bad_query", format!("{what} must be a number")))
-        };
-        match k.as_str() {
-            "page" => page = usize::try_from(number("page")?).unwrap_or(usize::MAX),
-            "size" => {
-                let n = number("size")?;
-                if n == 0 {
-                    return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
-                }
-                size = usize::try_from(n)
-                    .unwrap_or(usize::MAX)
-                    .min(super::paging::MAX_SIZE);
-            }
-            "since" => since = number("since")?,
-            _ => {}
+        if window.take(&k, &v)? {
+            continue;
+        }
+        if k == "since" {
+            since = v
+                .parse()
+                .map_err(|_| ApiError::bad_request("bad_query", "since must be a number"))?;
         }
     }
     let mut entries = app
@@ -200,24 +191,9 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
         .await?;
     entries.retain(|e| e.at_ms >= since);
     entries.reverse();
-    let total = entries.len();
-    let content: Vec<Value> = entries
-        .iter()
-        .skip(page.saturating_mul(size))
-        .take(size)
-        .map(render::audit)
-        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "number": page,
-            "size": size,
-            "totalPages": total.div_ceil(size),
-            "numberOfElements": content.len(),
-            "totalElements": total,
-            "content": content,
-            "sort": "seq: DESC",
-        }),
+        &window.envelope(&entries, "seq: DESC", render::audit),
     ))
 }
 

@@ -127,27 +127,14 @@ pub async fn import(
 
 pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response<Body>, ApiError> {
     let mut filter = DeviceFilter::default();
-    let (mut page, mut size) = (0usize, super::paging::DEFAULT_SIZE);
+    let mut window = super::paging::Window::default();
     let (mut fw_type, mut installed) = (None, None);
     for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
         match k.as_str() {
             "deviceTypeId" => filter.device_type_id = Some(v),
             "type" => fw_type = Some(path_type(&v)?),
             "installedVersion" => installed = Some(path_number(&v, "installedVersion")?),
-            "page" => {
-                page = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("bad_page", "page must be a number ≥ 0"))?
-            }
-            "size" => {
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("bad_size", "size must be a number"))?;
-                if n == 0 {
-                    return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
-                }
-                size = n.min(super::paging::MAX_SIZE);
-            }
+            _ if window.take(&k, &v)? => {}
             _ => {}
         }
     }
@@ -164,24 +151,9 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response
     let devices = app
         .blocking(move |s| Ok(s.devices(&partner, &filter)?))
         .await?;
-    let total = devices.len();
-    let content: Vec<Value> = devices
-        .iter()
-        .skip(page.saturating_mul(size))
-        .take(size)
-        .map(render::device)
-        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "number": page,
-            "size": size,
-            "totalPages": total.div_ceil(size),
-            "numberOfElements": content.len(),
-            "totalElements": total,
-            "content": content,
-            "sort": "deviceId: ASC",
-        }),
+        &window.envelope(&devices, "deviceId: ASC", render::device),
     ))
 }
 

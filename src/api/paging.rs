@@ -62,11 +62,74 @@ impl SortField {
     }
 }
 
+/// Which page of a list: `page` (from 0) and `size` (1..=MAX_SIZE; larger is clamped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub page: usize,
+    pub size: usize,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            page: 0,
+            size: DEFAULT_SIZE,
+        }
+    }
+}
+
+impl Window {
+    /// Takes `page` or `size` from one query pair; `Ok(false)` for any other key.
+    pub fn take(&mut self, key: &str, value: &str) -> Result<bool, ApiError> {
+        match key {
+            "page" => {
+                self.page = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("bad_page", "page must be a number ≥ 0"))?;
+            }
+            "size" => {
+                let size: i64 = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("bad_size", "size must be a number"))?;
+                if size < 1 {
+                    return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
+                }
+                self.size = usize::try_from(size).unwrap_or(MAX_SIZE).min(MAX_SIZE);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The page envelope over an already filtered and sorted list.
+    pub fn envelope<T>(
+        &self,
+        items: &[T],
+        sort: &str,
+        render: impl Fn(&T) -> serde_json::Value,
+    ) -> serde_json::Value {
+        let content: Vec<serde_json::Value> = items
+            .iter()
+            .skip(self.page.saturating_mul(self.size))
+            .take(self.size)
+            .map(render)
+            .collect();
+        serde_json::json!({
+            "number": self.page,
+            "size": self.size,
+            "totalPages": items.len().div_ceil(self.size),
+            "numberOfElements": content.len(),
+            "totalElements": items.len(),
+            "content": content,
+            "sort": sort,
+        })
+    }
+}
+
 /// A parsed list query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageQuery {
-    pub page: usize,
-    pub size: usize,
+    pub window: Window,
     pub sort: SortField,
     pub descending: bool,
     pub tags: Vec<String>,
@@ -75,28 +138,16 @@ pub struct PageQuery {
 impl PageQuery {
     pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
         let mut q = PageQuery {
-            page: 0,
-            size: DEFAULT_SIZE,
+            window: Window::default(),
             sort: SortField::UpdatedTimestamp,
             descending: true,
             tags: Vec::new(),
         };
         for (key, value) in parse_form(query.unwrap_or("").as_bytes()) {
+            if q.window.take(&key, &value)? {
+                continue;
+            }
             match key.as_str() {
-                "page" => {
-                    q.page = value.parse().map_err(|_| {
-                        ApiError::bad_request("bad_page", "page must be a number ≥ 0")
-                    })?;
-                }
-                "size" => {
-                    let size: i64 = value
-                        .parse()
-                        .map_err(|_| ApiError::bad_request("bad_size", "size must be a number"))?;
-                    if size < 1 {
-                        return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
-                    }
-                    q.size = usize::try_from(size).unwrap_or(MAX_SIZE).min(MAX_SIZE);
-                }
                 "sort" => {
                     let (field, dir) = value.split_once(',').unwrap_or((value.as_str(), "asc"));
                     q.sort = SortField::parse(field.trim()).ok_or_else(|| {
@@ -137,22 +188,12 @@ impl PageQuery {
             let o = self.sort.compare(a, b).then(a.id.cmp(&b.id));
             if self.descending { o.reverse() } else { o }
         });
-        let total = records.len();
-        let content: Vec<serde_json::Value> = records
-            .iter()
-            .skip(self.page.saturating_mul(self.size))
-            .take(self.size)
-            .map(render)
-            .collect();
-        serde_json::json!({
-            "number": self.page,
-            "size": self.size,
-            "totalPages": total.div_ceil(self.size),
-            "numberOfElements": content.len(),
-            "totalElements": total,
-            "content": content,
-            "sort": format!("{}: {}", self.sort.name(), if self.descending { "DESC" } else { "ASC" }),
-        })
+        let direction = if self.descending { "DESC" } else { "ASC" };
+        self.window.envelope(
+            &records,
+            &format!("{}: {direction}", self.sort.name()),
+            render,
+        )
     }
 }
 
@@ -183,10 +224,13 @@ mod tests {
     fn defaults_and_errors() {
         let q = PageQuery::parse(None).unwrap();
         assert_eq!(
-            (q.page, q.size, q.sort, q.descending),
+            (q.window.page, q.window.size, q.sort, q.descending),
             (0, 50, SortField::UpdatedTimestamp, true)
         );
-        assert_eq!(PageQuery::parse(Some("size=5000")).unwrap().size, 1000);
+        assert_eq!(
+            PageQuery::parse(Some("size=5000")).unwrap().window.size,
+            1000
+        );
         assert!(PageQuery::parse(Some("size=0")).is_err());
         assert!(PageQuery::parse(Some("size=x")).is_err());
         assert!(PageQuery::parse(Some("page=-1")).is_err());

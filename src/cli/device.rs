@@ -47,9 +47,14 @@ pub enum DeviceCommand {
     /// Run many simulated devices (C at a time): connect, CHECK, verified download, REPORT.
     ///
     /// --devices-file is the deviceId,token CSV that POST .../devices/import returns.
-    /// Exit code 1 if any device failed.
+    /// Exit code 1 if any device failed. --repeat-seconds measures steady-state throughput
+    /// (every device downloads in a loop); --hold keeps every device connected and idle.
     ///
     /// Example: otad device simulate --devices-file fleet.csv --devices 1000 --concurrency 200
+    ///
+    /// Example: otad device simulate --devices-file fleet.csv --devices 64 --max-inflight 8 --repeat-seconds 15
+    ///
+    /// Example: otad device simulate --devices-file fleet.csv --devices 10000 --hold 60
     Simulate(SimulateArgs),
 }
 
@@ -150,10 +155,46 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "1-64", default_value_t = 16,
           value_parser = clap::value_parser!(u8).range(1..=64))]
     max_inflight: u8,
-    /// A device not done after this many seconds counts as failed.
+    /// A device not done after this many seconds counts as failed. With --repeat-seconds
+    /// and --hold: the limit for connect + CHECK and for each answer after it.
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// GETs without proof: raw image bytes, nothing verified per chunk (the whole image is
+    /// still checked against the offer's hashes unless --skip-image-hash).
+    #[arg(long)]
+    raw: bool,
+    /// Bytes per GET, a multiple of the group size 1024·2^chunk_log (default: one group).
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(4096..=16 * 1024 * 1024))]
+    get_size: Option<u32>,
+    /// Do not hash each downloaded image (BLAKE3 and SHA-256) against the offer; saves the
+    /// client two hashes of every byte. With --raw nothing then checks the bytes.
+    #[arg(long)]
+    skip_image_hash: bool,
+    /// Throughput mode: every device connects at once and downloads the image over and
+    /// over; counting starts --warmup-seconds after the last device connected and lasts
+    /// this many seconds. No REPORT is sent. --concurrency then limits only how many
+    /// devices connect at the same time.
+    #[arg(long, value_name = "SECS", conflicts_with = "hold",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    repeat_seconds: Option<u64>,
+    /// Warm-up before the window of --repeat-seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 2, requires = "repeat_seconds",
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    warmup_seconds: u64,
+    /// Idle mode: every device connects and CHECKs, then stays connected (PING every
+    /// --ping-every seconds) until this many seconds after the last one connected. Prints
+    /// a line on stderr when all are connected. --concurrency then limits only how many
+    /// devices connect at the same time.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    hold: Option<u64>,
+    /// Seconds between PINGs of an idle device (--hold); the server closes a connection
+    /// after 120 s without a frame by default.
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "hold",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ping_every: u64,
     /// Print the totals as JSON.
     #[arg(long)]
     json: bool,
@@ -984,6 +1025,33 @@ fn simulate_cmd(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode, Fail> 
     opts.chunk_log = args.chunk_log;
     opts.max_inflight = args.max_inflight;
     opts.timeout = Duration::from_secs(args.timeout);
+    opts.raw = args.raw;
+    opts.hash_image = !args.skip_image_hash;
+    if let Some(size) = args.get_size {
+        let group = crate::hashtree::group_size(args.chunk_log);
+        if !u64::from(size).is_multiple_of(group) {
+            return Err(Fail::Usage(format!(
+                "--get-size {size} must be a multiple of the group size {group} (1024·2^{})",
+                args.chunk_log
+            )));
+        }
+        opts.get_size = Some(size);
+    }
+    opts.mode = match (args.repeat_seconds, args.hold) {
+        (Some(window), _) => simulate::Mode::Repeat {
+            warmup: Duration::from_secs(args.warmup_seconds),
+            window: Duration::from_secs(window),
+        },
+        (None, Some(hold)) => simulate::Mode::Hold {
+            hold: Duration::from_secs(hold),
+            ping_every: Duration::from_secs(args.ping_every),
+        },
+        (None, None) => simulate::Mode::Once,
+    };
+    if opts.mode != simulate::Mode::Once {
+        // Progress lines for whoever measures alongside (bench/ocp/run.sh waits for them).
+        opts.hook = Some(simulate::Hook(std::sync::Arc::new(announce)));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1008,24 +1076,83 @@ fn simulate_cmd(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode, Fail> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// One stderr line per moment of a repeat or hold run, with the wall-clock time.
+fn announce(event: simulate::SimEvent) {
+    use simulate::SimEvent;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let text = match event {
+        SimEvent::AllConnected {
+            connected,
+            failed,
+            after,
+        } => format!(
+            "all connected: {connected} devices ({failed} failed) after {:.2} s",
+            after.as_secs_f64()
+        ),
+        SimEvent::WindowStart => "window started".to_string(),
+        SimEvent::WindowEnd => "window ended".to_string(),
+        SimEvent::HoldEnd => "hold ended".to_string(),
+    };
+    let cpu = process_cpu_seconds().map_or(String::new(), |s| format!(", process CPU {s:.2} s"));
+    eprintln!("otad: simulate: {text} (at {now:.3}{cpu})");
+}
+
+/// User + system CPU time of this process so far, from /proc/self/stat (Linux; the kernel
+/// reports it in USER_HZ = 100 ticks per second), so a benchmark can charge the simulator's
+/// own CPU to exactly its measuring window.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 fn print_report(r: &simulate::Report) {
     let secs = r.elapsed.as_secs_f64();
+    let how = match r.mode {
+        simulate::Mode::Once => format!("{} at a time", r.concurrency),
+        _ => format!("all at once, {} connecting at a time", r.concurrency),
+    };
     println!(
-        "devices     {} ok, {} failed (of {}, {} at a time)",
-        r.ok, r.failed, r.devices, r.concurrency
+        "devices     {} ok, {} failed (of {}, {how})",
+        r.ok, r.failed, r.devices
     );
     println!(
         "elapsed     {secs:.2} s: {:.1} devices/s",
         r.devices_per_sec()
     );
+    match r.mode {
+        simulate::Mode::Hold { hold, ping_every } => println!(
+            "held        {} devices for {:.0} s after the last connected, {} PINGs (every {:.0} s)",
+            r.held,
+            hold.as_secs_f64(),
+            r.pings,
+            ping_every.as_secs_f64()
+        ),
+        simulate::Mode::Repeat { warmup, .. } => println!(
+            "window      {:.2} s after {:.0} s of warm-up; {} whole images (all passes)",
+            r.measured().as_secs_f64(),
+            warmup.as_secs_f64(),
+            r.images
+        ),
+        simulate::Mode::Once => {}
+    }
+    let what = if r.raw { "raw, unverified" } else { "verified" };
     println!(
-        "data        {:.2} MB verified: {:.2} MB/s",
+        "data        {:.2} MB {what}: {:.2} MB/s",
         r.bytes as f64 / 1e6,
         r.mb_per_sec()
     );
     println!(
-        "chunks      {} verified ({} bytes each): {:.0} chunks/s",
-        r.verified_chunks,
+        "chunks      {} {what} ({} bytes per GET, groups of {}): {:.0} chunks/s",
+        r.chunks,
+        r.get_bytes,
         r.chunk_bytes,
         r.chunks_per_sec()
     );
@@ -1034,8 +1161,10 @@ fn print_report(r: &simulate::Report) {
         ("connect+HELLO", r.connect),
         ("CHECK→OFFER", r.check),
         ("download", r.download),
+        ("GET→DATA", r.chunk),
     ]
     .iter()
+    .filter(|(_, p)| p.count > 0)
     .map(|(name, p)| {
         vec![
             (*name).to_string(),

@@ -203,6 +203,30 @@ impl Client {
         Ok((h.request_id, msg))
     }
 
+    /// Handles a frame with request_id 0: an unsolicited OFFER is kept aside; an ERROR (the
+    /// server is closing the connection) or anything else ends the exchange.
+    fn server_initiated(&mut self, msg: Message) -> Result<(), ClientError> {
+        match msg {
+            Message::Offer { items } => {
+                self.unsolicited.push(items);
+                Ok(())
+            }
+            Message::Error {
+                code,
+                retry_after_ms,
+                message,
+            } => Err(ClientError::Server {
+                code,
+                retry_after_ms,
+                message,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected {:?}",
+                other.msg_type()
+            ))),
+        }
+    }
+
     /// Sends a request and waits for its answer (unsolicited OFFERs are kept aside). An
     /// ERROR answer becomes `ClientError::Server`.
     pub async fn call(&mut self, msg: Message) -> Result<Message, ClientError> {
@@ -210,29 +234,8 @@ impl Client {
         loop {
             let (got, answer) = self.recv().await?;
             if got == 0 {
-                match answer {
-                    Message::Offer { items } => {
-                        self.unsolicited.push(items);
-                        continue;
-                    }
-                    Message::Error {
-                        code,
-                        retry_after_ms,
-                        message,
-                    } => {
-                        return Err(ClientError::Server {
-                            code,
-                            retry_after_ms,
-                            message,
-                        });
-                    }
-                    other => {
-                        return Err(ClientError::Protocol(format!(
-                            "unexpected {:?}",
-                            other.msg_type()
-                        )));
-                    }
-                }
+                self.server_initiated(answer)?;
+                continue;
             }
             if got != rid {
                 return Err(ClientError::Protocol(format!(
@@ -341,29 +344,8 @@ impl Client {
             }
             let (rid, msg) = self.recv().await?;
             if rid == 0 {
-                match msg {
-                    Message::Offer { items } => {
-                        self.unsolicited.push(items);
-                        continue;
-                    }
-                    Message::Error {
-                        code,
-                        retry_after_ms,
-                        message,
-                    } => {
-                        return Err(ClientError::Server {
-                            code,
-                            retry_after_ms,
-                            message,
-                        });
-                    }
-                    other => {
-                        return Err(ClientError::Protocol(format!(
-                            "unexpected {:?}",
-                            other.msg_type()
-                        )));
-                    }
-                }
+                self.server_initiated(msg)?;
+                continue;
             }
             let Some(offset) = pending.remove(&rid) else {
                 return Err(ClientError::Protocol(format!(
