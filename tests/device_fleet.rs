@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_common::*;
-use otad::device::simulate::{self, Options, Stage};
+use otad::device::simulate::{self, Mode, Options, SimEvent, Stage};
 use serde_json::{Value, json};
 
 /// Simulated devices in the big test, all connected at once.
@@ -310,4 +310,183 @@ fn simulate_cli(data: &Path, file: &Path, extra: &[&str]) -> std::process::Outpu
         .stdin(Stdio::null())
         .output()
         .expect("run otad device simulate")
+}
+
+/// The device listener's address from `listen.json`.
+fn device_addr(server: &Server) -> String {
+    let text = std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json");
+    let v: Value = serde_json::from_str(&text).expect("listen.json is JSON");
+    s(&v, "device")
+}
+
+#[test]
+fn raw_repeat_and_hold_modes() {
+    let server = Server::start();
+    let admin = server.admin_token();
+    let t = server.api.tenant(&admin, "Modes");
+    // Five 64 KiB groups and a partial sixth: the last raw GET is clipped.
+    const SIZE: usize = 5 * 65536 + 777;
+    let dt = device_type_with_image(&server, &t, "modes-a", SIZE, 31);
+    let rows: Vec<(String, String)> = (0..6).map(|i| (format!("modes-{i}"), dt.clone())).collect();
+    let answer = import(&server, &t, &rows);
+    let devices = simulate::parse_devices_csv(&answer).expect("the import answer parses");
+    let ca = server.data.join("tls").join("cert.pem");
+    let addr = device_addr(&server);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Once, raw 64 KiB GETs: every image hashed whole against the offer, REPORT sent.
+    let mut opts = Options::new(&addr, "localhost", &ca, devices[..2].to_vec());
+    opts.raw = true;
+    opts.chunk_log = 6;
+    opts.get_size = Some(65536);
+    let r = rt.block_on(simulate::run(opts)).expect("raw run");
+    assert_eq!((r.ok, r.failed), (2, 0), "{r:?}");
+    assert_eq!(r.bytes, 2 * SIZE as u64, "{r:?}");
+    assert_eq!((r.chunks, r.verified_chunks, r.images), (12, 0, 2), "{r:?}");
+    assert_eq!((r.get_bytes, r.chunk_bytes), (65536, 65536), "{r:?}");
+    let dev = server
+        .api
+        .get(&format!("{}/devices/modes-0", t.base()), &t.token)
+        .ok_json(200);
+    assert_eq!(dev["ota"][0]["state"], "downloaded", "{dev}");
+
+    // A GET size that is not a whole number of groups is refused up front.
+    let mut opts = Options::new(&addr, "localhost", &ca, devices[..1].to_vec());
+    opts.get_size = Some(20_000);
+    assert!(matches!(
+        rt.block_on(simulate::run(opts)),
+        Err(simulate::SimError::GetSize(16384))
+    ));
+
+    // Repeat, verified 16 KiB chunks, two groups per GET: every device loops over the image
+    // (each pass hashed whole) and only the window's chunks count.
+    for raw in [false, true] {
+        let mut opts = Options::new(&addr, "localhost", &ca, devices[..4].to_vec());
+        opts.raw = raw;
+        opts.get_size = Some(32768);
+        opts.max_inflight = 4;
+        opts.concurrency = 2;
+        opts.mode = Mode::Repeat {
+            warmup: Duration::from_millis(200),
+            window: Duration::from_secs(1),
+        };
+        let r = rt.block_on(simulate::run(opts)).expect("repeat run");
+        assert_eq!((r.ok, r.failed), (4, 0), "raw {raw}: {r:?}");
+        assert_eq!(r.window, Some(Duration::from_secs(1)), "{r:?}");
+        assert!(r.images >= 4, "every device finished a pass: {r:?}");
+        assert!(r.chunks > 0 && r.chunk.count as u64 == r.chunks, "{r:?}");
+        assert!(
+            r.bytes <= r.chunks * 32768 && r.bytes > (r.chunks - 1) * 16384,
+            "{r:?}"
+        );
+        assert_eq!(r.verified_chunks, if raw { 0 } else { r.chunks }, "{r:?}");
+        let v = r.to_json();
+        assert_eq!(v["mode"], "repeat", "{v}");
+        assert_eq!(v["windowSeconds"], 1.0, "{v}");
+    }
+
+    // Hold: all devices connect and CHECK, the hook says so, the server counts them as
+    // connected, they PING and stay until the hold ends.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let mut opts = Options::new(&addr, "localhost", &ca, devices.clone());
+    opts.concurrency = 3;
+    opts.mode = Mode::Hold {
+        hold: Duration::from_secs(3),
+        ping_every: Duration::from_secs(1),
+    };
+    opts.hook = Some(simulate::Hook(std::sync::Arc::new(move |e| {
+        let _ = tx.lock().map(|tx| tx.send(e));
+    })));
+    let held = std::thread::spawn(move || rt.block_on(simulate::run(opts)));
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the all-connected event");
+    assert!(
+        matches!(
+            first,
+            SimEvent::AllConnected {
+                connected: 6,
+                failed: 0,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    let metrics = server.api.get("/metrics", &admin);
+    metrics.expect(200);
+    assert!(
+        metrics
+            .text()
+            .lines()
+            .any(|l| l == "otad_connected_devices 6"),
+        "{}",
+        metrics.text()
+    );
+    let r = held.join().expect("hold thread").expect("hold run");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok(SimEvent::HoldEnd)
+    );
+    assert_eq!((r.ok, r.failed, r.held), (6, 0, 6), "{r:?}");
+    assert!(r.pings >= 6, "every device pinged at least once: {r:?}");
+    assert!(r.elapsed >= Duration::from_secs(3), "{r:?}");
+    assert_eq!(r.check.count, 6, "{r:?}");
+
+    // The same through the CLI: the progress lines on stderr, the JSON on stdout.
+    let file = server.root().join("modes.csv");
+    std::fs::write(&file, &answer).expect("write devices file");
+    let out = simulate_cli(
+        &server.data,
+        &file,
+        &["--hold", "1", "--ping-every", "1", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        (v["mode"].as_str(), v["held"].as_u64()),
+        (Some("hold"), Some(6)),
+        "{v}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("otad: simulate: all connected: 6 devices (0 failed)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("otad: simulate: hold ended"), "{stderr}");
+    let out = simulate_cli(
+        &server.data,
+        &file,
+        &[
+            "--devices",
+            "2",
+            "--repeat-seconds",
+            "1",
+            "--warmup-seconds",
+            "0",
+            "--chunk-log",
+            "6",
+            "--raw",
+            "--get-size",
+            "65536",
+            "--skip-image-hash",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("raw, unverified"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("window started") && stderr.contains("window ended"),
+        "{stderr}"
+    );
+    // --get-size must be whole groups; --warmup-seconds belongs to --repeat-seconds.
+    let out = simulate_cli(&server.data, &file, &["--get-size", "5000"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = simulate_cli(&server.data, &file, &["--warmup-seconds", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
