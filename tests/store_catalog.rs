@@ -489,3 +489,33 @@ fn every_mutation_is_audited() {
     assert_eq!(entries[3].actor, "alice");
     assert!(entries.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
 }
+
+#[test]
+fn audit_pages_newest_first_with_since() {
+    let t = temp_store();
+    let before = t.store.audit_len().unwrap() as usize;
+    let start = otad::store::now_ms();
+    for i in 0..7 {
+        t.store
+            .create_partner("pager", &format!("p{i}"), None)
+            .unwrap();
+    }
+    let (total, page) = t.store.audit_page(0, 0, 3).unwrap();
+    assert_eq!(total, before + 7);
+    let names: Vec<&str> = page.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(names, ["p6", "p5", "p4"]);
+    let (_, page) = t.store.audit_page(0, 6, 3).unwrap();
+    assert_eq!(page.first().map(|e| e.detail.as_str()), Some("p0"));
+    let (recent, _) = t.store.audit_page(start, 0, 100).unwrap();
+    let expected = t
+        .store
+        .audit_since(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .filter(|e| e.at_ms >= start)
+        .count();
+    assert_eq!(recent, expected);
+    assert!(recent >= 7, "the seven new entries are at or after `start`");
+    let (none, page) = t.store.audit_page(u64::MAX, 0, 10).unwrap();
+    assert_eq!((none, page.len()), (0, 0));
+}

@@ -186,14 +186,14 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
                 .map_err(|_| ApiError::bad_request("bad_query", "since must be a number"))?;
         }
     }
-    let mut entries = app
-        .blocking(move |s| Ok(s.audit_since(0, usize::MAX)?))
+    let (skip, take) = (window.first(), window.size);
+    let (total, page) = app
+        .blocking(move |s| Ok(s.audit_page(since, skip, take)?))
         .await?;
-    entries.retain(|e| e.at_ms >= since);
-    entries.reverse();
+    let content = page.iter().map(render::audit).collect();
     Ok(json_response(
         StatusCode::OK,
-        &window.envelope(&entries, "seq: DESC", render::audit),
+        &window.wrap(total, content, "seq: DESC"),
     ))
 }
 

@@ -110,16 +110,31 @@ impl Window {
     ) -> serde_json::Value {
         let content: Vec<serde_json::Value> = items
             .iter()
-            .skip(self.page.saturating_mul(self.size))
+            .skip(self.first())
             .take(self.size)
             .map(render)
             .collect();
+        self.wrap(items.len(), content, sort)
+    }
+
+    /// Index of the page's first item.
+    pub fn first(&self) -> usize {
+        self.page.saturating_mul(self.size)
+    }
+
+    /// The page envelope around one page already rendered, of `total` items in all.
+    pub fn wrap(
+        &self,
+        total: usize,
+        content: Vec<serde_json::Value>,
+        sort: &str,
+    ) -> serde_json::Value {
         serde_json::json!({
             "number": self.page,
             "size": self.size,
-            "totalPages": items.len().div_ceil(self.size),
+            "totalPages": total.div_ceil(self.size),
             "numberOfElements": content.len(),
-            "totalElements": items.len(),
+            "totalElements": total,
             "content": content,
             "sort": sort,
         })

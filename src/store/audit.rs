@@ -3,7 +3,7 @@
 //! Every mutating store operation appends its entry inside its own write transaction, so a
 //! change and its audit line commit together or not at all. Nothing here deletes entries.
 
-use redb::{ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::tables::{AUDIT, next_seq};
 use super::{Result, Store, codec, now_ms};
@@ -42,6 +42,34 @@ impl Store {
             out.push(codec::decode(v.value())?);
         }
         Ok(out)
+    }
+
+    /// One page of the log, newest first, of the entries written at or after `since_ms`:
+    /// the number of such entries and the `take` after skipping `skip`. Entries are written
+    /// by the one writer thread in time order, so the walk stops at the first older entry;
+    /// only the page is kept in memory.
+    pub fn audit_page(
+        &self,
+        since_ms: u64,
+        skip: usize,
+        take: usize,
+    ) -> Result<(usize, Vec<AuditEntry>)> {
+        let txn = self.read()?;
+        let table = txn.open_table(AUDIT)?;
+        let mut total = 0usize;
+        let mut page = Vec::new();
+        for entry in table.iter()?.rev() {
+            let (_, v) = entry?;
+            let e: AuditEntry = codec::decode(v.value())?;
+            if e.at_ms < since_ms {
+                break;
+            }
+            if total >= skip && page.len() < take {
+                page.push(e);
+            }
+            total += 1;
+        }
+        Ok((total, page))
     }
 
     /// Number of audit entries.
