@@ -17,6 +17,7 @@ pub mod blobs;
 pub mod catalog;
 pub mod codec;
 pub mod devices;
+pub mod rowcache;
 pub mod tables;
 pub mod tokens;
 pub mod verify;
@@ -175,6 +176,7 @@ struct Inner {
     config: StorageConfig,
     queue: Mutex<Option<Queue>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    rows: rowcache::RowCache,
 }
 
 impl Drop for Inner {
@@ -230,6 +232,7 @@ impl Store {
                 config: config.clone(),
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
+                rows: rowcache::RowCache::new(config.delivery_cache_mib << 20),
             }),
         };
         // Uploads cannot survive a restart: whatever was receiving is abandoned now.
