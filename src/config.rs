@@ -113,6 +113,8 @@ pub struct StorageConfig {
     /// Published blob rows kept in memory for delivery (HTTP downloads and device GETs),
     /// in MiB; 0 turns the cache off.
     pub delivery_cache_mib: usize,
+    /// Uploads stop (507) rather than leave less than this much free space, in MiB.
+    pub min_free_mib: usize,
 }
 
 impl Default for Config {
@@ -179,6 +181,7 @@ impl Default for StorageConfig {
             commit_batch_max: 256,
             cache_mib: 32,
             delivery_cache_mib: 256,
+            min_free_mib: 256,
         }
     }
 }
@@ -297,6 +300,9 @@ impl Config {
         }
         if s.delivery_cache_mib > 1 << 20 {
             return invalid("storage.delivery_cache_mib", "must be 0-1048576");
+        }
+        if s.min_free_mib > 1 << 20 {
+            return invalid("storage.min_free_mib", "must be 0-1048576");
         }
         Ok(())
     }

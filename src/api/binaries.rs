@@ -65,6 +65,12 @@ pub async fn upload(
         super::body::drain(&mut body, app.request_timeout()).await;
         return Err(too_large(limit));
     }
+    if let Some(n) = declared
+        && let Err(e) = app.store.check_space(n)
+    {
+        super::body::drain(&mut body, app.request_timeout()).await;
+        return Err(e.into());
+    }
     let timeout = app.request_timeout();
     // Sniff the head of a non-multipart body for the multipart-under-octet-stream quirk.
     let mut head = Vec::new();

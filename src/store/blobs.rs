@@ -270,6 +270,7 @@ impl Ingest {
         if let Some(wait) = self.inflight.take() {
             wait.recv().map_err(|_| StoreError::Closed)??;
         }
+        self.store.check_space(self.rows_bytes as u64)?;
         let rows = std::mem::take(&mut self.rows);
         let outboard_rows = std::mem::take(&mut self.outboard_rows);
         self.rows_bytes = 0;

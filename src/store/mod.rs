@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod codec;
 pub mod devices;
 pub mod rowcache;
+pub mod space;
 pub mod tables;
 pub mod tokens;
 pub mod verify;
@@ -62,6 +63,11 @@ pub enum StoreError {
     Db(String),
     #[error("storage is shutting down")]
     Closed,
+    /// The disk is too full to take this write and keep the reserve.
+    #[error(
+        "the disk holding the database is full: {free} bytes free, {needed} needed (storage.min_free_mib keeps a reserve)"
+    )]
+    Full { free: u64, needed: u64 },
 }
 
 impl StoreError {

@@ -803,6 +803,16 @@ impl Server {
         })
     }
 
+    /// Starts a server whose temporary directory (data, logs) is made inside `parent`, e.g.
+    /// on a small filesystem.
+    pub fn start_in(parent: &Path, toml: Option<&str>) -> Server {
+        let root = tempfile::Builder::new()
+            .prefix("otad-api-test")
+            .tempdir_in(parent)
+            .unwrap_or_else(|e| panic!("temp dir in {}: {e}", parent.display()));
+        Self::start_rooted(root, toml, |_| {})
+    }
+
     fn start_with(toml: Option<&str>) -> Server {
         Self::start_prepared(toml, |_| {})
     }
@@ -812,6 +822,14 @@ impl Server {
             .prefix("otad-api-test")
             .tempdir()
             .expect("temp dir");
+        Self::start_rooted(root, toml, prepare)
+    }
+
+    fn start_rooted(
+        root: tempfile::TempDir,
+        toml: Option<&str>,
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let data = root.path().join("data");
         fs::create_dir_all(&data).expect("data dir");
         prepare(&data);
