@@ -3,8 +3,10 @@
 //! `storage.min_free_mib` free are refused with 507 — before reading the body when its
 //! length is declared, and mid-stream when it is chunked — while everything already stored
 //! stays intact and readable and small writes go on. When space returns (a filler file that
-//! another program wrote is deleted), uploads succeed again without a restart, and
-//! `otad db verify` is clean at the end.
+//! another program wrote is deleted), uploads succeed again without a restart. Last, a
+//! filler takes every byte so that redb itself meets ENOSPC on a small write: writes and
+//! `/healthz` fail, and once the space returns the watchdog reopens the file and service
+//! resumes with every acknowledged write intact. `otad db verify` is clean at the end.
 
 mod api_common;
 
@@ -178,6 +180,78 @@ fn a_full_disk_refuses_uploads_with_507_and_keeps_serving() {
         &json!({"name": "small-write", "type": 150, "version": "1", "url": ""}),
     );
     api.get("/healthz", "").expect(200);
+
+    // The hard case: another program takes every last byte, so even small writes reach
+    // redb's ENOSPC (after which redb refuses the open file). Writes fail, /healthz says so,
+    // and once the space returns the watchdog reopens the file: service resumes without a
+    // restart and nothing acknowledged is lost.
+    let filler = disk.path().join("filler-all.bin");
+    fill(&filler, disk.free() / MIB * MIB);
+    let mut topped = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&filler)
+        .expect("filler");
+    let kib = [0x5au8; 4096];
+    while std::io::Write::write_all(&mut topped, &kib).is_ok() {}
+    drop(topped);
+    let mut acked = Vec::new();
+    let mut failed = None;
+    for i in 0..5000 {
+        let name = format!("squeeze-{i}");
+        let r = api.post_json(
+            &format!("{}/pool", t.base()),
+            &t.token,
+            &json!({"name": name, "type": 150, "version": "1", "url": "",
+                    "description": "d".repeat(1000), "tags": (0..30).map(|k| format!("tag-{i}-{k}")).collect::<Vec<_>>()}),
+        );
+        if r.status == 201 {
+            acked.push((api_common::num(&r.json(), "versionNumber"), name));
+        } else {
+            failed = Some(r.status);
+            break;
+        }
+    }
+    let failed = failed.expect("5000 record creations fit on a full disk");
+    assert!(failed >= 500, "a write on a full disk answered {failed}");
+    let health = api.get("/healthz", "");
+    assert!(
+        health.status >= 500,
+        "/healthz answered {} on a failed store",
+        health.status
+    );
+    std::fs::remove_file(&filler).expect("remove filler");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = api.get("/healthz", "");
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service did not resume within 30 s of the space returning: /healthz {}\n{}",
+            r.status,
+            server.stderr_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    api.pool_create(
+        &t.id,
+        &t.token,
+        &json!({"name": "after-recovery", "type": 150, "version": "1", "url": ""}),
+    );
+    for (vn, name) in &acked {
+        let v = api
+            .get(
+                &format!("{}/pool/types/150/versionNumbers/{vn}", t.base()),
+                &t.token,
+            )
+            .ok_json(200);
+        assert_eq!(&api_common::s(&v, "name"), name);
+    }
+    for (sha, _) in &stored {
+        let got = api.get(&format!("{}/binaries/{sha}", t.base()), &t.token);
+        assert_eq!(&sha256_hex(&got.body), sha, "a stored binary changed");
+    }
 
     server.assert_alive();
     server.stop();

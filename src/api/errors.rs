@@ -102,6 +102,15 @@ impl From<StoreError> for ApiError {
                     "the server's disk is full; free space or raise its capacity, then retry",
                 )
             }
+            StoreError::Reopening => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_recovering",
+                    "storage is recovering from an I/O error; retry shortly",
+                );
+                e.retry_after = Some(2);
+                e
+            }
             StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

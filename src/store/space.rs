@@ -32,7 +32,18 @@ impl Store {
     /// Refuses with [`StoreError::Full`] unless `bytes` more can be written and the reserve
     /// (`storage.min_free_mib`) still remains.
     pub fn check_space(&self, bytes: u64) -> Result<()> {
-        let reserve = (self.config().min_free_mib as u64) << 20;
+        self.check_reserve(bytes, (self.config().min_free_mib as u64) << 20)
+    }
+
+    /// Like [`Store::check_space`] for nothing more, with `1 / divisor` of the reserve.
+    pub fn check_space_fraction(&self, divisor: u64) -> Result<()> {
+        self.check_reserve(
+            0,
+            ((self.config().min_free_mib as u64) << 20) / divisor.max(1),
+        )
+    }
+
+    fn check_reserve(&self, bytes: u64, reserve: u64) -> Result<()> {
         if reserve == 0 {
             return Ok(());
         }
