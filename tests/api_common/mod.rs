@@ -1029,6 +1029,11 @@ impl Server {
         self.spawn();
     }
 
+    /// The server's process id (for /proc readings).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
     /// `host:port` of the device (OCP/1) listener, from listen.json.
     pub fn device_addr(&self) -> String {
         let path = self.data.join("listen.json");
