@@ -498,7 +498,20 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                     ),
                     Some(&json!({ "value": device })),
                 )
-                .map_err(|e| e.context(&format!("cannot push {} to {device}", label(&which))))?;
+                .map_err(|e| {
+                    // The push goes through the device's own device type, so "no such
+                    // image" there means the image is not associated with it.
+                    if e.kind == Kind::NotFound && e.message.contains("unknown_image") {
+                        CliError::not_found(format!(
+                            "cannot push {} to {device}: it is not associated with the device's type {dt}; run `otad image associate {} {} {dt}` first",
+                            label(&which),
+                            which.fw_type,
+                            which.vn
+                        ))
+                    } else {
+                        e.context(&format!("cannot push {} to {device}", label(&which)))
+                    }
+                })?;
             ctx.out.show(&v, || {
                 format!(
                     "{} is {} for {device}; it is offered at the device's next check",

@@ -73,6 +73,8 @@ pub enum Command {
         log_format: LogFormat,
     },
     /// Offline database tools (refuse to run while a server holds the database).
+    ///
+    /// Example: otad db verify --data-dir /var/lib/otad
     #[command(subcommand)]
     Db(DbCommand),
     /// Devices: act as one over OCP/1 (check, download, simulate), or manage the registry
@@ -375,4 +377,44 @@ fn db_compact(config: &Config) -> Result<ExitCode, String> {
 
 fn file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` of every command, groups included, shows an example.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let texts = [
+                    sub.get_long_about(),
+                    sub.get_about(),
+                    sub.get_after_help(),
+                    sub.get_after_long_help(),
+                ];
+                if !texts
+                    .iter()
+                    .flatten()
+                    .any(|t| t.to_string().contains("Example"))
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "otad", &mut missing);
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

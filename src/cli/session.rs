@@ -385,22 +385,22 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
     let path = save(&saved)?;
     let who = username.unwrap_or_else(|| format!("client {client_id}"));
     let out = Output { json: args.json };
-    out.show(
-        &json!({
-            "url": saved.url,
-            "partnerId": saved.partner_id,
-            "username": saved.username,
-            "expiresTimestamp": saved.expires_timestamp,
-            "sessionFile": path.display().to_string(),
-        }),
-        || {
-            format!(
-                "logged in to {} as {who} (partner {client_id}); the token expires {} UTC",
-                saved.url,
-                super::output::utc(saved.expires_timestamp)
-            )
-        },
-    );
+    let mut doc = json!({
+        "url": saved.url,
+        "partnerId": saved.partner_id,
+        "expiresTimestamp": saved.expires_timestamp,
+        "sessionFile": path.display().to_string(),
+    });
+    if let Some(u) = &saved.username {
+        doc["username"] = json!(u);
+    }
+    out.show(&doc, || {
+        format!(
+            "logged in to {} as {who} (partner {client_id}); the token expires {} UTC",
+            saved.url,
+            super::output::utc(saved.expires_timestamp)
+        )
+    });
     Ok(())
 }
 
