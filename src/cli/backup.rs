@@ -106,8 +106,9 @@ pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
     if target.exists() {
         // Opening the database is how a running server is detected: redb locks the file.
         match store::open_database(&target, config.storage.cache_mib) {
+            // Exit 1, like `db verify` and `db compact` in the same situation.
             Err(StoreError::AlreadyOpen(_)) => {
-                return Err(CliError::conflict(format!(
+                return Err(CliError::fail(format!(
                     "otad is already running on this data directory ({}); stop it before restoring",
                     dir.display()
                 )));

@@ -10,9 +10,9 @@
 //! `completions`. The HTTPS client and the error type are in `client.rs`, printing in
 //! `output.rs`.
 //!
-//! Exit codes: 0 success, 1 error (or problems found), 2 usage, 3 not found, 4 conflict
-//! (exists already, in use, or a server holds the data directory), 5 authentication
-//! (not logged in, token expired or revoked, not allowed).
+//! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
+//! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),
+//! 5 authentication (not logged in, token expired or revoked, not allowed).
 
 pub mod audit;
 pub mod backup;
