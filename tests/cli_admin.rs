@@ -201,6 +201,20 @@ fn login_logout_and_the_environment_overrides() {
     // A partner may not use admin commands: exit 5, saying so.
     user.run(&["partner", "list"]).fails(5, &["admin"]);
 
+    // An expired login is reported as such, without asking the server.
+    let expired = Cli::remote();
+    std::fs::create_dir_all(expired.config_home().join("otad")).unwrap();
+    let mut old = saved.clone();
+    old["expiresTimestamp"] = serde_json::json!(1_000);
+    std::fs::write(
+        expired.config_home().join("otad").join("session.json"),
+        old.to_string(),
+    )
+    .unwrap();
+    expired
+        .run(&["type", "list"])
+        .fails(5, &["expired", "1970-01-01 00:00:01 UTC", "otad login"]);
+
     // Env overrides: OTAD_TOKEN replaces the saved token.
     let mut env_user = Cli::remote();
     std::fs::create_dir_all(env_user.config_home().join("otad")).unwrap();

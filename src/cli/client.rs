@@ -314,11 +314,6 @@ pub fn seg(s: &str) -> String {
     out
 }
 
-/// Percent-encodes a query value (form style).
-pub fn query_value(s: &str) -> String {
-    seg(s)
-}
-
 impl Client {
     /// A client for `url` trusting `ca_pem` (or the system bundle), sending `token`.
     pub fn new(url: ServerUrl, ca_pem: Option<&[u8]>, token: Option<String>) -> Result<Self> {
@@ -344,10 +339,6 @@ impl Client {
             token,
             sender: None,
         })
-    }
-
-    pub fn url(&self) -> &ServerUrl {
-        &self.url
     }
 
     pub fn set_token(&mut self, token: Option<String>) {
@@ -492,20 +483,11 @@ impl Client {
             ..
         } = self;
         rt.block_on(async {
-            let (head, mut incoming) =
+            let (head, incoming) =
                 Self::exchange(url, tls, name, sender, req, ANSWER_TIMEOUT).await?;
-            let mut buf = Vec::new();
-            while let Some(piece) = next_piece(&mut incoming, &path_of(path)).await? {
-                if buf.len() + piece.len() > MAX_ANSWER {
-                    return Err(CliError::fail(format!(
-                        "{path}: the answer is larger than {MAX_ANSWER} bytes"
-                    )));
-                }
-                buf.extend_from_slice(&piece);
-            }
             Ok(Answer {
                 status: head.status,
-                body: Bytes::from(buf),
+                body: read_body(incoming, path).await?,
             })
         })
     }
@@ -582,28 +564,17 @@ impl Client {
             });
             let result = Self::exchange(url, tls, name, sender, req, ANSWER_TIMEOUT).await;
             let read = reader.await;
-            let (head, mut incoming) = result?;
+            let (head, incoming) = result?;
             let sha256 = match read {
                 Ok(Ok(sha)) => sha,
                 Ok(Err(e)) => return Err(CliError::fail(format!("cannot read {shown}: {e}"))),
                 Err(e) => return Err(CliError::fail(format!("cannot read {shown}: {e}"))),
             };
-            let mut buf = Vec::new();
-            while let Some(piece) = next_piece(&mut incoming, path).await? {
-                if buf.len() + piece.len() > MAX_ANSWER {
-                    return Err(CliError::fail(format!(
-                        "{path}: the answer is larger than {MAX_ANSWER} bytes"
-                    )));
-                }
-                buf.extend_from_slice(&piece);
-            }
+            let body = read_body(incoming, path).await?;
             if head.status.is_success() {
-                Ok(Uploaded {
-                    body: Bytes::from(buf),
-                    sha256,
-                })
+                Ok(Uploaded { body, sha256 })
             } else {
-                Err(api_error(head.status, &buf))
+                Err(api_error(head.status, &body))
             }
         })
     }
@@ -629,13 +600,7 @@ impl Client {
         rt.block_on(async {
             let (head, mut incoming) = Self::exchange(url, tls, name, sender, req, timeout).await?;
             if !head.status.is_success() {
-                let mut buf = Vec::new();
-                while let Some(piece) = next_piece(&mut incoming, path).await? {
-                    if buf.len() < 1 << 20 {
-                        buf.extend_from_slice(&piece);
-                    }
-                }
-                return Err(api_error(head.status, &buf));
+                return Err(api_error(head.status, &read_body(incoming, path).await?));
             }
             let total = head
                 .headers
@@ -728,6 +693,21 @@ async fn next_piece(body: &mut hyper::body::Incoming, path: &str) -> Result<Opti
             }
         }
     }
+}
+
+/// A whole answer body, at most [`MAX_ANSWER`] bytes.
+async fn read_body(mut incoming: hyper::body::Incoming, path: &str) -> Result<Bytes> {
+    let path = path_of(path);
+    let mut buf = Vec::new();
+    while let Some(piece) = next_piece(&mut incoming, &path).await? {
+        if buf.len() + piece.len() > MAX_ANSWER {
+            return Err(CliError::fail(format!(
+                "{path}: the answer is larger than {MAX_ANSWER} bytes"
+            )));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// A JSON answer: the value on 2xx, the mapped API error otherwise.

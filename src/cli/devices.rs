@@ -10,7 +10,7 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, query_value, seg};
+use super::client::{CliError, Result, seg};
 use super::output::{Progress, fields, table, text, time};
 use super::session::{Common, Ctx};
 
@@ -221,7 +221,7 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
         } => {
             let mut query = Vec::new();
             if let Some(dt) = &device_type {
-                query.push(format!("deviceTypeId={}", query_value(dt)));
+                query.push(format!("deviceTypeId={}", seg(dt)));
             }
             if let (Some(t), Some(vn)) = (fw_type, installed) {
                 query.push(format!("type={t}&installedVersion={vn}"));

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::client::{Result, query_value};
+use super::client::{Result, seg};
 use super::output::{table, text};
 use super::partners::items;
 use super::session::Ctx;
@@ -48,7 +48,7 @@ pub fn status(args: StatusArgs, ctx: &mut Ctx) -> Result<()> {
         .map(|d| (text(d, "id"), text(d, "name")))
         .collect();
     let path = match &args.device_type {
-        Some(dt) => format!("{base}/devices?deviceTypeId={}", query_value(dt)),
+        Some(dt) => format!("{base}/devices?deviceTypeId={}", seg(dt)),
         None => format!("{base}/devices"),
     };
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::{CliError, Kind, Result, query_value, seg};
+use super::client::{CliError, Kind, Result, seg};
 use super::output::{Progress, fields, table, text, time};
 use super::partners::items;
 use super::session::Ctx;
@@ -335,7 +335,7 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                 path.push_str(&format!("/types/{t}"));
             }
             if !tags.is_empty() {
-                path.push_str(&format!("?tags={}", query_value(&tags.join(","))));
+                path.push_str(&format!("?tags={}", seg(&tags.join(","))));
             }
             let list = ctx.pages(&path)?;
             let rows: Vec<Vec<String>> = list.iter().map(record_row).collect();

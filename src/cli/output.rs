@@ -283,6 +283,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_progress_lines() {
+        assert_eq!(
+            plain_line(
+                "uploading fw.bin",
+                25 << 20,
+                Some(50 << 20),
+                Duration::from_secs(5)
+            ),
+            "uploading fw.bin: 25.0 MiB of 50.0 MiB (50%), 5.0 MiB/s"
+        );
+        assert_eq!(
+            plain_line("backup", 2048, None, Duration::from_secs(1)),
+            "backup: 2.0 KiB, 2.0 KiB/s"
+        );
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(size(10), "10 B");
         assert_eq!(size(50 << 20), "50.0 MiB");

@@ -466,8 +466,19 @@ impl Ctx {
             });
         }
         if let Some(saved) = load_saved()? {
+            let token = match env("OTAD_TOKEN") {
+                Some(t) => t,
+                // Say so here rather than send a token the server will refuse.
+                None if saved.expires_timestamp <= now_ms() => {
+                    return Err(CliError::auth(format!(
+                        "the login to {} expired at {} UTC; run `otad login` again",
+                        saved.url,
+                        super::output::utc(saved.expires_timestamp)
+                    )));
+                }
+                None => saved.token,
+            };
             let ca = ca_env.or_else(|| saved.ca.map(String::into_bytes));
-            let token = env("OTAD_TOKEN").unwrap_or(saved.token);
             let client = Client::new(ServerUrl::parse(&saved.url)?, ca.as_deref(), Some(token))?;
             return Ok(Ctx {
                 client,
