@@ -279,4 +279,43 @@ fn image_lifecycle_from_record_to_push() {
     cli.run(&["image", "show", "3", &vn]).fails(3, &[]);
     cli.run(&["image", "delete", "3", &vn]).fails(3, &[]);
     assert_eq!(array(&cli.json(&["image", "list"])).len(), 1);
+
+    // Type 4 (device description): created under one device type, never in the pool.
+    let desc = cli.json(&[
+        "image",
+        "upload",
+        fw,
+        "--type",
+        "4",
+        "--name",
+        "kettle",
+        "--version",
+        "3",
+        "--associate",
+        &dt,
+        "--device-description-id",
+        "dd-1",
+        "--device-profile-id",
+        "prof-9",
+    ]);
+    assert_eq!(field(&desc, "deviceTypeId"), dt);
+    assert_eq!(field(&desc, "deviceDescriptionId"), "dd-1");
+    assert_eq!(field(&desc, "deviceProfileId"), "prof-9");
+    assert_eq!(field(&desc, "sha256"), sha256_hex(&bytes(300_000, 7)));
+    let under = array(&cli.json(&["image", "list", "--device-type", &dt, "--type", "4"]));
+    assert_eq!(under.len(), 1);
+    assert_eq!(under[0]["id"], desc["id"]);
+    assert_eq!(array(&cli.json(&["image", "list", "--type", "4"])).len(), 0);
+    cli.run(&[
+        "image",
+        "upload",
+        fw,
+        "--type",
+        "4",
+        "--name",
+        "k",
+        "--version",
+        "4",
+    ])
+    .fails(2, &["--associate"]);
 }

@@ -22,11 +22,16 @@ pub enum ImageCommand {
     /// Two-stage CI flow: create the record before the build with --record-only, then
     /// attach the built binary with --attach VN.
     ///
+    /// Type 4 (device descriptions) never enters the pool: it is created under the one
+    /// device type named by --associate.
+    ///
     /// Example: otad image upload fw.bin --type 101 --name main --version 1.4.2 --tag beta --associate $DT
     ///
     /// Example: otad image upload --record-only --type 101 --name main --version 1.4.3
     ///
     /// Example: otad image upload fw.bin --type 101 --attach 7
+    ///
+    /// Example: otad image upload desc.bin --type 4 --name kettle --version 3 --associate $DT
     Upload(UploadArgs),
     /// List images: the pool, or those associated with --device-type.
     ///
@@ -134,6 +139,7 @@ pub struct UploadArgs {
     /// The partner's version string, e.g. 1.4.2+7d.
     #[arg(long, required_unless_present = "attach")]
     version: Option<String>,
+    /// Description.
     #[arg(long)]
     description: Option<String>,
     /// Tag (repeat for several).
@@ -145,6 +151,12 @@ pub struct UploadArgs {
     /// Only create the pool record, without a binary (attach one later with --attach).
     #[arg(long, conflicts_with_all = ["file", "attach"])]
     record_only: bool,
+    /// Type 4 (device description) only: stored with the image as given.
+    #[arg(long, value_name = "ID")]
+    device_description_id: Option<String>,
+    /// Type 4 (device description) only: stored with the image as given.
+    #[arg(long, value_name = "ID")]
+    device_profile_id: Option<String>,
     /// Attach FILE to the existing pool record with this version number.
     #[arg(long, value_name = "VN",
           conflicts_with_all = ["name", "version", "description", "tags", "associate"])]
@@ -194,6 +206,8 @@ fn record_fields(r: &Value) -> String {
         ("url", text(r, "url")),
         ("sha256", text(r, "sha256")),
         ("deviceTypeId", text(r, "deviceTypeId")),
+        ("deviceDescriptionId", text(r, "deviceDescriptionId")),
+        ("deviceProfileId", text(r, "deviceProfileId")),
         ("created", time(r, "createdTimestamp")),
         ("updated", time(r, "updatedTimestamp")),
     ])
@@ -240,7 +254,7 @@ fn send_binary(ctx: &mut Ctx, base: &str, file: &std::path::Path) -> Result<(Str
     Ok((sha, text(&moved, "value")))
 }
 
-fn upload(args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
+fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
     let base = ctx.base()?;
     let t = args.fw_type;
     if let Some(vn) = args.attach {
@@ -270,10 +284,13 @@ fn upload(args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
         ctx.out.show(&r, || record_fields(&r));
         return Ok(());
     }
-    let (Some(name), Some(version)) = (args.name, args.version) else {
+    let (Some(name), Some(version)) = (args.name.take(), args.version.take()) else {
         return Err(CliError::usage("pass --name and --version"));
     };
     let what = format!("image {name} {version} (type {t})");
+    if t == DEVICE_DESCRIPTION {
+        return upload_device_description(args, name, version, ctx);
+    }
     // Refuse before sending a large binary for a record that cannot be created.
     let exists = ctx.client.get(&format!(
         "{base}/pool/types/{t}/names/{}/versions/{}/exists",
@@ -314,6 +331,59 @@ fn upload(args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
     if let Some(sha) = sha {
         r["sha256"] = Value::String(sha);
     }
+    ctx.out.show(&r, || record_fields(&r));
+    Ok(())
+}
+
+/// The firmware type of device descriptions, which live under one device type and never in
+/// the pool.
+const DEVICE_DESCRIPTION: u16 = 4;
+
+/// Type 4: the binary, then the record and its association in one call
+/// (`POST .../deviceTypes/{DT}/firmwareImages`).
+fn upload_device_description(
+    args: UploadArgs,
+    name: String,
+    version: String,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    let base = ctx.base()?;
+    let ([dt], Some(file), false) = (args.associate.as_slice(), &args.file, args.record_only)
+    else {
+        return Err(CliError::usage(
+            "a type 4 (device description) image belongs to one device type and needs its binary: pass FILE and exactly one --associate DEVICE_TYPE",
+        ));
+    };
+    let (sha, url) = send_binary(ctx, &base, file)?;
+    let mut body = json!({
+        "name": name,
+        "type": DEVICE_DESCRIPTION,
+        "version": version,
+        "url": url,
+        "tags": args.tags,
+    });
+    for (key, value) in [
+        ("description", args.description),
+        ("deviceDescriptionId", args.device_description_id),
+        ("deviceProfileId", args.device_profile_id),
+    ] {
+        if let Some(v) = value {
+            body[key] = Value::String(v);
+        }
+    }
+    let mut r = ctx
+        .client
+        .json(
+            Method::POST,
+            &format!("{base}/deviceTypes/{}/firmwareImages", seg(dt)),
+            Some(&body),
+        )
+        .map_err(|e| {
+            e.context(&format!(
+                "cannot create image {name} {version} (type 4) under device type {dt}"
+            ))
+        })?;
+    r["sha256"] = Value::String(sha);
     ctx.out.show(&r, || record_fields(&r));
     Ok(())
 }

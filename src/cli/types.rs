@@ -22,6 +22,7 @@ pub enum TypeCommand {
         number: u16,
         /// Name, e.g. MCU_MAIN.
         name: String,
+        /// Description.
         #[arg(long)]
         description: Option<String>,
     },
@@ -41,6 +42,7 @@ pub enum TypeCommand {
         #[arg(long)]
         name: String,
         /// New description (omit to clear it).
+        /// New description (omit to clear it).
         #[arg(long)]
         description: Option<String>,
     },
@@ -53,6 +55,7 @@ pub enum DeviceTypeCommand {
     /// Example: otad device-type create "Kettle v2" --description "2025 model"
     Create {
         name: String,
+        /// Description.
         #[arg(long)]
         description: Option<String>,
     },
