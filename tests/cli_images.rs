@@ -319,3 +319,41 @@ fn image_lifecycle_from_record_to_push() {
     ])
     .fails(2, &["--associate"]);
 }
+
+#[test]
+fn an_upload_over_the_limit_is_refused_without_hanging() {
+    let server = Server::start_with_config("[storage]\nmax_binary_size = 1048576\n");
+    let cli = Cli::local(&server.data);
+    let file = cli.dir().join("too-big.bin");
+    std::fs::write(&file, bytes(16 << 20, 3)).unwrap();
+    let started = Instant::now();
+    cli.run(&[
+        "image",
+        "upload",
+        file.to_str().unwrap(),
+        "--type",
+        "3",
+        "--name",
+        "big",
+        "--version",
+        "1",
+    ])
+    .fails(1, &["cannot upload", "413"]);
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    // Nothing was created, and the next upload works.
+    assert!(array(&cli.json(&["image", "list"])).is_empty());
+    let small = cli.dir().join("small.bin");
+    std::fs::write(&small, bytes(1000, 4)).unwrap();
+    cli.run(&[
+        "image",
+        "upload",
+        small.to_str().unwrap(),
+        "--type",
+        "3",
+        "--name",
+        "big",
+        "--version",
+        "1",
+    ])
+    .ok();
+}

@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::Value;
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::output::Progress;
 use crate::api::body::ChannelBody;
@@ -270,6 +272,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest answer read into memory (import answers, pages of 1000 records).
 const MAX_ANSWER: usize = 256 << 20;
+/// How often a running upload is checked for a stall.
+const STALL_CHECK: Duration = Duration::from_secs(5);
 /// Upload and download piece size.
 const PIECE: usize = 256 << 10;
 
@@ -539,10 +543,13 @@ impl Client {
             ..
         } = self;
         let reader_progress = progress.clone();
+        let sent = Arc::new(AtomicU64::new(0));
+        let reader_sent = Arc::clone(&sent);
         let shown = file.display().to_string();
         rt.block_on(async move {
             // The file is read on a blocking thread; a full channel holds it back, so memory
             // stays at a few pieces whatever the file size.
+            let runtime = tokio::runtime::Handle::current();
             let reader = tokio::task::spawn_blocking(move || -> io::Result<[u8; 32]> {
                 use sha2::Digest;
                 let mut handle = handle;
@@ -556,20 +563,49 @@ impl Client {
                     buf.truncate(n);
                     sha.update(&buf);
                     reader_progress.inc(n as u64);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    reader_sent.fetch_add(n as u64, Ordering::Relaxed);
+                    // Bounded, so that this thread ends even if the connection stalls.
+                    match runtime.block_on(tx.send_timeout(Ok(Bytes::from(buf)), ANSWER_TIMEOUT)) {
+                        Ok(()) => {}
                         // The server answered before taking everything (an error answer).
-                        return Ok(sha.finalize().into());
+                        Err(SendTimeoutError::Closed(_)) => return Ok(sha.finalize().into()),
+                        Err(SendTimeoutError::Timeout(_)) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the server stopped taking the upload",
+                            ));
+                        }
                     }
                 }
             });
-            let result = Self::exchange(url, tls, name, sender, req, ANSWER_TIMEOUT).await;
-            let read = reader.await;
-            let (head, incoming) = result?;
-            let sha256 = match read {
+            // A large upload may take long; what must not happen is a stall: no byte taken
+            // for ANSWER_TIMEOUT, or no answer that long after the last one.
+            let mut exchange = Box::pin(Self::exchange(url, tls, name, sender, req, Duration::MAX));
+            let mut seen = (0u64, tokio::time::Instant::now());
+            let result = loop {
+                tokio::select! {
+                    r = &mut exchange => break r,
+                    () = tokio::time::sleep(STALL_CHECK) => {
+                        let now = sent.load(Ordering::Relaxed);
+                        if now != seen.0 {
+                            seen = (now, tokio::time::Instant::now());
+                        } else if seen.1.elapsed() >= ANSWER_TIMEOUT {
+                            break Err(CliError::fail(format!(
+                                "{path}: the upload stalled at {now} bytes for {} s",
+                                ANSWER_TIMEOUT.as_secs()
+                            )));
+                        }
+                    }
+                }
+            };
+            drop(exchange);
+            // A read error cuts the body short, which fails the exchange too: report the cause.
+            let sha256 = match reader.await {
                 Ok(Ok(sha)) => sha,
                 Ok(Err(e)) => return Err(CliError::fail(format!("cannot read {shown}: {e}"))),
                 Err(e) => return Err(CliError::fail(format!("cannot read {shown}: {e}"))),
             };
+            let (head, incoming) = result?;
             let body = read_body(incoming, path).await?;
             if head.status.is_success() {
                 Ok(Uploaded { body, sha256 })
