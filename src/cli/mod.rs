@@ -266,49 +266,39 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Device(DeviceGroup::Protocol(cmd)) => Ok(device::run(cmd, &config.data_dir)?),
         Command::Device(DeviceGroup::Registry(cmd)) => {
-            let mut ctx = Ctx::connect(cmd.common(), &config.data_dir)?;
-            devices::run(cmd, &mut ctx).map(|()| ExitCode::SUCCESS)
+            let common = cmd.common().clone();
+            admin(&common, &config, |ctx| devices::run(cmd, ctx))
         }
         Command::Login(args) => session::login(&args, &config.data_dir).map(|()| ExitCode::SUCCESS),
         Command::Logout(args) => session::logout(&args).map(|()| ExitCode::SUCCESS),
-        Command::Partner { common, cmd } => {
-            partners::partner(cmd, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
-        Command::User { common, cmd } => {
-            partners::user(cmd, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
-        Command::Type { common, cmd } => {
-            types::fw_type(cmd, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
+        Command::Partner { common, cmd } => admin(&common, &config, |c| partners::partner(cmd, c)),
+        Command::User { common, cmd } => admin(&common, &config, |c| partners::user(cmd, c)),
+        Command::Type { common, cmd } => admin(&common, &config, |c| types::fw_type(cmd, c)),
         Command::DeviceType { common, cmd } => {
-            types::device_type(cmd, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
+            admin(&common, &config, |c| types::device_type(cmd, c))
         }
-        Command::Image { common, cmd } => {
-            images::run(cmd, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
+        Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),
-        } => fleet::status(args, &mut Ctx::connect(&common, &config.data_dir)?)
-            .map(|()| ExitCode::SUCCESS),
-        Command::Audit { common, args } => {
-            audit::run(args, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
-        Command::Backup { common, args } => {
-            backup::backup(args, &mut Ctx::connect(&common, &config.data_dir)?)
-                .map(|()| ExitCode::SUCCESS)
-        }
+        } => admin(&common, &config, |c| fleet::status(args, c)),
+        Command::Audit { common, args } => admin(&common, &config, |c| audit::run(args, c)),
+        Command::Backup { common, args } => admin(&common, &config, |c| backup::backup(args, c)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "otad", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs an admin command on a client connected as `common` and the environment say.
+fn admin(
+    common: &Common,
+    config: &Config,
+    command: impl FnOnce(&mut Ctx) -> client::Result<()>,
+) -> Result<ExitCode, CliError> {
+    let mut ctx = Ctx::connect(common, &config.data_dir)?;
+    command(&mut ctx).map(|()| ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {

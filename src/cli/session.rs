@@ -327,19 +327,17 @@ fn read_password(username: &str, from_stdin: bool) -> Result<String> {
 }
 
 pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
-    let local = match &args.server {
-        Some(_) => None,
-        None => Some(discover(data_dir)?.ok_or_else(|| {
-            CliError::usage(format!(
-                "no --server given and no local otad server in {} (no {LISTEN_FILE}); pass --server URL or --data-dir DIR",
-                data_dir.display()
-            ))
-        })?),
-    };
-    let url = match (&args.server, &local) {
-        (Some(s), _) => ServerUrl::parse(s)?,
-        (None, Some(l)) => l.url.clone(),
-        (None, None) => return Err(CliError::usage("pass --server URL")),
+    let (url, local) = match &args.server {
+        Some(s) => (ServerUrl::parse(s)?, None),
+        None => {
+            let l = discover(data_dir)?.ok_or_else(|| {
+                CliError::usage(format!(
+                    "no --server given and no local otad server in {} (no {LISTEN_FILE}); pass --server URL or --data-dir DIR",
+                    data_dir.display()
+                ))
+            })?;
+            (l.url.clone(), Some(l))
+        }
     };
     let ca = match &args.ca {
         Some(p) => Some(read_ca(p)?),
