@@ -462,9 +462,20 @@ fn devices_import_of_ten_thousand_fleet_status_and_audit() {
     std::fs::write(&small, format!("extra-1,{dt}\nextra-2,{dt}\n")).unwrap();
     let csv_out = cli.text(&["device", "import", small.to_str().unwrap()]);
     assert!(csv_out.starts_with("deviceId,token\nextra-1,"), "{csv_out}");
+    // NDJSON is recognised and sent as such; with --json and no --out, tokens come as JSON.
+    let nd = cli.dir().join("more.ndjson");
+    std::fs::write(
+        &nd,
+        format!("{{\"deviceId\":\"nd-1\",\"deviceTypeId\":\"{dt}\"}}\n"),
+    )
+    .unwrap();
+    let imported = array(&cli.json(&["device", "import", nd.to_str().unwrap()]));
+    assert_eq!(imported.len(), 1);
+    assert_eq!(field(&imported[0], "deviceId"), "nd-1");
+    assert!(field(&imported[0], "token").len() >= 32);
 
     let all = array(&cli.json(&["device", "list"]));
-    assert_eq!(all.len(), 10_003);
+    assert_eq!(all.len(), 10_004);
     let toasters = array(&cli.json(&["device", "list", "--device-type", &other]));
     assert_eq!(toasters.len(), 2_500);
     assert!(toasters.iter().all(|d| d["deviceTypeId"] == other.as_str()));
@@ -491,15 +502,15 @@ fn devices_import_of_ten_thousand_fleet_status_and_audit() {
     assert_eq!(cli.run(&["device", "list", "--type", "3"]).code, 2);
 
     let status = cli.json(&["fleet", "status"]);
-    assert_eq!(status["devices"], 10_003);
+    assert_eq!(status["devices"], 10_004);
     let types = array(&status["deviceTypes"]);
     let kettle = types
         .iter()
         .find(|t| t["deviceTypeId"] == dt.as_str())
         .unwrap();
     assert_eq!(kettle["name"], "Kettle");
-    assert_eq!(kettle["devices"], 7_503);
-    assert_eq!(kettle["neverSeen"], 7_502);
+    assert_eq!(kettle["devices"], 7_504);
+    assert_eq!(kettle["neverSeen"], 7_503);
     assert_eq!(
         kettle["versions"],
         serde_json::json!([{"type": 3, "versionNumber": "1", "devices": 1}])
@@ -507,7 +518,7 @@ fn devices_import_of_ten_thousand_fleet_status_and_audit() {
     let only = cli.json(&["fleet", "status", "--device-type", &other]);
     assert_eq!(only["devices"], 2_500);
     let text = cli.text(&["fleet", "status"]);
-    assert!(text.starts_with("10003 devices"), "{text}");
+    assert!(text.starts_with("10004 devices"), "{text}");
     assert!(
         text.contains("Kettle") && text.contains("installed 1"),
         "{text}"

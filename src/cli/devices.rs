@@ -3,8 +3,8 @@
 //! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
 //! simulate`, in `device.rs`), or fleet summaries (`fleet.rs`).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use http::Method;
@@ -119,8 +119,20 @@ fn device_row(d: &Value) -> Vec<String> {
     ]
 }
 
+/// Does the file start (after blanks) with `{`? The server takes the Content-Type as the
+/// format, so the CLI names the one the file is in.
+fn looks_like_ndjson(path: &Path) -> bool {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head.get(..n)
+        .and_then(|h| h.iter().find(|b| !b.is_ascii_whitespace()))
+        == Some(&b'{')
+}
+
 /// Writes a file readable only by its owner (device tokens are secrets).
-fn write_secret_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -159,16 +171,7 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
             });
         }
         DeviceAdminCommand::Import { file, out, .. } => {
-            let ndjson = std::fs::File::open(&file)
-                .ok()
-                .and_then(|mut f| {
-                    let mut head = [0u8; 64];
-                    std::io::Read::read(&mut f, &mut head)
-                        .ok()
-                        .map(|n| head.get(..n).unwrap_or(&[]).to_vec())
-                })
-                .is_some_and(|h| h.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'));
-            let content_type = if ndjson {
+            let content_type = if looks_like_ndjson(&file) {
                 "application/x-ndjson"
             } else {
                 "text/csv"
