@@ -140,6 +140,22 @@ fn image_lifecycle_from_record_to_push() {
         2
     );
 
+    // A typo in --associate is caught before the binary is sent.
+    cli.run(&[
+        "image",
+        "upload",
+        fw,
+        "--type",
+        "3",
+        "--name",
+        "main",
+        "--version",
+        "2.9",
+        "--associate",
+        "00000000-0000-0000-0000-00000000dead",
+    ])
+    .fails(3, &["--associate 00000000-0000-0000-0000-00000000dead"]);
+
     // A second image with a tag, for the filters.
     let second = cli.json(&[
         "image",

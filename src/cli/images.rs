@@ -302,6 +302,11 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
             "{what} exists already (version_exists); upload it under a new --version"
         )));
     }
+    for dt in &args.associate {
+        ctx.client
+            .get(&format!("{base}/deviceTypes/{}", seg(dt)))
+            .map_err(|e| e.context(&format!("--associate {dt}")))?;
+    }
     let (sha, url) = match &args.file {
         Some(file) if !args.record_only => {
             let (sha, url) = send_binary(ctx, &base, file)?;
