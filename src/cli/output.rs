@@ -67,9 +67,14 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Key/value lines for one record.
+/// Key/value lines for one record; empty values are left out.
 pub fn fields(pairs: &[(&str, String)]) -> String {
-    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let width = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (k, v) in pairs {
         if !v.is_empty() {
@@ -273,6 +278,16 @@ mod tests {
             ],
         );
         assert_eq!(t, "ID   NAME\n1    alpha\n100  b\n");
+    }
+
+    #[test]
+    fn fields_align_on_what_is_shown() {
+        let t = fields(&[
+            ("id", "1".into()),
+            ("deviceDescriptionId", String::new()),
+            ("name", "main".into()),
+        ]);
+        assert_eq!(t, "id    1\nname  main\n");
     }
 
     #[test]
