@@ -52,7 +52,7 @@ pub fn status(args: StatusArgs, ctx: &mut Ctx) -> Result<()> {
         None => format!("{base}/devices"),
     };
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    for d in ctx.pages(&path)? {
+    ctx.each_item(&path, |d| {
         let t = tallies.entry(text(&d, "deviceTypeId")).or_default();
         t.devices += 1;
         if d.get("lastSeenTimestamp").is_none() {
@@ -73,7 +73,7 @@ pub fn status(args: StatusArgs, ctx: &mut Ctx) -> Result<()> {
                 .entry((num(o, "type"), text(o, "state")))
                 .or_default() += 1;
         }
-    }
+    })?;
     let total: u64 = tallies.values().map(|t| t.devices).sum();
     let doc = json!({
         "devices": total,

@@ -526,22 +526,28 @@ impl Ctx {
     /// Every item of a paged list: `path` (which may carry a query) is asked page by page,
     /// 1000 at a time, until the envelope's `totalPages` is reached.
     pub fn pages(&mut self, path: &str) -> Result<Vec<Value>> {
-        let sep = if path.contains('?') { '&' } else { '?' };
         let mut all = Vec::new();
+        self.each_item(path, |item| all.push(item))?;
+        Ok(all)
+    }
+
+    /// Like [`Ctx::pages`], handing each item to `f` instead of keeping them all.
+    pub fn each_item(&mut self, path: &str, mut f: impl FnMut(Value)) -> Result<()> {
+        let sep = if path.contains('?') { '&' } else { '?' };
         let mut page = 0u64;
         loop {
-            let v = self
+            let mut v = self
                 .client
                 .get(&format!("{path}{sep}page={page}&size={PAGE_SIZE}"))?;
-            let content = v
-                .get("content")
-                .and_then(Value::as_array)
-                .ok_or_else(|| CliError::fail(format!("{path}: the answer is not a page")))?;
-            all.extend(content.iter().cloned());
             let total_pages = v.get("totalPages").and_then(Value::as_u64).unwrap_or(0);
+            let Some(Value::Array(content)) = v.get_mut("content").map(Value::take) else {
+                return Err(CliError::fail(format!("{path}: the answer is not a page")));
+            };
+            let empty = content.is_empty();
+            content.into_iter().for_each(&mut f);
             page += 1;
-            if page >= total_pages || content.is_empty() {
-                return Ok(all);
+            if page >= total_pages || empty {
+                return Ok(());
             }
         }
     }
