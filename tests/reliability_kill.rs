@@ -9,7 +9,7 @@
 //!
 //! `OTAD_KILL_CYCLES` (default 20) sets the cycles; `OTAD_KILL_SEED` replays a run (the seed
 //! is printed). The second test takes an online backup while the same load runs, restores it
-//! into a fresh directory, verifies it and serves it.
+//! into a fresh directory with `otad db restore`, verifies it and serves it.
 
 mod api_common;
 
@@ -712,11 +712,22 @@ fn online_backup_under_mixed_load_restores_and_verifies() {
     assert!(acks_during >= 100);
 
     let restored_dir = server.root().join("restored");
-    std::fs::create_dir_all(&restored_dir).expect("restored dir");
-    std::fs::copy(&backup, restored_dir.join("otad.redb")).expect("place the backup");
+    let out = otad(&[
+        "db",
+        "restore",
+        &backup.display().to_string(),
+        "--data-dir",
+        &restored_dir.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "db restore: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     db_verify(&restored_dir);
 
-    let restored = Server::start_from_backup(&backup, Some(CONFIG));
+    let restored = Server::start_from_backup(&restored_dir.join("otad.redb"), Some(CONFIG));
     let t = &setup.tenant;
     let token = restored.api.login(&t.id, &t.secret, &t.user, &t.password);
     let records = {
