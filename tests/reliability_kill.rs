@@ -145,6 +145,31 @@ fn ok(r: &Result<api_common::Resp, String>, status: u16) -> Option<Value> {
     }
 }
 
+/// Upload + moveToRepository: (sha256, url), or None when the server died meanwhile.
+fn publish(api: &Api, t: &Tenant, data: Vec<u8>) -> Option<(String, String)> {
+    let sha = sha256_hex(&data);
+    let up = api.try_send(
+        api.req(
+            reqwest::Method::POST,
+            &format!("{}/binaries", t.base()),
+            &t.token,
+        )
+        .header("content-type", "application/octet-stream")
+        .body(data),
+    );
+    ok(&up, 200)?;
+    let mv = api.try_send(
+        api.req(
+            reqwest::Method::POST,
+            &format!("{}/binaries/moveToRepository", t.base()),
+            &t.token,
+        )
+        .json(&json!({"value": sha})),
+    );
+    let v = ok(&mv, 200)?;
+    Some((sha, s(&v, "value")))
+}
+
 /// One cycle of load: threads that stop when `stop` is set or the server dies.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -217,29 +242,9 @@ fn start_load(
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let data = bytes(20_000 + rng.below(400_000) as usize, rng.next());
-                let sha = sha256_hex(&data);
-                let up = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/binaries", t.base()),
-                        &t.token,
-                    )
-                    .header("content-type", "application/octet-stream")
-                    .body(data),
-                );
-                if ok(&up, 200).is_none() {
+                let Some((sha, url)) = publish(&api, t, data) else {
                     return;
-                }
-                let mv = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/binaries/moveToRepository", t.base()),
-                        &t.token,
-                    )
-                    .json(&json!({"value": sha})),
-                );
-                let Some(v) = ok(&mv, 200) else { return };
-                let url = s(&v, "value");
+                };
                 let name = format!("bin-{cycle}-{i}");
                 i += 1;
                 let r = api.try_send(
@@ -281,29 +286,9 @@ fn start_load(
                 i += 1;
                 // A push needs an image with a binary.
                 let data = format!("pushed firmware {name} {}", rng.next()).into_bytes();
-                let sha = sha256_hex(&data);
-                let up = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/binaries", t.base()),
-                        &t.token,
-                    )
-                    .header("content-type", "application/octet-stream")
-                    .body(data),
-                );
-                if ok(&up, 200).is_none() {
+                let Some((sha, url)) = publish(&api, t, data) else {
                     return;
-                }
-                let mv = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/binaries/moveToRepository", t.base()),
-                        &t.token,
-                    )
-                    .json(&json!({"value": sha})),
-                );
-                let Some(v) = ok(&mv, 200) else { return };
-                let url = s(&v, "value");
+                };
                 let r = api.try_send(
                     api.req(
                         reqwest::Method::POST,
