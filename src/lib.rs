@@ -14,6 +14,7 @@
 //! - [`device`]: the OCP/1 device protocol (wire codec).
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`cli`]: the `otad` command line.
+//! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
 
 pub mod api;
 pub mod cli;
@@ -25,3 +26,4 @@ pub mod ota;
 pub mod serve;
 pub mod store;
 pub mod tls;
+pub mod web;
