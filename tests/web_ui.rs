@@ -426,6 +426,7 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     let device_token = b.wait_until("the device token", |b| {
         b.text_of("#register-token").filter(|t| t.len() >= 20)
     });
+    b.wait_text("#devices-table", "kettle-001");
     b.screenshot("05-devices-register");
 
     // --- Upload wizard: file input, real progress, details with an XSS attempt, device type.
@@ -478,6 +479,13 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     assert!(!xss_ran(&b), "a tag or description ran as script");
     let vn = b.text_of("#image-vn").expect("version number");
     b.screenshot("09-image-detail");
+    // Remove the association (the button asks once more), then add it back.
+    b.click("#associations tr[data-device-type] button.danger");
+    b.wait_text("#associations tr[data-device-type] button.danger", "Really");
+    b.click("#associations tr[data-device-type] button.danger");
+    b.find("#no-associations");
+    b.click("#associate-add");
+    b.wait_text("#associations .assoc-name", "Kettle 2000");
 
     // --- Images list: the tag shows as text, Globex's image is not there.
     b.click("#nav-images");
@@ -500,6 +508,18 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     });
     b.wait_text("#images-table", "kettle-mcu");
     b.screenshot("10-images");
+    // The same list on a tablet-sized window.
+    b.raw(
+        "POST",
+        &b.s("/window/rect"),
+        Some(json!({"width": 820, "height": 1180})),
+    );
+    b.screenshot("10b-images-tablet");
+    b.raw(
+        "POST",
+        &b.s("/window/rect"),
+        Some(json!({"width": 1280, "height": 900})),
+    );
     // The wizard refuses the same name and version again, at the version field.
     b.goto(&format!("{base}/#/upload?type=150"));
     let file_input = b.find("#wizard-file");
@@ -622,6 +642,17 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.click("#nav-admin");
     b.wait_text("main", "Globex");
     b.wait_text("main", &acme.user);
+    b.fill("#new-partner-name", "Initech");
+    b.fill("#new-partner-email", "ops@initech.test");
+    b.click("#new-partner-save");
+    b.wait_text("#new-partner-result", "Initech");
+    let secret = b
+        .text_of("#new-partner-result code.secret")
+        .unwrap_or_default();
+    assert!(
+        secret.len() >= 20,
+        "the new client secret is shown once: {secret:?}"
+    );
     b.screenshot("16-admin");
     b.js(
         "const p = document.getElementById('partner-picker'); p.value = arguments[0]; \

@@ -37,7 +37,7 @@ function deviceTypesCard(ctx, deviceTypes) {
     form);
 }
 
-function registerCard(ctx, deviceTypes) {
+function registerCard(deviceTypes, onRegistered) {
   const id = h("input", { id: "register-id", maxlength: 64, pattern: "[A-Za-z0-9._-]{1,64}" });
   const dt = h("select", { id: "register-type" }, deviceTypes.map((d) => h("option", { value: d.id, text: d.name })));
   const out = h("div", { id: "register-result", "aria-live": "polite" });
@@ -66,6 +66,7 @@ function registerCard(ctx, deviceTypes) {
             }
           } }), " ", copied)));
       id.value = "";
+      await onRegistered();
     } catch (err) {
       if (/device ?id|deviceId|exists/i.test(err.message) || err.status === 409) setFieldError(id, err.message);
       else out.append(notice("error", err.message));
@@ -99,10 +100,19 @@ export async function devicesScreen(ctx) {
     msg.append(notice("info", "Choose both an image type and an installed version number to filter by version."));
   }
   const filterQuery = type !== "" && installed !== "" ? { type, installedVersion: installed } : {};
-  const result = await get(pp("devices") + query({ deviceTypeId: dt, ...filterQuery, page, size: PAGE_SIZE }));
-  if (!ctx.live()) return;
-  if (result.content.length) {
-    view.append(h("div", { class: "table-wrap" }, h("table", { id: "devices-table" },
+  const listBox = h("div", { id: "devices-list" });
+  view.append(listBox, registerCard(deviceTypes, () => loadList()), deviceTypesCard(ctx, deviceTypes));
+
+  // Reloaded after a registration too, so the new device shows without losing its token.
+  async function loadList() {
+    const result = await get(pp("devices") + query({ deviceTypeId: dt, ...filterQuery, page, size: PAGE_SIZE }));
+    if (!ctx.live()) return;
+    clear(listBox);
+    if (!result.content.length) {
+      listBox.append(h("p", { class: "muted", id: "devices-empty", text: "No devices match." }));
+      return;
+    }
+    listBox.append(h("div", { class: "table-wrap" }, h("table", { id: "devices-table" },
       h("thead", {}, h("tr", {}, ["Device", "Device type", "Installed", "Last seen"].map((c) => h("th", { scope: "col", text: c })))),
       h("tbody", {}, result.content.map((d) => h("tr", { dataset: { device: d.deviceId } },
         h("td", {}, h("a", { href: `#/devices/${encodeURIComponent(d.deviceId)}`, text: d.deviceId })),
@@ -113,10 +123,8 @@ export async function devicesScreen(ctx) {
       h("button", { type: "button", text: "Previous", disabled: page === 0, onclick: () => go(page - 1) }),
       h("span", { text: `Page ${page + 1} of ${Math.max(1, result.totalPages)} · ${result.totalElements} devices` }),
       h("button", { type: "button", text: "Next", disabled: page + 1 >= result.totalPages, onclick: () => go(page + 1) })));
-  } else {
-    view.append(h("p", { class: "muted", id: "devices-empty", text: "No devices match." }));
   }
-  view.append(registerCard(ctx, deviceTypes), deviceTypesCard(ctx, deviceTypes));
+  await loadList();
 }
 
 export async function deviceScreen(ctx, id) {

@@ -80,11 +80,13 @@ function dl(rows) {
 
 export async function imageScreen(ctx, type, vn) {
   const { view } = ctx;
-  const [record, associations, deviceTypes] = await Promise.all([
+  const [record, associations, deviceTypes, types] = await Promise.all([
     get(pp("pool", "types", type, "versionNumbers", vn)),
     get(pp("pool", "types", type, "versionNumbers", vn, "associations")),
     get(pp("deviceTypes")),
+    get(pp("types")),
   ]);
+  const fwType = types.find((t) => t.type === type);
   if (!ctx.live()) return;
   const info = record.url ? await binaryInfo(record.url) : null;
   if (!ctx.live()) return;
@@ -96,7 +98,7 @@ export async function imageScreen(ctx, type, vn) {
     msg,
     h("section", { class: "card" }, dl([
       ["Version", record.version, "image-version"],
-      ["Image type", String(record.type)],
+      ["Image type", fwType ? `${record.type} · ${fwType.name}` : String(record.type)],
       ["Version number", record.versionNumber, "image-vn"],
       record.description ? ["Description", record.description, "image-description"] : null,
       ["Tags", tagChips(record.tags), "image-tags"],
@@ -110,8 +112,10 @@ export async function imageScreen(ctx, type, vn) {
   const assocIds = new Set(associations.map((a) => a.deviceTypeId));
   const addSel = h("select", { id: "associate-select" },
     deviceTypes.filter((d) => !assocIds.has(d.id)).map((d) => h("option", { value: d.id, text: d.name })));
-  const addForm = h("form", { class: "inline", id: "associate-form" }, field("Device type", addSel),
-    h("button", { type: "submit", id: "associate-add", text: "Associate", disabled: addSel.options.length === 0 }));
+  const addForm = addSel.options.length
+    ? h("form", { class: "inline", id: "associate-form" }, field("Device type", addSel),
+      h("button", { type: "submit", id: "associate-add", text: "Associate" }))
+    : h("p", { class: "muted", text: deviceTypes.length ? "Every device type is associated." : "There are no device types yet (Devices screen)." });
   addForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     clear(msg);
