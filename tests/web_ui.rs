@@ -184,6 +184,8 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session id: {v}"))
             .to_string();
+        // Fresh artifacts each run (no stale failure shot from an earlier run).
+        let _ = std::fs::remove_dir_all(&browser.shots);
         std::fs::create_dir_all(&browser.shots).expect("screenshot dir");
         browser
     }
@@ -508,6 +510,19 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     });
     b.wait_text("#images-table", "kettle-mcu");
     b.screenshot("10-images");
+    // Filtered by device type: the image is associated with Kettle 2000.
+    b.js(
+        "const s = document.getElementById('filter-device-type'); \
+         s.selectedIndex = 1; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    b.wait_until("the device type filter in the address", |b| {
+        b.js("return location.hash;", json!([]))
+            .as_str()
+            .filter(|h| h.contains("deviceType="))
+            .map(str::to_string)
+    });
+    b.wait_text("#images-table", "kettle-mcu");
     // The same list on a tablet-sized window.
     b.raw(
         "POST",
@@ -534,6 +549,17 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.fill("#wizard-version", "1.0.0");
     b.click("#wizard-next");
     b.wait_text("#wizard-version-error", "already exists");
+    // A tag the API refuses (over 64 bytes): its message comes back at the tags field.
+    b.fill("#wizard-version", "1.0.1");
+    b.fill("#wizard-tags", &"t".repeat(70));
+    b.click("#wizard-next");
+    b.find("#wizard-step-3:not([hidden])");
+    b.click("#wizard-next");
+    b.wait_text("#wizard-tags-error", "must be 1-64 bytes");
+    assert!(
+        b.text_of("#wizard-step-2:not([hidden])").is_some(),
+        "the wizard went back to the step of the field"
+    );
 
     // --- Deploy: push to the device; a simulated device downloads, then runs it.
     b.goto(&format!("{base}/#/deploy/150/{vn}"));
@@ -602,6 +628,11 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.wait_text("#device-ota", "confirmed");
     b.wait_text("#device-ota", "downloading");
     b.screenshot("14-device-detail");
+    // The device list filtered by installed version finds it at the new number only.
+    b.goto(&format!("{base}/#/devices?type=150&installedVersion={vn}"));
+    b.wait_text("#devices-table", "kettle-001");
+    b.goto(&format!("{base}/#/devices?type=150&installedVersion=0"));
+    b.find("#devices-empty");
 
     // --- Isolation: Globex's image by address is refused, not shown.
     b.goto(&format!("{base}/#/images/120/1"));
