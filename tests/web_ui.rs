@@ -184,8 +184,6 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session id: {v}"))
             .to_string();
-        // Fresh artifacts each run (no stale failure shot from an earlier run).
-        let _ = std::fs::remove_dir_all(&browser.shots);
         std::fs::create_dir_all(&browser.shots).expect("screenshot dir");
         browser
     }
@@ -254,7 +252,8 @@ impl Browser {
                 return v;
             }
             if started.elapsed() > WAIT {
-                self.screenshot("failure");
+                let test = std::thread::current().name().unwrap_or("test").to_string();
+                self.screenshot(&format!("failure-{test}"));
                 panic!(
                     "timed out after {WAIT:?} waiting for {what}\n--- page text ---\n{}",
                     self.page_text()
@@ -386,6 +385,9 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     );
 
     let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    // Fresh artifacts each run: no stale shot from an earlier run. (The other browser test
+    // saves a shot only when it fails, named after the failure.)
+    let _ = std::fs::remove_dir_all(screenshot_dir());
     let b = Browser::start(&spki_hash(&cert));
     let base = server.api.base.clone();
 
@@ -794,4 +796,109 @@ fn assets_carry_security_and_cache_headers() {
     )
     .expect(200);
     api.get("/v1/me", &token).expect_error(401, None);
+}
+
+#[test]
+fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
+    let server = Server::start();
+    let creds = server.creds();
+    let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    let b = Browser::start(&spki_hash(&cert));
+    let base = server.api.base.clone();
+    let sign_in = |user: &str, password: &str| {
+        b.goto(&format!("{base}/#/types"));
+        b.fill("#login-username", user);
+        b.fill("#login-password", password);
+        b.click("#login-submit");
+        b.wait_text("#who-user", user);
+    };
+
+    // The admin adds a partner and a user of it.
+    sign_in(&creds.username, &creds.password);
+    b.click("#nav-admin");
+    b.fill("#new-partner-name", "Umbrella");
+    b.click("#new-partner-save");
+    b.wait_text("#new-partner-result", "Umbrella");
+    let partner = b.wait_until("the new partner's card", |b| {
+        b.js(
+            "const c = [...document.querySelectorAll('section.partner-card')] \
+               .find((s) => s.querySelector('h2').textContent === 'Umbrella'); \
+             return c ? c.dataset.partner : null;",
+            json!([]),
+        )
+        .as_str()
+        .map(str::to_string)
+    });
+    b.fill(&format!("#user-name-{partner}"), "umbrella-rm");
+    b.fill(&format!("#user-pass-{partner}"), "umbrella-password-1");
+    b.click(&format!(
+        "section[data-partner=\"{partner}\"] form button[type=submit]"
+    ));
+    b.wait_text(
+        &format!("section[data-partner=\"{partner}\"]"),
+        "umbrella-rm",
+    );
+    b.click("#signout");
+
+    // The new user: first-use prompt, a type, an image uploaded and deleted again.
+    sign_in("umbrella-rm", "umbrella-password-1");
+    b.find("#first-type-prompt");
+    b.fill("#new-type-number", "101");
+    b.fill("#new-type-name", "Umbrella MCU");
+    b.click("#new-type-save");
+    b.wait_text("#own-types", "Umbrella MCU");
+    let file = server.root().join("small.bin");
+    std::fs::write(&file, bytes(5000, 7)).expect("write file");
+    b.goto(&format!("{base}/#/upload?type=101"));
+    let input = b.find("#wizard-file");
+    b.raw(
+        "POST",
+        &b.s(&format!("/element/{input}/value")),
+        Some(json!({ "text": file.display().to_string() })),
+    );
+    b.wait_text("#wizard-progress-text", "Uploaded (100%)");
+    b.click("#wizard-next");
+    b.fill("#wizard-version", "0.1.0");
+    b.click("#wizard-next");
+    b.find("#wizard-step-3:not([hidden])");
+    b.click("#wizard-next");
+    b.click("#wizard-open-image");
+    b.wait_text("#image-name", "small");
+    b.click("#delete-image");
+    b.wait_text("#delete-image", "Really");
+    b.click("#delete-image");
+    b.find("#images-empty");
+
+    // A device registered and removed again.
+    b.click("#nav-devices");
+    b.fill("#new-dt-name", "Umbrella box");
+    b.click("#new-dt-save");
+    b.wait_text("#device-type-list", "Umbrella box");
+    b.fill("#register-id", "u-1");
+    b.click("#register-save");
+    b.wait_text("#devices-table", "u-1");
+    b.goto(&format!("{base}/#/devices/u-1"));
+    b.wait_text("#device-id", "u-1");
+    b.click(".danger-zone button.danger");
+    b.wait_text(".danger-zone button.danger", "Really");
+    b.click(".danger-zone button.danger");
+    b.find("#devices-empty");
+    b.click("#signout");
+
+    // The admin removes the user, who can no longer sign in.
+    sign_in(&creds.username, &creds.password);
+    b.click("#nav-admin");
+    let remove = format!("section[data-partner=\"{partner}\"] ul button.danger");
+    b.click(&remove);
+    b.wait_text(&remove, "Really");
+    b.click(&remove);
+    b.wait_until("the user gone from the partner card", |b| {
+        b.text_of(&format!("section[data-partner=\"{partner}\"]"))
+            .filter(|t| t.contains("No users."))
+    });
+    b.click("#signout");
+    b.fill("#login-username", "umbrella-rm");
+    b.fill("#login-password", "umbrella-password-1");
+    b.click("#login-submit");
+    b.wait_text("#login-message", "Wrong user name or password.");
 }

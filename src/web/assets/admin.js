@@ -46,8 +46,6 @@ async function usersCard(ctx, partner) {
 
 export async function adminScreen(ctx) {
   const { view } = ctx;
-  const partners = await get("/v1/admin/partners");
-  if (!ctx.live()) return;
   const name = h("input", { id: "new-partner-name" });
   const email = h("input", { id: "new-partner-email", type: "email" });
   const out = h("div", { id: "new-partner-result" });
@@ -65,30 +63,45 @@ export async function adminScreen(ctx) {
       out.append(secretNotice(`Partner ${p.name} created (id ${p.partnerId}); its client secret is for its build scripts.`, p.clientSecret));
       name.value = "";
       email.value = "";
+      await loadPartners();
     } catch (err) {
       if (/^email/.test(err.message)) setFieldError(email, err.message);
       else if (/^name/.test(err.message)) setFieldError(name, err.message);
       else out.append(notice("error", err.message));
     }
   });
-  view.append(h("h1", { text: "Admin" }), h("section", { class: "card" }, h("h2", { text: "Add a partner" }), form, out));
-  for (const p of partners) {
-    const secretOut = h("div");
-    const card = h("section", { class: "card partner-card", dataset: { partner: p.partnerId } },
-      h("h2", { text: p.name }),
-      h("p", { class: "muted" }, h("code", { text: p.partnerId }), p.email ? ` · ${p.email}` : ""),
-      h("h3", { text: "Users" }));
-    card.append(await usersCard(ctx, p));
+  const list = h("div", { id: "partners" });
+  view.append(h("h1", { text: "Admin" }), h("section", { class: "card" }, h("h2", { text: "Add a partner" }), form, out), list);
+
+  // Reloaded in place after a partner is added, so its secret stays on screen.
+  async function loadPartners() {
+    const partners = await get("/v1/admin/partners");
     if (!ctx.live()) return;
-    card.append(h("div", { class: "buttons" }, confirmButton("Rotate client secret", "Really rotate? Scripts need the new one.", async () => {
-      clear(secretOut);
-      try {
-        const r = await post(`/v1/admin/partners/${encodeURIComponent(p.partnerId)}/secret`);
-        secretOut.append(secretNotice("New client secret.", r.clientSecret));
-      } catch (err) {
-        secretOut.append(notice("error", err.message));
-      }
-    })), secretOut);
-    view.append(card);
+    const cards = [];
+    for (const p of partners) {
+      cards.push(await partnerCard(ctx, p));
+      if (!ctx.live()) return;
+    }
+    clear(list).append(...cards);
   }
+  await loadPartners();
+}
+
+async function partnerCard(ctx, p) {
+  const secretOut = h("div");
+  const card = h("section", { class: "card partner-card", dataset: { partner: p.partnerId } },
+    h("h2", { text: p.name }),
+    h("p", { class: "muted" }, h("code", { text: p.partnerId }), p.email ? ` · ${p.email}` : ""),
+    h("h3", { text: "Users" }));
+  card.append(await usersCard(ctx, p));
+  card.append(h("div", { class: "buttons" }, confirmButton("Rotate client secret", "Really rotate? Scripts need the new one.", async () => {
+    clear(secretOut);
+    try {
+      const r = await post(`/v1/admin/partners/${encodeURIComponent(p.partnerId)}/secret`);
+      secretOut.append(secretNotice("New client secret.", r.clientSecret));
+    } catch (err) {
+      secretOut.append(notice("error", err.message));
+    }
+  })), secretOut);
+  return card;
 }
