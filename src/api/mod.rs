@@ -117,6 +117,7 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let head = method == Method::HEAD;
+    // The OTA Manager's static files (GET/HEAD of `/` and `/ui/*`); nothing else matches.
     if let Some(resp) = crate::web::respond(&method, &path, req.headers()) {
         return Ok(resp);
     }

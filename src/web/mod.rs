@@ -94,11 +94,6 @@ fn etags() -> &'static [String] {
     })
 }
 
-/// The paths the UI answers, for tests and docs.
-pub fn asset_paths() -> impl Iterator<Item = &'static str> {
-    ASSETS.iter().map(|a| a.path)
-}
-
 /// Answers a GET or HEAD of a UI path; `None` for everything else (the API routes it).
 pub fn respond(method: &Method, path: &str, headers: &HeaderMap) -> Option<Response<Body>> {
     if method != Method::GET && method != Method::HEAD {
@@ -188,7 +183,7 @@ mod tests {
 
     #[test]
     fn every_module_import_is_embedded() {
-        let paths: Vec<&str> = asset_paths().collect();
+        let paths: Vec<&str> = ASSETS.iter().map(|a| a.path).collect();
         for asset in ASSETS {
             let text = String::from_utf8_lossy(asset.bytes);
             for piece in text.split("from \"./").skip(1) {

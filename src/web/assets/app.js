@@ -15,10 +15,6 @@ let flash = "";
 // Bumped on every navigation: a screen's timers and late answers check it and stop.
 let generation = 0;
 
-export function currentGeneration() {
-  return generation;
-}
-
 setExpiredHandler(() => {
   // Parallel calls may all meet the 401: the first one signs out.
   if (!session.get()) return;

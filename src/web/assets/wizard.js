@@ -108,7 +108,6 @@ export async function wizardScreen(ctx) {
   const back = h("button", { type: "button", id: "wizard-back", text: "Back" });
   const next = h("button", { type: "button", id: "wizard-next", class: "primary", text: "Next" });
   const stepper = h("ol", { class: "stepper" }, ["File", "Details", "Device types"].map((s, i) => h("li", { dataset: { step: String(i + 1) }, text: s })));
-  const done = h("div", { id: "wizard-done" });
 
   function render() {
     steps.forEach((s, i) => { s.hidden = i + 1 !== state.step; });
@@ -202,7 +201,7 @@ export async function wizardScreen(ctx) {
   });
 
   view.append(h("h1", { text: "Upload wizard" }), stepper,
-    h("div", { class: "card wizard" }, steps, general, h("div", { class: "buttons" }, back, next)), done);
+    h("div", { class: "card wizard" }, steps, general, h("div", { class: "buttons" }, back, next)));
   render();
   if (offered) {
     const f = offered;
