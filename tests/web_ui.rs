@@ -2,11 +2,15 @@
 //! WebDriver HTTP protocol with reqwest's blocking client, against a real `otad serve`
 //! (the `api_common` harness) and a simulated device (the `otad device` commands).
 //!
-//! Covered: sign-in (wrong password, then right), the first-type prompt and creating a type,
-//! device types and device registration (token read off the screen), the upload wizard with
-//! a real file input, association, Deploy with live status up to "confirmed", the device
-//! detail, an XSS attempt in a tag rendered as text, partner isolation, an expired session,
-//! the admin screens, and (without a browser) the security and cache headers of the assets.
+//! Covered: sign-in (wrong password, then right), the first-type prompt, creating and editing
+//! a type, device types and device registration (token read off the screen), the upload
+//! wizard with a real file input and API validation shown at its field, association
+//! (removed and added again), list filters, Deploy with live status (a simulated device
+//! downloading up to "confirmed", another at 50% and then failed with its reason), the
+//! device detail and list filters, an XSS attempt in a tag and a description rendered as
+//! text, partner isolation, an expired session, the admin screens (partner, user, removal),
+//! image and device deletion, and (without a browser) the security and cache headers of
+//! the assets and the web sign-in client.
 //! Screenshots of each main screen go to `target/web-ui-screenshots/` (not committed).
 //!
 //! Chromium trusts exactly the server's self-signed certificate: the test passes the
@@ -352,6 +356,52 @@ fn otad_device(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A device speaking OCP/1 through the reference client, for states the `otad device`
+/// commands do not produce on their own (progress part-way, a failure).
+struct RawDevice {
+    rt: tokio::runtime::Runtime,
+    client: otad::device::client::Client,
+}
+
+impl RawDevice {
+    fn connect(server: &Server, device_id: &str, token: &str) -> RawDevice {
+        let listen: Value = serde_json::from_str(
+            &std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json"),
+        )
+        .expect("listen.json is JSON");
+        let cfg = otad::device::client::ClientConfig {
+            addr: s(&listen, "device"),
+            server_name: "localhost".into(),
+            ca_file: server.data.join("tls").join("cert.pem"),
+            device_id: device_id.into(),
+            token: token.into(),
+            max_frame: 256 * 1024,
+            max_inflight: 16,
+            chunk_log: 4,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(otad::device::client::Client::connect(&cfg))
+            .unwrap_or_else(|e| panic!("device {device_id} cannot connect: {e}"));
+        RawDevice { rt, client }
+    }
+
+    fn check(&mut self, installed: &[(u16, u64)]) -> Vec<otad::device::wire::OfferItem> {
+        self.rt
+            .block_on(self.client.check(installed))
+            .unwrap_or_else(|e| panic!("CHECK failed: {e}"))
+    }
+
+    fn report(&mut self, fw_type: u16, vn: u64, state: u8, result: u8, bytes_done: u64) {
+        self.rt
+            .block_on(self.client.report(fw_type, vn, state, result, bytes_done))
+            .unwrap_or_else(|e| panic!("REPORT {state}/{result} failed: {e}"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 
 /// Marker a successful XSS payload would set.
@@ -564,15 +614,38 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     );
 
     // --- Deploy: push to the device; a simulated device downloads, then runs it.
+    // A second device of the same type, registered through the API, will fail.
+    let dts = server
+        .api
+        .get(&format!("{}/deviceTypes", acme.base()), &acme.token)
+        .ok_json(200);
+    let dt = s(&dts[0], "id");
+    let token2 = server
+        .api
+        .register_device(&acme.id, &acme.token, "kettle-002", &dt);
     b.goto(&format!("{base}/#/deploy/150/{vn}"));
     b.fill("#deploy-search", "kettle");
-    b.click("#deploy-dev-kettle-001");
+    b.find("#deploy-dev-kettle-002");
+    b.click("#deploy-select-all");
     b.click("#push-now");
-    b.wait_text(
-        "#deploy-status tr[data-device=\"kettle-001\"] .state",
-        "pending",
-    );
+    for dev in ["kettle-001", "kettle-002"] {
+        b.wait_text(
+            &format!("#deploy-status tr[data-device=\"{dev}\"] .state"),
+            "pending",
+        );
+    }
     b.screenshot("11-deploy-pushed");
+    // kettle-002 is offered the image and reports half of it downloaded, live on screen.
+    let mut raw = RawDevice::connect(&server, "kettle-002", &token2);
+    let offer = raw.check(&[(150, 0)]);
+    assert_eq!(offer.first().map(|o| o.size), Some(firmware.len() as u64));
+    let vn_num: u64 = vn.parse().expect("version number");
+    raw.report(150, vn_num, 1, 0, firmware.len() as u64 / 2);
+    b.wait_text(
+        "#deploy-status tr[data-device=\"kettle-002\"] .state",
+        "downloading 50%",
+    );
+    b.screenshot("11b-deploy-downloading");
     let state = work.join("dev.state");
     let out = work.join("dev.bin");
     otad_device(
@@ -622,6 +695,12 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         "#deploy-status tr[data-device=\"kettle-001\"] .state",
         "confirmed",
     );
+    // kettle-002's image fails its integrity check: the reason shows.
+    raw.report(150, vn_num, 5, 5, firmware.len() as u64);
+    b.wait_text(
+        "#deploy-status tr[data-device=\"kettle-002\"] .state",
+        "failed: integrity check failure (5)",
+    );
     b.screenshot("13-deploy-confirmed");
 
     // --- Device detail: installed version and history.
@@ -633,8 +712,12 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     // The device list filtered by installed version finds it at the new number only.
     b.goto(&format!("{base}/#/devices?type=150&installedVersion={vn}"));
     b.wait_text("#devices-table", "kettle-001");
+    let list = b.text_of("#devices-table").unwrap_or_default();
+    assert!(!list.contains("kettle-002"), "kettle-002 runs 0: {list}");
     b.goto(&format!("{base}/#/devices?type=150&installedVersion=0"));
-    b.find("#devices-empty");
+    b.wait_text("#devices-table", "kettle-002");
+    let list = b.text_of("#devices-table").unwrap_or_default();
+    assert!(!list.contains("kettle-001"), "kettle-001 runs {vn}: {list}");
 
     // --- Isolation: Globex's image by address is refused, not shown.
     b.goto(&format!("{base}/#/images/120/1"));

@@ -4,6 +4,7 @@
 
 import { del, get, post, pp, query } from "./api.js";
 import { clear, confirmButton, field, fmtTime, h, notice, setFieldError } from "./dom.js";
+import { resultText } from "./images.js";
 
 const PAGE_SIZE = 50;
 
@@ -154,7 +155,7 @@ export async function deviceScreen(ctx, id) {
           h("table", {}, h("thead", {}, h("tr", {}, ["When", "Version number", "State", "Bytes", "Result"].map((c) => h("th", { scope: "col", text: c })))),
             h("tbody", {}, [o, ...[...(o.history || [])].reverse()].map((e, i) => h("tr", { class: i === 0 ? "current" : "" },
               h("td", { text: fmtTime(e.timestamp) }), h("td", { text: e.versionNumber }), h("td", { class: "state", text: e.state }),
-              h("td", { text: String(e.bytesDone) }), h("td", { text: e.result || "" })))))))
+              h("td", { text: String(e.bytesDone) }), h("td", { text: e.state === "failed" || e.state === "deferred" ? resultText(e.result) : "" })))))))
         : h("p", { class: "muted", text: "No updates yet." })),
     h("section", { class: "card danger-zone" }, h("h2", { text: "Remove" }),
       confirmButton("Remove device", "Really remove?", async () => {

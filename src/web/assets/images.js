@@ -157,6 +157,24 @@ export async function imageScreen(ctx, type, vn) {
     }, { id: "delete-image" })));
 }
 
+// Why an update failed: the LwM2M firmware-update result codes devices report (OCP/1).
+const RESULTS = {
+  2: "not enough flash",
+  3: "out of RAM",
+  4: "connection lost during download",
+  5: "integrity check failure",
+  6: "unsupported package type",
+  7: "invalid URI",
+  8: "update failed",
+  9: "unsupported protocol",
+  10: "cancelled",
+  11: "deferred by the device",
+};
+
+export function resultText(code) {
+  return RESULTS[code] ? `${RESULTS[code]} (${code})` : `result ${code}`;
+}
+
 // The line shown for a device's OTA state of one image.
 export function describeOta(ota, size) {
   if (!ota) return { state: "pending", text: "pending: waiting for the device" };
@@ -165,7 +183,8 @@ export function describeOta(ota, size) {
     const pct = size ? Math.min(100, Math.floor((ota.bytesDone / size) * 100)) : null;
     return { state: s, text: pct === null ? "downloading" : `downloading ${pct}%`, pct };
   }
-  if (s === "failed") return { state: s, text: `failed: ${ota.result || "no reason given"}` };
+  if (s === "failed") return { state: s, text: `failed: ${resultText(ota.result)}` };
+  if (s === "deferred") return { state: s, text: "deferred by the device" };
   return { state: s, text: s };
 }
 
@@ -273,6 +292,7 @@ export async function deployScreen(ctx, type, vn) {
     if (ok) {
       msg.append(notice("ok", `Pushed to ${ok} device(s).`));
       status.hidden = false;
+      status.scrollIntoView({ block: "start" });
       if (!polling) poll();
     }
   });
