@@ -792,7 +792,7 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
 }
 
 #[test]
-fn assets_carry_security_and_cache_headers() {
+fn assets_headers_and_the_web_sign_in_client() {
     let server = Server::start();
     let api = &server.api;
     let index = api.get("/", "");
@@ -872,6 +872,13 @@ fn assets_carry_security_and_cache_headers() {
         ("client_id", "otad-manager"),
     ]))
     .expect_error(401, None);
+    // Failed web sign-ins of other user names do not lock this user out: the public
+    // client id is shared by every browser, so only user names are rate limited.
+    for i in 0..15 {
+        let e = form(&format!("mallory-{i}"), "guess").expect_error(400, None);
+        assert_eq!(e["error"], "invalid_grant", "{e}");
+    }
+    check_token_response(&form(&acme.user, &acme.password).ok_json(200));
     // Signing out revokes the token.
     api.send(
         api.req(reqwest::Method::POST, "/oauth/revoke", "")

@@ -341,7 +341,13 @@ pub fn token_grant(
     };
     let user_key = username.as_deref().map(|u| format!("user:{u}"));
     let client_key = format!("client:{client_id}");
-    let mut keys = vec![client_key.as_str()];
+    // Every browser shares the public client's id: counting failures against it would let
+    // anyone lock all web sign-ins out, so the web client is limited per user name only.
+    let mut keys = if public {
+        Vec::new()
+    } else {
+        vec![client_key.as_str()]
+    };
     if let Some(k) = &user_key {
         keys.push(k.as_str());
     }
