@@ -302,7 +302,7 @@ fn otad_ingest(dir: &Path, input: &Path, len: u64) -> OtadRun {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(published.size, len, "published size differs from the input");
 
-    let stats = db_stats(store.database());
+    let stats = db_stats(&store.database().expect("database open"));
     store.close();
     // redb may still write when the Database drops, so size the file after that.
     drop(store);

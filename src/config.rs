@@ -110,6 +110,11 @@ pub struct StorageConfig {
     pub commit_batch_max: usize,
     /// redb page cache, in MiB.
     pub cache_mib: usize,
+    /// Published blob rows kept in memory for delivery (HTTP downloads and device GETs),
+    /// in MiB; 0 turns the cache off.
+    pub delivery_cache_mib: usize,
+    /// Uploads stop (507) rather than leave less than this much free space, in MiB.
+    pub min_free_mib: usize,
 }
 
 impl Default for Config {
@@ -175,6 +180,8 @@ impl Default for StorageConfig {
             ota_history: 16,
             commit_batch_max: 256,
             cache_mib: 32,
+            delivery_cache_mib: 256,
+            min_free_mib: 256,
         }
     }
 }
@@ -290,6 +297,12 @@ impl Config {
         }
         if !(1..=1 << 20).contains(&s.cache_mib) {
             return invalid("storage.cache_mib", "must be 1-1048576");
+        }
+        if s.delivery_cache_mib > 1 << 20 {
+            return invalid("storage.delivery_cache_mib", "must be 0-1048576");
+        }
+        if s.min_free_mib > 1 << 20 {
+            return invalid("storage.min_free_mib", "must be 0-1048576");
         }
         Ok(())
     }

@@ -212,6 +212,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     ));
     let app = Arc::new(App::new(store.clone(), config.clone(), base_url, hub));
     let sweeper = tokio::spawn(sweep_loop(store.clone()));
+    let watchdog = tokio::spawn(storage_watchdog(store.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(config.api.max_connections));
     let shutdown = shutdown_signal();
@@ -258,6 +259,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let _ = stop_devices.send(true);
     let _ = device_task.await;
     sweeper.abort();
+    watchdog.abort();
     drop(app);
     // Flush the writer (check-ins and other batched writes) and close the database.
     tokio::task::spawn_blocking(move || store.close())
@@ -312,6 +314,37 @@ async fn sweep_loop(store: Store) {
                 );
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
+            _ => {}
+        }
+    }
+}
+
+/// Probes the database every 2 s. After an I/O error (a disk another program filled up),
+/// redb refuses the open file until it is reopened: once a quarter of the free-space
+/// reserve is back, the watchdog reopens it, so service resumes without a restart.
+async fn storage_watchdog(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let Err(failure) = s.probe() else {
+                return Ok(None);
+            };
+            // A quarter of the reserve is room enough to reopen (redb may repair on open)
+            // without failing again at once; uploads still wait for the whole reserve.
+            s.check_space_fraction(4)?;
+            s.reopen()?;
+            s.probe()?;
+            Ok::<_, StoreError>(Some(failure))
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some(failure))) => {
+                tracing::warn!(error = %failure, "storage failed; database file reopened");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "storage failed; reopening waits"),
             _ => {}
         }
     }

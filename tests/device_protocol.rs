@@ -378,10 +378,11 @@ fn errors_that_keep_the_connection_open() {
         // Still usable after all of these.
         c.ping().await.expect("ping after errors");
 
-        // Too many in flight: with max_inflight 1, a PING sent right behind a large GET (in
-        // the same write) finds the GET still in flight and is refused with its own
-        // request_id; the connection stays open. Scheduling may let the GET finish first, so
-        // a few rounds are allowed, but the refusal must show up.
+        // Too many in flight: with max_inflight 1, a PING sent right behind a CHECK (in the
+        // same write) finds the CHECK still in flight (it waits for a store commit; GETs are
+        // answered before the next frame is read, so they cannot be caught in flight) and is
+        // refused with its own request_id; the connection stays open. Scheduling may let the
+        // CHECK finish first, so a few rounds are allowed, but the refusal must show up.
         let mut one = cfg.clone();
         one.max_inflight = 1;
         let mut c = Client::connect(&one)
@@ -391,18 +392,15 @@ fn errors_that_keep_the_connection_open() {
         let mut refused = false;
         for round in 0..10u32 {
             let mut two = Vec::new();
-            let get_rid = 1000 + round * 2;
+            let check_rid = 1000 + round * 2;
             wire::encode(
-                get_rid,
-                &Message::Get {
-                    blake3: o.blake3,
-                    offset: 0,
-                    length: 4 * 16_384,
-                    with_proof: true,
+                check_rid,
+                &Message::Check {
+                    items: vec![(3, 0)],
                 },
                 &mut two,
             );
-            wire::encode(get_rid + 1, &Message::Ping, &mut two);
+            wire::encode(check_rid + 1, &Message::Ping, &mut two);
             c.send_raw(&two).await.unwrap();
             let mut answers = Vec::new();
             while answers.len() < 2 {
@@ -414,13 +412,13 @@ fn errors_that_keep_the_connection_open() {
                         assert_eq!(*code, ErrorCode::TooManyInflight as u16, "{answers:?}");
                         assert_eq!(
                             *rid,
-                            get_rid + 1,
+                            check_rid + 1,
                             "the refusal carries the refused request's id"
                         );
                         refused = true;
                     }
-                    Message::Data { .. } => assert_eq!(*rid, get_rid),
-                    Message::Pong => assert_eq!(*rid, get_rid + 1),
+                    Message::Offer { .. } => assert_eq!(*rid, check_rid),
+                    Message::Pong => assert_eq!(*rid, check_rid + 1),
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -592,15 +590,13 @@ fn errors_that_close_the_connection() {
 
         let mut c = Client::connect(&cfg).await.unwrap();
         let mut two = Vec::new();
-        let o = c.check(&[(3, 0)]).await.unwrap().remove(0);
+        c.check(&[(3, 0)]).await.unwrap();
+        // Two CHECKs: the first is still waiting for its commit when the second arrives.
         for _ in 0..2 {
             wire::encode(
                 500,
-                &Message::Get {
-                    blake3: o.blake3,
-                    offset: 0,
-                    length: 4 * 16_384,
-                    with_proof: true,
+                &Message::Check {
+                    items: vec![(3, 0)],
                 },
                 &mut two,
             );

@@ -46,7 +46,7 @@ fn mcu_type(store: &Store, partner: &str, t: i64) {
 
 /// Counts every table's rows, so a refused call can be shown to have written nothing.
 fn snapshot(store: &Store) -> (u64, u64, usize) {
-    let v = verify::verify(store.database()).unwrap();
+    let v = verify::verify(&store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
     (
         v.records,
@@ -372,7 +372,7 @@ fn records_update_binary_rules_and_delete() {
     assert!(t.store.pool_record(&p, 3, vn).unwrap().is_none());
     // The number is never reused.
     assert_eq!(create(&t.store, &p, 3, "app", "3.0"), vn2 + 1);
-    let v = verify::verify(t.store.database()).unwrap();
+    let v = verify::verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 

@@ -159,7 +159,7 @@ fn crash_consistency_under_sigkill() {
 
         // The parent now opens the same file, as a restarted server would.
         let store = Store::open(&otad::config::db_path(dir.path()), &storage_config()).unwrap();
-        let report = verify::verify(store.database()).unwrap();
+        let report = verify::verify(&store.database().unwrap()).unwrap();
         assert!(report.is_clean(), "cycle {cycle}: {:?}", report.problems);
         let p = crash_partner(&store);
         for c in &committed {
@@ -175,7 +175,7 @@ fn crash_consistency_under_sigkill() {
             assert_eq!(blake3, c.blake3, "cycle {cycle}: binary of {c:?}");
         }
         // Counters never go backwards and cover every committed number.
-        let txn = store.database().begin_read().unwrap();
+        let txn = store.database().unwrap().begin_read().unwrap();
         let counters = txn.open_table(otad::store::tables::COUNTERS).unwrap();
         for t in [3u16, 150] {
             let scope = if t == 3 { "" } else { p.as_str() };

@@ -289,7 +289,7 @@ fn check_ins_become_durable_across_restart() {
     );
     store.delete_device("test", &p, "dev").unwrap();
     assert!(store.device("dev").unwrap().is_none());
-    let v = verify::verify(store.database()).unwrap();
+    let v = verify::verify(&store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 

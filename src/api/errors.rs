@@ -94,6 +94,23 @@ impl From<StoreError> for ApiError {
                 format!("the binary is larger than the limit of {limit} bytes"),
             ),
             StoreError::Empty => ApiError::bad_request("empty_binary", "the binary is empty"),
+            StoreError::Full { .. } => {
+                tracing::warn!(error = %e, "upload refused: disk full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "the server's disk is full; free space or raise its capacity, then retry",
+                )
+            }
+            StoreError::Reopening => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_recovering",
+                    "storage is recovering from an I/O error; retry shortly",
+                );
+                e.retry_after = Some(2);
+                e
+            }
             StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

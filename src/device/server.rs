@@ -8,7 +8,7 @@
 //! at most one DATA frame whatever the device's max_inflight. Messages are in `wire.rs`;
 //! storage calls go through `Store` on blocking threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::session::Admission;
 use super::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError};
@@ -443,7 +442,6 @@ impl Conn {
                 limits,
                 write_timeout: self.write_timeout(),
                 rules: super::session::Session::new(limits.max_inflight),
-                gets: VecDeque::new(),
                 allowed: HashMap::new(),
             };
             session
@@ -480,7 +478,6 @@ struct Session {
     limits: Limits,
     write_timeout: Duration,
     rules: super::session::Session,
-    gets: VecDeque<GetRequest>,
     /// Blobs this device was found entitled to (its device type's images).
     allowed: HashMap<[u8; 32], BlobMeta>,
 }
@@ -550,13 +547,7 @@ impl Session {
         });
         let (done_tx, mut done_rx) =
             mpsc::channel::<Done>(usize::from(self.limits.max_inflight) + 1);
-        let mut building: Option<JoinHandle<Done>> = None;
         loop {
-            if building.is_none()
-                && let Some(get) = self.gets.pop_front()
-            {
-                building = Some(self.start_get(get));
-            }
             let step = tokio::select! {
                 event = events.recv() => match event {
                     Some(Event::Frame(rid, msg)) => self.on_frame(rid, msg, &done_tx, &mut writer).await,
@@ -567,13 +558,6 @@ impl Session {
                     Some(Event::Closed) | None => false,
                 },
                 Some(done) = done_rx.recv() => self.finish(done, &mut writer).await,
-                built = async { match building.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
-                    building = None;
-                    match built {
-                        Ok(done) => self.finish(done, &mut writer).await,
-                        Err(_) => false,
-                    }
-                }
                 notice = notices.recv() => match notice {
                     Some(Notice::Replaced) | None => {
                         let _ = write_frame(&mut writer, self.write_timeout, 0, &error_msg(ErrorCode::BadState, 0, "session replaced")).await;
@@ -587,9 +571,6 @@ impl Session {
             }
         }
         reader_task.abort();
-        if let Some(h) = building {
-            h.abort();
-        }
         // A device that stopped reading cannot take the close_notify either.
         let _ = tokio::time::timeout(self.write_timeout, writer.shutdown()).await;
     }
@@ -659,81 +640,82 @@ impl Session {
                 length,
                 with_proof,
             } => {
-                self.gets.push_back(GetRequest {
+                let done = self.build_get(GetRequest {
                     request_id: rid,
                     blake3,
                     offset,
                     length,
                     with_proof,
                 });
-                true
+                self.finish(done, writer).await
             }
             _ => false,
         }
     }
 
-    /// Builds one DATA (or ERROR) on a blocking thread.
-    fn start_get(&self, get: GetRequest) -> JoinHandle<Done> {
-        let store = self.store.clone();
-        let device = self.device.clone();
+    /// Builds one DATA (or ERROR) on this reactor thread: an entitlement lookup and cached
+    /// rows (`storage.delivery_cache_mib`) cost a few microseconds, far less than the
+    /// thread switches of a blocking-pool hop per chunk, which bounded chunks/s before.
+    fn build_get(&self, get: GetRequest) -> Done {
+        let store = &self.store;
+        let device = &self.device;
         let limits = self.limits;
         let cached = self.allowed.get(&get.blake3).cloned();
-        tokio::task::spawn_blocking(move || {
-            let rid = get.request_id;
-            let err = |code: ErrorCode, text: &str| Done::new(rid, error_msg(code, 0, text));
-            let (meta, entitled) = match cached {
-                Some(m) => (m, None),
-                None => match store.device_blob(&device, &get.blake3) {
-                    Ok(BlobAccess::Allowed(m)) => (m.clone(), Some((get.blake3, m))),
-                    Ok(BlobAccess::Missing) => return err(ErrorCode::NotFound, "no such blob"),
-                    Ok(BlobAccess::Forbidden) => {
-                        return err(ErrorCode::Forbidden, "blob not offered to this device");
-                    }
-                    Err(_) => return err(ErrorCode::Internal, "storage error"),
+        let rid = get.request_id;
+        let err = |code: ErrorCode, text: &str| Done::new(rid, error_msg(code, 0, text));
+        let (meta, entitled) = match cached {
+            Some(m) => (m, None),
+            None => match store.device_blob(device, &get.blake3) {
+                Ok(BlobAccess::Allowed(m)) => (m.clone(), Some((get.blake3, m))),
+                Ok(BlobAccess::Missing) => return err(ErrorCode::NotFound, "no such blob"),
+                Ok(BlobAccess::Forbidden) => {
+                    return err(ErrorCode::Forbidden, "blob not offered to this device");
+                }
+                Err(_) => return err(ErrorCode::Internal, "storage error"),
+            },
+        };
+        let clipped =
+            match hashtree::check_range(meta.size, limits.chunk_log, get.offset, get.length) {
+                Ok(c) => c,
+                Err(e) => return err(ErrorCode::BadRange, &e.to_string()),
+            };
+        let payload_len = if get.with_proof {
+            hashtree::slice_len(&hashtree::slice_plan(
+                meta.size,
+                limits.chunk_log,
+                get.offset,
+                clipped,
+            ))
+        } else {
+            u64::from(clipped)
+        };
+        if wire::data_body_len(payload_len) > u64::from(limits.max_frame) {
+            return err(ErrorCode::TooLarge, "DATA would exceed max_frame");
+        }
+        let payload = if get.with_proof {
+            store
+                .slice(&meta, limits.chunk_log, get.offset, get.length)
+                .map(|(_, s)| s)
+                .map_err(|_| ())
+        } else {
+            store
+                .read_range(&meta, get.offset, get.offset + u64::from(clipped))
+                .map(|b| b.to_vec())
+                .map_err(|_| ())
+        };
+        match payload {
+            Ok(payload) => Done {
+                request_id: rid,
+                msg: Message::Data {
+                    offset: get.offset,
+                    length: clipped,
+                    with_proof: get.with_proof,
+                    payload,
                 },
-            };
-            let clipped =
-                match hashtree::check_range(meta.size, limits.chunk_log, get.offset, get.length) {
-                    Ok(c) => c,
-                    Err(e) => return err(ErrorCode::BadRange, &e.to_string()),
-                };
-            let payload_len = if get.with_proof {
-                hashtree::slice_len(&hashtree::slice_plan(
-                    meta.size,
-                    limits.chunk_log,
-                    get.offset,
-                    clipped,
-                ))
-            } else {
-                u64::from(clipped)
-            };
-            if wire::data_body_len(payload_len) > u64::from(limits.max_frame) {
-                return err(ErrorCode::TooLarge, "DATA would exceed max_frame");
-            }
-            let payload = if get.with_proof {
-                store
-                    .slice(&meta, limits.chunk_log, get.offset, get.length)
-                    .map(|(_, s)| s)
-                    .map_err(|_| ())
-            } else {
-                store
-                    .read_range(&meta, get.offset, get.offset + u64::from(clipped))
-                    .map_err(|_| ())
-            };
-            match payload {
-                Ok(payload) => Done {
-                    request_id: rid,
-                    msg: Message::Data {
-                        offset: get.offset,
-                        length: clipped,
-                        with_proof: get.with_proof,
-                        payload,
-                    },
-                    entitled,
-                },
-                Err(()) => err(ErrorCode::Internal, "storage error"),
-            }
-        })
+                entitled,
+            },
+            Err(()) => err(ErrorCode::Internal, "storage error"),
+        }
     }
 
     /// Writes a finished answer; false = the connection is gone.

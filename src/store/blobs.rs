@@ -13,10 +13,12 @@
 //! Reads: any byte range, and the verified slice of a group-aligned range (`hashtree`).
 //! Not here: who may read what (API/device layers) and record bookkeeping (`catalog.rs`).
 
+use bytes::Bytes;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::rowcache::RowKind;
 use super::tables::{BLOB_BY_SHA, BLOBS, CHUNKS, OUTBOARDS, OWNED, STAGED, UPLOADS, next_seq};
 use super::{Result, Store, StoreError, audit, codec, now_ms};
 use crate::hashtree::{self, OutboardBuilder, PAIR, SlicePart};
@@ -268,6 +270,7 @@ impl Ingest {
         if let Some(wait) = self.inflight.take() {
             wait.recv().map_err(|_| StoreError::Closed)??;
         }
+        self.store.check_space(self.rows_bytes as u64)?;
         let rows = std::mem::take(&mut self.rows);
         let outboard_rows = std::mem::take(&mut self.outboard_rows);
         self.rows_bytes = 0;
@@ -475,12 +478,28 @@ impl Store {
         value.map(|v| codec::decode(v.value())).transpose()
     }
 
-    /// Bytes `[start, end)` of a published blob (`end` clipped to its size).
-    pub fn read_range(&self, meta: &BlobMeta, start: u64, end: u64) -> Result<Vec<u8>> {
-        let txn = self.read()?;
-        let mut out = Vec::new();
-        read_range_in(&txn, meta, start, end.min(meta.size), &mut out)?;
-        Ok(out)
+    /// Bytes `[start, end)` of a published blob (`end` clipped to its size). A range
+    /// inside one row is a zero-copy slice of the cached row.
+    pub fn read_range(&self, meta: &BlobMeta, start: u64, end: u64) -> Result<Bytes> {
+        let end = end.min(meta.size);
+        if start >= end {
+            return Ok(Bytes::new());
+        }
+        let row_bytes = ROW_BYTES as u64;
+        let mut txn = None;
+        if start / row_bytes == (end - 1) / row_bytes {
+            let index = row_index(start / row_bytes)?;
+            let row = self.row(&mut txn, RowKind::Data, meta.data_id, index)?;
+            let base = start - start % row_bytes;
+            let (from, to) = (to_usize(start - base), to_usize(end - base));
+            if to > row.len() {
+                return Err(StoreError::Corrupt("blob row too short".into()));
+            }
+            return Ok(row.slice(from..to));
+        }
+        let mut out = Vec::with_capacity(to_usize(end - start));
+        self.append_range(&mut txn, meta, start, end, &mut out)?;
+        Ok(Bytes::from(out))
     }
 
     /// The verified slice (device-protocol.md) of a group-aligned range at `chunk_log`,
@@ -494,29 +513,83 @@ impl Store {
     ) -> Result<(u32, Vec<u8>), SliceError> {
         let clipped = hashtree::check_range(meta.size, chunk_log, offset, length)?;
         let plan = hashtree::slice_plan(meta.size, chunk_log, offset, clipped);
-        let txn = self.read()?;
+        let mut txn = None;
         let mut out = Vec::with_capacity(usize::try_from(hashtree::slice_len(&plan)).unwrap_or(0));
-        let outboards = txn.open_table(OUTBOARDS)?;
         for part in plan {
             match part {
                 SlicePart::Pair(index) => {
-                    let row = index / OUTBOARD_ROW_PAIRS as u64;
-                    let at = usize::try_from(index % OUTBOARD_ROW_PAIRS as u64).unwrap_or(0) * PAIR;
-                    let row = u32::try_from(row)
-                        .map_err(|_| StoreError::Corrupt("outboard row".into()))?;
-                    let value = outboards.get((meta.data_id, row))?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("outboard row {row} missing"))
-                    })?;
+                    let row = row_index(index / OUTBOARD_ROW_PAIRS as u64)?;
+                    let at = to_usize(index % OUTBOARD_ROW_PAIRS as u64) * PAIR;
+                    let value = self.row(&mut txn, RowKind::Outboard, meta.data_id, row)?;
                     let pair = value
-                        .value()
                         .get(at..at + PAIR)
                         .ok_or_else(|| StoreError::Corrupt("outboard row too short".into()))?;
                     out.extend_from_slice(pair);
                 }
-                SlicePart::Data { start, end } => read_range_in(&txn, meta, start, end, &mut out)?,
+                SlicePart::Data { start, end } => {
+                    self.append_range(&mut txn, meta, start, end, &mut out)?;
+                }
             }
         }
         Ok((clipped, out))
+    }
+
+    /// Appends bytes `[start, end)` (within the blob) row by row.
+    fn append_range(
+        &self,
+        txn: &mut Option<ReadTransaction>,
+        meta: &BlobMeta,
+        start: u64,
+        end: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let row_bytes = ROW_BYTES as u64;
+        let mut pos = start - start % row_bytes;
+        while pos < end {
+            let row = self.row(
+                txn,
+                RowKind::Data,
+                meta.data_id,
+                row_index(pos / row_bytes)?,
+            )?;
+            let from = to_usize(start.saturating_sub(pos));
+            let to = to_usize((end - pos).min(row_bytes));
+            let piece = row
+                .get(from..to)
+                .ok_or_else(|| StoreError::Corrupt("blob row too short".into()))?;
+            out.extend_from_slice(piece);
+            pos += row_bytes;
+        }
+        Ok(())
+    }
+
+    /// One row of a published blob, from the delivery cache or else the file (opening the
+    /// read transaction only on the first miss).
+    fn row(
+        &self,
+        txn: &mut Option<ReadTransaction>,
+        kind: RowKind,
+        data_id: u64,
+        index: u32,
+    ) -> Result<Bytes> {
+        let key = (data_id, index, kind);
+        if let Some(row) = self.inner.rows.get(key) {
+            return Ok(row);
+        }
+        let txn = match txn {
+            Some(t) => t,
+            None => txn.insert(self.read()?),
+        };
+        let table = txn.open_table(match kind {
+            RowKind::Data => CHUNKS,
+            RowKind::Outboard => OUTBOARDS,
+        })?;
+        let value = table.get((data_id, index))?.ok_or_else(|| {
+            StoreError::Corrupt(format!("{kind:?} row {index} of data {data_id} missing"))
+        })?;
+        let row = Bytes::copy_from_slice(value.value());
+        self.inner.rows.insert(key, row.clone());
+        Ok(row)
     }
 
     /// Marks expired and abandoned uploads for removal, then deletes the rows of every
@@ -661,43 +734,11 @@ pub(crate) fn blob_meta_in(txn: &ReadTransaction, blake3: &[u8; 32]) -> Result<O
     value.map(|v| codec::decode(v.value())).transpose()
 }
 
-/// Appends bytes `[start, end)` of the blob to `out`.
-pub(crate) fn read_range_in(
-    txn: &ReadTransaction,
-    meta: &BlobMeta,
-    start: u64,
-    end: u64,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    if start >= end {
-        return Ok(());
-    }
-    let chunks = txn.open_table(CHUNKS)?;
-    let row_bytes = ROW_BYTES as u64;
-    let first =
-        u32::try_from(start / row_bytes).map_err(|_| StoreError::Corrupt("row index".into()))?;
-    let last = u32::try_from((end - 1) / row_bytes)
-        .map_err(|_| StoreError::Corrupt("row index".into()))?;
-    let mut pos = u64::from(first) * row_bytes;
-    for entry in chunks.range((meta.data_id, first)..=(meta.data_id, last))? {
-        let (key, value) = entry?;
-        if u64::from(key.value().1) * row_bytes != pos {
-            return Err(StoreError::Corrupt(format!(
-                "blob row {} missing",
-                pos / row_bytes
-            )));
-        }
-        let row = value.value();
-        let from = usize::try_from(start.saturating_sub(pos)).unwrap_or(usize::MAX);
-        let to = usize::try_from((end - pos).min(row.len() as u64)).unwrap_or(usize::MAX);
-        let piece = row
-            .get(from..to)
-            .ok_or_else(|| StoreError::Corrupt("blob row too short".into()))?;
-        out.extend_from_slice(piece);
-        pos += row_bytes;
-    }
-    if pos < end {
-        return Err(StoreError::Corrupt("blob rows end early".into()));
-    }
-    Ok(())
+fn row_index(row: u64) -> Result<u32> {
+    u32::try_from(row).map_err(|_| StoreError::Corrupt("row index".into()))
+}
+
+/// Offsets inside one row or one bounded answer always fit.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }

@@ -17,16 +17,20 @@ pub mod blobs;
 pub mod catalog;
 pub mod codec;
 pub mod devices;
+pub mod rowcache;
+pub mod space;
 pub mod tables;
 pub mod tokens;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
 
 use crate::config::StorageConfig;
 use crate::model::ModelError;
@@ -61,6 +65,14 @@ pub enum StoreError {
     Db(String),
     #[error("storage is shutting down")]
     Closed,
+    /// The database file is being reopened after an I/O error.
+    #[error("storage is recovering from an I/O error")]
+    Reopening,
+    /// The disk is too full to take this write and keep the reserve.
+    #[error(
+        "the disk holding the database is full: {free} bytes free, {needed} needed (storage.min_free_mib keeps a reserve)"
+    )]
+    Full { free: u64, needed: u64 },
 }
 
 impl StoreError {
@@ -170,11 +182,13 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    /// `None` only while [`Store::reopen`] swaps the file.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     config: StorageConfig,
     queue: Mutex<Option<Queue>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    rows: rowcache::RowCache,
 }
 
 impl Drop for Inner {
@@ -216,20 +230,15 @@ impl Store {
             tables::create_all(&txn)?;
             txn.commit()?;
         }
-        let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
-        let writer_db = Arc::clone(&db);
-        let batch_max = config.commit_batch_max.max(1);
-        let writer = std::thread::Builder::new()
-            .name("otad-writer".into())
-            .spawn(move || writer_loop(&writer_db, &rx, batch_max))
-            .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
+        let (tx, writer) = start_writer(&db, config.commit_batch_max)?;
         let store = Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
                 path: path.to_path_buf(),
                 config: config.clone(),
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
+                rows: rowcache::RowCache::new(config.delivery_cache_mib << 20),
             }),
         };
         // Uploads cannot survive a restart: whatever was receiving is abandoned now.
@@ -245,12 +254,58 @@ impl Store {
         &self.inner.config
     }
 
-    pub fn database(&self) -> &Database {
-        &self.inner.db
+    /// The open database; an error only while [`Store::reopen`] swaps the file.
+    pub fn database(&self) -> Result<Arc<Database>> {
+        let db = self
+            .inner
+            .db
+            .read()
+            .map_err(|_| StoreError::Db("database handle poisoned".into()))?;
+        db.clone().ok_or(StoreError::Reopening)
     }
 
     pub fn read(&self) -> Result<ReadTransaction> {
-        Ok(self.inner.db.begin_read()?)
+        Ok(self.database()?.begin_read()?)
+    }
+
+    /// A real table read and a write transaction begun and aborted (nothing is written):
+    /// fails once redb refuses the file after an I/O error (it answers "previous I/O error"
+    /// until the file is reopened; reads served from its cache may still succeed, so the
+    /// write side is what tells).
+    pub fn probe(&self) -> Result<()> {
+        let db = self.database()?;
+        db.begin_read()?.open_table(tables::META)?.first()?;
+        db.begin_write()?.abort()?;
+        Ok(())
+    }
+
+    /// Closes and reopens the database file, for when an I/O error (such as a full disk
+    /// that another program filled) made redb refuse it. The writer is stopped first (what
+    /// it still had queued fails), then the file is reopened (waiting up to 10 s for reads
+    /// in flight to let go of it) and a new writer started. Callers see
+    /// [`StoreError::Reopening`] meanwhile.
+    pub fn reopen(&self) -> Result<()> {
+        drop(self.inner.queue.lock().map_err(|_| poisoned())?.take());
+        if let Some(handle) = self.inner.writer.lock().map_err(|_| poisoned())?.take() {
+            let _ = handle.join();
+        }
+        let old = self.inner.db.write().map_err(|_| poisoned())?.take();
+        drop(old);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match open_database(&self.inner.path, self.inner.config.cache_mib) {
+                Ok(db) => break Arc::new(db),
+                Err(StoreError::AlreadyOpen(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (tx, writer) = start_writer(&db, self.inner.config.commit_batch_max)?;
+        *self.inner.writer.lock().map_err(|_| poisoned())? = Some(writer);
+        *self.inner.queue.lock().map_err(|_| poisoned())? = Some(tx);
+        *self.inner.db.write().map_err(|_| poisoned())? = Some(db);
+        Ok(())
     }
 
     /// Runs `f` in the writer's next transaction and waits until it is committed.
@@ -303,6 +358,21 @@ impl Store {
             let _ = handle.join();
         }
     }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Db("store lock poisoned".into())
+}
+
+fn start_writer(db: &Arc<Database>, batch_max: usize) -> Result<(Queue, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
+    let writer_db = Arc::clone(db);
+    let batch_max = batch_max.max(1);
+    let writer = std::thread::Builder::new()
+        .name("otad-writer".into())
+        .spawn(move || writer_loop(&writer_db, &rx, batch_max))
+        .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
+    Ok((tx, writer))
 }
 
 /// Non-durable commits become durable within this delay (group commit of check-ins).

@@ -795,13 +795,44 @@ impl Server {
         Self::start_with(Some(toml))
     }
 
+    /// Starts a server whose data directory begins with `backup` as its database (what
+    /// restoring a backup amounts to).
+    pub fn start_from_backup(backup: &Path, toml: Option<&str>) -> Server {
+        Self::start_prepared(toml, |data| {
+            fs::copy(backup, data.join("otad.redb")).expect("copy the backup into place");
+        })
+    }
+
+    /// Starts a server whose temporary directory (data, logs) is made inside `parent`, e.g.
+    /// on a small filesystem.
+    pub fn start_in(parent: &Path, toml: Option<&str>) -> Server {
+        let root = tempfile::Builder::new()
+            .prefix("otad-api-test")
+            .tempdir_in(parent)
+            .unwrap_or_else(|e| panic!("temp dir in {}: {e}", parent.display()));
+        Self::start_rooted(root, toml, |_| {})
+    }
+
     fn start_with(toml: Option<&str>) -> Server {
+        Self::start_prepared(toml, |_| {})
+    }
+
+    fn start_prepared(toml: Option<&str>, prepare: impl FnOnce(&Path)) -> Server {
         let root = tempfile::Builder::new()
             .prefix("otad-api-test")
             .tempdir()
             .expect("temp dir");
+        Self::start_rooted(root, toml, prepare)
+    }
+
+    fn start_rooted(
+        root: tempfile::TempDir,
+        toml: Option<&str>,
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let data = root.path().join("data");
         fs::create_dir_all(&data).expect("data dir");
+        prepare(&data);
         let config = toml.map(|text| {
             let p = root.path().join("otad.toml");
             fs::write(&p, text).expect("write config");
@@ -984,6 +1015,32 @@ impl Server {
             self.stderr_tail()
         );
         self.spawn();
+    }
+
+    /// SIGKILL: no shutdown, no flush; waits until the process is gone.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("server not running");
+        child.kill().expect("SIGKILL otad serve");
+        child.wait().expect("wait for the killed server");
+    }
+
+    /// Starts the server again on the same data directory (after `stop` or `kill9`).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    /// The server's process id (for /proc readings).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
+    /// `host:port` of the device (OCP/1) listener, from listen.json.
+    pub fn device_addr(&self) -> String {
+        let path = self.data.join("listen.json");
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let v: Value = serde_json::from_str(&text).expect("listen.json is JSON");
+        s(&v, "device")
     }
 
     /// Asserts the process is still running (it has not crashed).

@@ -1,0 +1,524 @@
+//! The authorization matrix of docs/security.md, run cell by cell against a real server:
+//! every route × {anonymous, partner A user, partner A client credentials, partner B user,
+//! appliance admin, device of A} → allow (2xx), 401 or 403, read from the table in the
+//! document so that the document and the server cannot drift. A second test checks that the
+//! table has exactly the routes the router knows (parsed from src/api/routes.rs).
+
+mod api_common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use api_common::{Api, Server, Tenant, num, s};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const CONFIG: &str = "[api]\nlogin_attempts_per_minute = 1000\n";
+const COLUMNS: [&str; 6] = [
+    "anonymous",
+    "A user",
+    "A client",
+    "B user",
+    "admin",
+    "device A",
+];
+/// Routes under `/v1/ota/partners/{partnerId}` are written relative in the table.
+const PARTNER_PREFIXES: [&str; 6] = [
+    "/types",
+    "/binaries",
+    "/pool",
+    "/tags",
+    "/deviceTypes",
+    "/devices",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Allow,
+    Status(u16),
+}
+
+#[derive(Debug)]
+struct Row {
+    method: String,
+    route: String,
+    cells: Vec<Expect>,
+}
+
+fn repo_file(rel: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The table between the markers of docs/security.md.
+fn matrix() -> Vec<Row> {
+    let doc = repo_file("docs/security.md");
+    let begin = doc
+        .find("<!-- authorization-matrix:begin -->")
+        .expect("docs/security.md has no authorization-matrix:begin marker");
+    let end = doc
+        .find("<!-- authorization-matrix:end -->")
+        .expect("docs/security.md has no authorization-matrix:end marker");
+    let mut lines = doc[begin..end].lines().filter(|l| l.starts_with('|'));
+    let header: Vec<String> = cells(lines.next().expect("matrix header"));
+    assert_eq!(
+        header[2..],
+        COLUMNS.map(String::from),
+        "matrix columns changed"
+    );
+    lines
+        .skip(1) // the |---| line
+        .map(|line| {
+            let c = cells(line);
+            assert_eq!(c.len(), 2 + COLUMNS.len(), "bad matrix row: {line}");
+            let cells = c[2..]
+                .iter()
+                .map(|v| match v.as_str() {
+                    "allow" => Expect::Allow,
+                    n => Expect::Status(
+                        n.parse()
+                            .unwrap_or_else(|_| panic!("bad cell {n:?} in: {line}")),
+                    ),
+                })
+                .collect();
+            Row {
+                method: c[0].clone(),
+                route: c[1].clone(),
+                cells,
+            }
+        })
+        .collect()
+}
+
+fn cells(line: &str) -> Vec<String> {
+    line.trim()
+        .trim_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// (METHOD, template) of every `pick!` arm in src/api/routes.rs.
+fn router_routes() -> BTreeSet<(String, String)> {
+    let src = repo_file("src/api/routes.rs");
+    let mut out = BTreeSet::new();
+    let mut rest = src.as_str();
+    while let Some(at) = rest.find("pick!(") {
+        let after = &rest[at + "pick!(".len()..];
+        rest = after;
+        let Some(open) = after.find('"') else {
+            continue;
+        };
+        let Some(close) = after[open + 1..].find('"') else {
+            continue;
+        };
+        let template = &after[open + 1..open + 1 + close];
+        if template.starts_with('$') || !template.starts_with('/') {
+            continue; // the macro definition itself
+        }
+        // The arms run to the parenthesis that closes `pick!(`.
+        let mut depth = 1;
+        let mut end = after.len();
+        for (i, ch) in after.char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let arms = &after[open + 1 + close + 1..end];
+        let pieces: Vec<&str> = arms.split("=>").collect();
+        for piece in &pieces[..pieces.len().saturating_sub(1)] {
+            let cond = piece.rsplit(',').next().unwrap_or("");
+            for method in cond.split("||") {
+                let method = method.trim().to_uppercase();
+                assert!(
+                    ["GET", "HEAD", "POST", "PUT", "DELETE"].contains(&method.as_str()),
+                    "cannot read a method from {cond:?} of {template}"
+                );
+                out.insert((method, template.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_matrix_names_every_route_of_the_router() {
+    let table: BTreeSet<(String, String)> =
+        matrix().into_iter().map(|r| (r.method, r.route)).collect();
+    let router = router_routes();
+    assert!(router.len() > 40, "parsed only {} routes", router.len());
+    let missing: Vec<_> = router.difference(&table).collect();
+    let extra: Vec<_> = table.difference(&router).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "docs/security.md matrix out of date: routes without a row {missing:?}, rows without a route {extra:?}"
+    );
+}
+
+/// What the cells run against: two partners and A's resources.
+struct World {
+    a: Tenant,
+    tokens: [String; 6],
+    /// A's MCU firmware type.
+    fw_type: i64,
+    sha: String,
+    record: Value,
+    dt: String,
+    image: Value,
+    device: String,
+}
+
+fn world(server: &Server) -> World {
+    let api = &server.api;
+    let admin = server.admin_token();
+    let a = api.tenant(&admin, "Alpha");
+    let b = api.tenant(&admin, "Bravo");
+    let a_client = api.client_token(&a.id, &a.secret);
+    let tok = &a.token;
+    let fw_type = 150;
+    api.fw_type(&a.id, tok, fw_type, "MATRIX_MCU");
+    let data = api_common::bytes(20_000, 7);
+    let (sha, url) = api.publish(&a.id, tok, &data);
+    let record = api.pool_create(
+        &a.id,
+        tok,
+        &json!({ "name": "matrix-fw", "type": fw_type, "version": "1.0", "url": url }),
+    );
+    let dt = api.device_type(&a.id, tok, "matrix-dt");
+    let image = api.associate(&a.id, tok, &dt, &record);
+    let device = "matrix-device".to_string();
+    let device_token = api.register_device(&a.id, tok, &device, &dt);
+    World {
+        tokens: [
+            String::new(),
+            a.token.clone(),
+            a_client,
+            b.token.clone(),
+            admin,
+            device_token,
+        ],
+        a,
+        fw_type,
+        sha,
+        record,
+        dt,
+        image,
+        device,
+    }
+}
+
+enum Payload {
+    None,
+    Json(Value),
+    Bytes(&'static str, Vec<u8>),
+}
+
+/// The concrete request for one cell. Routes that consume something (delete, rotate,
+/// move) get a fresh object made by partner A first, so each cell stands alone.
+fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (String, Payload) {
+    let a = &w.a;
+    let tok = &a.token;
+    let base = a.base();
+    let t = w.fw_type;
+    let vn = num(&w.record, "versionNumber");
+    let dt = &w.dt;
+    let admin = &w.tokens[4];
+    let fresh_record = |name: String| -> Value {
+        api.pool_create(
+            &a.id,
+            tok,
+            &json!({ "name": name, "type": t, "version": "1.0", "url": "" }),
+        )
+    };
+    let partner_path = |rel: &str| format!("{base}{rel}");
+    match (method, route) {
+        ("GET", "/healthz") | ("GET", "/metrics") | ("GET", "/v1/admin/partners") => {
+            (route.to_string(), Payload::None)
+        }
+        ("GET", "/v1/admin/audit") | ("GET", "/v1/admin/backup") => {
+            (route.to_string(), Payload::None)
+        }
+        ("POST", "/oauth/token") => (
+            route.to_string(),
+            Payload::Bytes(
+                "application/x-www-form-urlencoded",
+                b"grant_type=client_credentials".to_vec(),
+            ),
+        ),
+        ("POST", "/oauth/revoke") => (
+            route.to_string(),
+            Payload::Bytes(
+                "application/x-www-form-urlencoded",
+                format!("token={}", w.tokens[1]).into_bytes(),
+            ),
+        ),
+        ("POST", "/v1/admin/partners") => (
+            route.to_string(),
+            Payload::Json(json!({ "name": format!("Matrix Partner {col}") })),
+        ),
+        ("POST", "/v1/admin/partners/{partnerId}/secret") => {
+            let (id, _, _) = api.create_partner(admin, &format!("Rotated {col}"), None);
+            (format!("/v1/admin/partners/{id}/secret"), Payload::None)
+        }
+        ("GET", "/v1/admin/partners/{partnerId}/users") => {
+            (format!("/v1/admin/partners/{}/users", a.id), Payload::None)
+        }
+        ("POST", "/v1/admin/partners/{partnerId}/users") => (
+            format!("/v1/admin/partners/{}/users", a.id),
+            Payload::Json(json!({
+                "username": format!("matrix-new-{col}"),
+                "password": "matrix-password-123",
+                "role": "partner",
+            })),
+        ),
+        ("DELETE", "/v1/admin/partners/{partnerId}/users/{username}") => {
+            let user = format!("matrix-gone-{col}");
+            api.create_user(admin, &a.id, &user, "matrix-password-123", "partner");
+            (
+                format!("/v1/admin/partners/{}/users/{user}", a.id),
+                Payload::None,
+            )
+        }
+        ("GET", "/types") | ("GET", "/pool") | ("GET", "/tags") | ("GET", "/deviceTypes") => {
+            (partner_path(route), Payload::None)
+        }
+        ("GET", "/devices") => (partner_path(route), Payload::None),
+        ("POST", "/types") => (
+            partner_path(route),
+            Payload::Json(json!({
+                "name": format!("MATRIX_NEW_{col}"),
+                "type": 160 + col as i64,
+                "description": "matrix",
+            })),
+        ),
+        ("GET", "/types/{type}") => (partner_path(&format!("/types/{t}")), Payload::None),
+        ("PUT", "/types/{type}") => (
+            partner_path(&format!("/types/{t}")),
+            Payload::Json(json!({ "name": "MATRIX_MCU", "description": format!("edit {col}") })),
+        ),
+        ("POST", "/binaries") => (
+            partner_path(route),
+            Payload::Bytes(
+                "application/octet-stream",
+                format!("matrix upload {col}").into_bytes(),
+            ),
+        ),
+        ("POST", "/binaries/moveToRepository") => {
+            let sha = api.upload(&a.id, tok, format!("matrix move {col}").as_bytes());
+            (partner_path(route), Payload::Json(json!({ "value": sha })))
+        }
+        ("GET", "/binaries/{sha256}") | ("HEAD", "/binaries/{sha256}") => {
+            (partner_path(&format!("/binaries/{}", w.sha)), Payload::None)
+        }
+        ("POST", "/pool") => (
+            partner_path(route),
+            Payload::Json(json!({
+                "name": format!("matrix-new-{col}"),
+                "type": t,
+                "version": "1.0",
+                "url": "",
+            })),
+        ),
+        ("GET", "/pool/types/{type}") => (partner_path(&format!("/pool/types/{t}")), Payload::None),
+        ("GET", "/pool/types/{type}/names/{name}/versions/{version}/exists") => (
+            partner_path(&format!(
+                "/pool/types/{t}/names/matrix-fw/versions/1.0/exists"
+            )),
+            Payload::None,
+        ),
+        ("GET", "/pool/types/{type}/versionNumbers/{versionNumber}") => (
+            partner_path(&format!("/pool/types/{t}/versionNumbers/{vn}")),
+            Payload::None,
+        ),
+        ("PUT", "/pool/types/{type}/versionNumbers/{versionNumber}") => {
+            let r = fresh_record(format!("matrix-put-{col}"));
+            let n = num(&r, "versionNumber");
+            (
+                partner_path(&format!("/pool/types/{t}/versionNumbers/{n}")),
+                Payload::Json(json!({
+                    "name": format!("matrix-put-{col}"),
+                    "version": "1.0",
+                    "url": "",
+                    "description": "edited",
+                })),
+            )
+        }
+        ("DELETE", "/pool/types/{type}/versionNumbers/{versionNumber}") => {
+            let r = fresh_record(format!("matrix-del-{col}"));
+            let n = num(&r, "versionNumber");
+            (
+                partner_path(&format!("/pool/types/{t}/versionNumbers/{n}")),
+                Payload::None,
+            )
+        }
+        ("GET", "/pool/types/{type}/versionNumbers/{versionNumber}/associations") => (
+            partner_path(&format!("/pool/types/{t}/versionNumbers/{vn}/associations")),
+            Payload::None,
+        ),
+        ("POST", "/deviceTypes") => (
+            partner_path(route),
+            Payload::Json(json!({ "name": format!("matrix-new-dt-{col}") })),
+        ),
+        ("GET", "/deviceTypes/{deviceTypeId}") => {
+            (partner_path(&format!("/deviceTypes/{dt}")), Payload::None)
+        }
+        ("PUT", "/deviceTypes/{deviceTypeId}") => (
+            partner_path(&format!("/deviceTypes/{dt}")),
+            Payload::Json(json!({ "name": "matrix-dt", "description": format!("edit {col}") })),
+        ),
+        ("DELETE", "/deviceTypes/{deviceTypeId}") => {
+            let gone = api.device_type(&a.id, tok, &format!("matrix-gone-dt-{col}"));
+            (partner_path(&format!("/deviceTypes/{gone}")), Payload::None)
+        }
+        ("GET", "/deviceTypes/{deviceTypeId}/firmwareImages") => (
+            partner_path(&format!("/deviceTypes/{dt}/firmwareImages")),
+            Payload::None,
+        ),
+        ("POST", "/deviceTypes/{deviceTypeId}/firmwareImages") => {
+            let r = fresh_record(format!("matrix-assoc-{col}"));
+            (
+                partner_path(&format!("/deviceTypes/{dt}/firmwareImages")),
+                Payload::Json(r),
+            )
+        }
+        ("GET", "/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}") => (
+            partner_path(&format!("/deviceTypes/{dt}/firmwareImages/types/{t}")),
+            Payload::None,
+        ),
+        (
+            "GET",
+            "/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}",
+        ) => {
+            let n = num(&w.image, "versionNumber");
+            (
+                partner_path(&format!(
+                    "/deviceTypes/{dt}/firmwareImages/types/{t}/versionNumbers/{n}"
+                )),
+                Payload::None,
+            )
+        }
+        (
+            "DELETE",
+            "/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}",
+        ) => {
+            let r = fresh_record(format!("matrix-unassoc-{col}"));
+            let image = api.associate(&a.id, tok, dt, &r);
+            let n = num(&image, "versionNumber");
+            (
+                partner_path(&format!(
+                    "/deviceTypes/{dt}/firmwareImages/types/{t}/versionNumbers/{n}"
+                )),
+                Payload::None,
+            )
+        }
+        ("PUT", "/deviceTypes/{deviceTypeId}/firmwareImages/{firmwareImageId}/push") => (
+            partner_path(&format!(
+                "/deviceTypes/{dt}/firmwareImages/{}/push",
+                s(&w.image, "id")
+            )),
+            Payload::Json(json!({ "value": w.device })),
+        ),
+        ("POST", "/devices") => (
+            partner_path(route),
+            Payload::Json(json!({ "deviceId": format!("matrix-new-{col}"), "deviceTypeId": dt })),
+        ),
+        ("POST", "/devices/import") => (
+            partner_path(route),
+            Payload::Bytes(
+                "text/csv",
+                format!("deviceId,deviceTypeId\nmatrix-imp-{col},{dt}\n").into_bytes(),
+            ),
+        ),
+        ("GET", "/devices/{deviceId}") => (
+            partner_path(&format!("/devices/{}", w.device)),
+            Payload::None,
+        ),
+        ("DELETE", "/devices/{deviceId}") | ("POST", "/devices/{deviceId}/token") => {
+            let id = format!("matrix-{}-{col}", method.to_lowercase());
+            api.register_device(&a.id, tok, &id, dt);
+            let rel = if method == "DELETE" {
+                format!("/devices/{id}")
+            } else {
+                format!("/devices/{id}/token")
+            };
+            let payload = if method == "POST" {
+                Payload::Json(json!({}))
+            } else {
+                Payload::None
+            };
+            (partner_path(&rel), payload)
+        }
+        _ => panic!("the matrix test has no request for {method} {route}: add one"),
+    }
+}
+
+#[test]
+fn every_route_answers_every_caller_as_the_matrix_says() {
+    let rows = matrix();
+    assert!(
+        rows.iter()
+            .any(|r| PARTNER_PREFIXES.iter().any(|p| r.route.starts_with(p))),
+        "no partner rows in the matrix"
+    );
+    let server = Server::start_with_config(CONFIG);
+    let api = &server.api;
+    let w = world(&server);
+    let mut wrong = Vec::new();
+    let mut cells = 0;
+    for row in &rows {
+        for (col, expect) in row.cells.iter().enumerate() {
+            let (path, payload) = request(api, &w, &row.method, &row.route, col);
+            let method = Method::from_bytes(row.method.as_bytes()).expect("method");
+            let mut rb = api.req(method, &path, &w.tokens[col]);
+            rb = match payload {
+                Payload::None => rb,
+                Payload::Json(v) => rb.json(&v),
+                Payload::Bytes(ct, data) => rb.header("content-type", ct).body(data),
+            };
+            let r = api.send(rb);
+            cells += 1;
+            let ok = match expect {
+                Expect::Allow => (200..300).contains(&r.status),
+                Expect::Status(code) => r.status == *code,
+            };
+            if !ok {
+                wrong.push(format!(
+                    "{} {} as {}: expected {:?}, got {} {}",
+                    row.method,
+                    path,
+                    COLUMNS[col],
+                    expect,
+                    r.status,
+                    r.text().chars().take(200).collect::<String>()
+                ));
+            }
+            // A 401 says how to authenticate.
+            if r.status == 401 && !row.route.starts_with("/oauth/") {
+                assert_eq!(
+                    r.header("www-authenticate").as_deref(),
+                    Some("Bearer"),
+                    "{} {path} as {}",
+                    row.method,
+                    COLUMNS[col]
+                );
+            }
+        }
+    }
+    assert_eq!(cells, rows.len() * COLUMNS.len());
+    assert!(
+        wrong.is_empty(),
+        "{} of {cells} cells disagree with docs/security.md:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // The server kept serving throughout.
+    api.get("/healthz", "").expect(200);
+}
