@@ -9,7 +9,7 @@
 //! downloading up to "confirmed", another at 50% and then failed with its reason), the
 //! device detail and list filters, an XSS attempt in a tag and a description rendered as
 //! text, partner isolation, an expired session, the admin screens (partner, user, removal),
-//! image and device deletion, and (without a browser) the security and cache headers of
+//! a file dropped on a type folder, image and device deletion, and (without a browser) the security and cache headers of
 //! the assets and the web sign-in client.
 //! Screenshots of each main screen go to `target/web-ui-screenshots/` (not committed).
 //!
@@ -937,16 +937,26 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
     b.fill("#new-type-name", "Umbrella MCU");
     b.click("#new-type-save");
     b.wait_text("#own-types", "Umbrella MCU");
-    let file = server.root().join("small.bin");
-    std::fs::write(&file, bytes(5000, 7)).expect("write file");
-    b.goto(&format!("{base}/#/upload?type=101"));
-    let input = b.find("#wizard-file");
-    b.raw(
-        "POST",
-        &b.s(&format!("/element/{input}/value")),
-        Some(json!({ "text": file.display().to_string() })),
+    // A file dropped on the type's folder opens the wizard with it (a synthetic drop event
+    // carrying a real File: WebDriver has no file drag and drop).
+    b.js(
+        "const dt = new DataTransfer(); \
+         dt.items.add(new File([new Uint8Array(5000).fill(7)], 'small.bin')); \
+         const f = document.querySelector('.folder[data-type=\"101\"]'); \
+         f.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true })); \
+         f.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+        json!([]),
     );
     b.wait_text("#wizard-progress-text", "Uploaded (100%)");
+    b.wait_text("#wizard-file-info", "small.bin");
+    assert_eq!(
+        b.js(
+            "return document.getElementById('wizard-type').value;",
+            json!([])
+        ),
+        "101",
+        "the folder's type is chosen"
+    );
     b.click("#wizard-next");
     b.fill("#wizard-version", "0.1.0");
     b.click("#wizard-next");
