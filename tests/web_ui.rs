@@ -905,6 +905,9 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
 
     // The admin adds a partner and a user of it.
     sign_in(&creds.username, &creds.password);
+    // The platform's admin manages platform types: no first-use prompt.
+    b.find("#add-type");
+    assert!(b.text_of("#first-type-prompt").is_none());
     b.click("#nav-admin");
     b.fill("#new-partner-name", "Umbrella");
     b.click("#new-partner-save");

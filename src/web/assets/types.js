@@ -114,7 +114,11 @@ export async function typesScreen(ctx) {
   const refresh = () => ctx.navigate("#/types");
   view.append(h("h1", { text: "Image types" }),
     h("p", { class: "muted", text: "Drop a firmware file on a folder to upload it as that type." }));
-  if (own.length === 0) {
+  // An admin on the platform partner manages platform types: no first-use prompt there.
+  const s = session.get();
+  const platformAdmin = s.role === "admin" && me === s.partnerId;
+  const prompt = own.length === 0 && !platformAdmin;
+  if (prompt) {
     view.append(h("section", { class: "card prompt", id: "first-type-prompt" },
       h("h2", { text: "Create your first image type" }),
       h("p", { text: "Your organisation has no image types of its own yet. An MCU image type (101-200) groups the firmware of one component." }),
@@ -125,7 +129,7 @@ export async function typesScreen(ctx) {
     own.length ? h("div", { class: "folders", id: "own-types" }, own.map((t) => folder(ctx, t, true, refresh))) : h("p", { class: "muted", text: "None yet." }),
     h("h2", { text: "Platform types" }),
     h("div", { class: "folders", id: "platform-types" }, platform.map((t) => folder(ctx, t, false, refresh))));
-  if (own.length) {
+  if (!prompt) {
     view.append(h("details", { class: "card", id: "add-type" },
       h("summary", { text: "Add an image type" }),
       typeForm(ctx, null, refresh)));
