@@ -13,7 +13,8 @@
 //!   certificates.
 //! - [`device`]: the OCP/1 device protocol (wire codec).
 //! - [`config`]: the TOML configuration, its defaults and validation.
-//! - [`cli`]: the `otad` command line.
+//! - [`cli`]: the `otad` command line: `serve`, the offline database tools, the device
+//!   commands, and the admin client of the HTTP API (tables or JSON, documented exit codes).
 //! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
 
 pub mod api;

@@ -1,16 +1,38 @@
 //! The `otad` command line: flags, subcommands and their exit codes, in one place.
 //!
-//! Commands: `serve` (the service) and the offline database tools (`db verify`, `db compact`),
-//! which open the redb file directly and refuse while a server holds it. Exit codes:
-//! 0 success, 1 error (or problems found), 2 usage.
+//! Commands: `serve` (the service); the offline database tools (`db verify|compact|
+//! restore`), which open the redb file directly and refuse while a server holds it;
+//! `device check|download|simulate` (a device over OCP/1, `device.rs`); and the admin
+//! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
+//! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
+//! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
+//! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
+//! `completions`. The HTTPS client and the error type are in `client.rs`, printing in
+//! `output.rs`.
+//!
+//! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
+//! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),
+//! 5 authentication (not logged in, token expired or revoked, not allowed).
 
+pub mod audit;
+pub mod backup;
+pub mod client;
 pub mod device;
+pub mod devices;
+pub mod fleet;
+pub mod images;
+pub mod output;
+pub mod partners;
+pub mod session;
+pub mod types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use self::client::CliError;
+use self::session::{Common, Ctx};
 use crate::config::{self, Config};
 use crate::store::{self, StoreError, verify};
 
@@ -51,11 +73,121 @@ pub enum Command {
         log_format: LogFormat,
     },
     /// Offline database tools (refuse to run while a server holds the database).
+    ///
+    /// Example: otad db verify --data-dir /var/lib/otad
     #[command(subcommand)]
     Db(DbCommand),
-    /// Act as a device over OCP/1: check for updates, download an image, simulate a fleet.
+    /// Devices: act as one over OCP/1 (check, download, simulate), or manage the registry
+    /// over the API (register, import, list, show, rotate-token, delete).
+    ///
+    /// Example: otad device list
     #[command(subcommand)]
-    Device(device::DeviceCommand),
+    Device(DeviceGroup),
+    /// Log in to a server and keep the token (0600) for the admin commands.
+    Login(session::LoginArgs),
+    /// Forget the saved login (and revoke its token when the client secret is given).
+    ///
+    /// Example: otad logout
+    Logout(session::LogoutArgs),
+    /// Partner organisations (appliance admins).
+    ///
+    /// Example: otad partner list
+    Partner {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: partners::PartnerCommand,
+    },
+    /// Users of a partner (appliance admins).
+    ///
+    /// Example: otad user list --partner $PARTNER_ID
+    User {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: partners::UserCommand,
+    },
+    /// Firmware types.
+    ///
+    /// Example: otad type list
+    Type {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: types::TypeCommand,
+    },
+    /// Device types.
+    ///
+    /// Example: otad device-type list
+    DeviceType {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: types::DeviceTypeCommand,
+    },
+    /// Firmware images: upload, list, associate with device types, push.
+    ///
+    /// Example: otad image upload fw.bin --type 101 --name main --version 1.0.0 --associate $DT
+    Image {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: images::ImageCommand,
+    },
+    /// Fleet overview.
+    ///
+    /// Example: otad fleet status
+    Fleet {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: FleetCommand,
+    },
+    /// The audit log, newest first (appliance admins).
+    ///
+    /// Example: otad audit --since 24h
+    Audit {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: audit::AuditArgs,
+    },
+    /// Stream a consistent copy of the server's database to FILE (appliance admins);
+    /// restore it with `otad db restore FILE`.
+    ///
+    /// Example: otad backup otad-2026-11-27.redb
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: backup::BackupArgs,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: otad completions bash > /etc/bash_completion.d/otad
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `otad device ...`: the OCP/1 device commands and the registry commands side by side.
+#[derive(Debug, Subcommand)]
+pub enum DeviceGroup {
+    #[command(flatten)]
+    Protocol(device::DeviceCommand),
+    #[command(flatten)]
+    Registry(devices::DeviceAdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// How many devices run which version of each firmware type, per device type, and
+    /// their OTA states. Counted client-side from the device list API (paged through), as
+    /// the server has no summary endpoint.
+    ///
+    /// Example: otad fleet status --device-type $DEVICE_TYPE_ID --json
+    Status(fleet::StatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,6 +206,11 @@ pub enum DbCommand {
     ///
     /// Example: otad db compact --data-dir /var/lib/otad
     Compact,
+    /// Place a backup (from `otad backup`) as the data directory's database, after
+    /// verifying it. Refuses while a server holds the directory.
+    ///
+    /// Example: otad db restore otad-2026-11-27.redb --data-dir /var/lib/otad
+    Restore(backup::RestoreArgs),
 }
 
 /// Parses the command line and runs it.
@@ -81,9 +218,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("otad: {message}");
-            ExitCode::FAILURE
+        Err(e) => {
+            // An empty message: the command printed its answer and only the code speaks.
+            if !e.message.is_empty() {
+                eprintln!("otad: {e}");
+            }
+            e.exit_code()
         }
     }
 }
@@ -99,7 +239,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut config = load_config(&cli)?;
     match cli.command {
         Command::Serve {
@@ -118,10 +258,47 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             crate::serve::run(config).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Db(DbCommand::Verify) => db_verify(&config),
-        Command::Db(DbCommand::Compact) => db_compact(&config),
-        Command::Device(cmd) => device::run(cmd, &config.data_dir),
+        Command::Db(DbCommand::Verify) => Ok(db_verify(&config)?),
+        Command::Db(DbCommand::Compact) => Ok(db_compact(&config)?),
+        Command::Db(DbCommand::Restore(args)) => {
+            backup::restore(&args, &config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(DeviceGroup::Protocol(cmd)) => Ok(device::run(cmd, &config.data_dir)?),
+        Command::Device(DeviceGroup::Registry(cmd)) => {
+            let common = cmd.common().clone();
+            admin(&common, &config, |ctx| devices::run(cmd, ctx))
+        }
+        Command::Login(args) => session::login(&args, &config.data_dir).map(|()| ExitCode::SUCCESS),
+        Command::Logout(args) => session::logout(&args).map(|()| ExitCode::SUCCESS),
+        Command::Partner { common, cmd } => admin(&common, &config, |c| partners::partner(cmd, c)),
+        Command::User { common, cmd } => admin(&common, &config, |c| partners::user(cmd, c)),
+        Command::Type { common, cmd } => admin(&common, &config, |c| types::fw_type(cmd, c)),
+        Command::DeviceType { common, cmd } => {
+            admin(&common, &config, |c| types::device_type(cmd, c))
+        }
+        Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
+        Command::Fleet {
+            common,
+            cmd: FleetCommand::Status(args),
+        } => admin(&common, &config, |c| fleet::status(args, c)),
+        Command::Audit { common, args } => admin(&common, &config, |c| audit::run(args, c)),
+        Command::Backup { common, args } => admin(&common, &config, |c| backup::backup(args, c)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "otad", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Runs an admin command on a client connected as `common` and the environment say.
+fn admin(
+    common: &Common,
+    config: &Config,
+    command: impl FnOnce(&mut Ctx) -> client::Result<()>,
+) -> Result<ExitCode, CliError> {
+    let mut ctx = Ctx::connect(common, &config.data_dir)?;
+    command(&mut ctx).map(|()| ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {
@@ -190,4 +367,44 @@ fn db_compact(config: &Config) -> Result<ExitCode, String> {
 
 fn file_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--help` of every command, groups included, shows an example.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let texts = [
+                    sub.get_long_about(),
+                    sub.get_about(),
+                    sub.get_after_help(),
+                    sub.get_after_long_help(),
+                ];
+                if !texts
+                    .iter()
+                    .flatten()
+                    .any(|t| t.to_string().contains("Example"))
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "otad", &mut missing);
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -442,6 +442,7 @@ impl Conn {
                 limits,
                 write_timeout: self.write_timeout(),
                 rules: super::session::Session::new(limits.max_inflight),
+                out: Vec::new(),
                 allowed: HashMap::new(),
             };
             session
@@ -456,6 +457,10 @@ impl Conn {
         self.hub.unregister(&device_id, serial);
     }
 }
+
+/// Answers gathered for one write at most (about eight 16 KiB verified chunks); a larger
+/// buffer is dropped after the write.
+const BATCH_BYTES: usize = 160 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -478,6 +483,9 @@ struct Session {
     limits: Limits,
     write_timeout: Duration,
     rules: super::session::Session,
+    /// Encoded answers not yet written: everything answered in one turn of the loop leaves
+    /// in one write (pipelined GETs share TLS records and system calls).
+    out: Vec<u8>,
     /// Blobs this device was found entitled to (its device type's images).
     allowed: HashMap<[u8; 32], BlobMeta>,
 }
@@ -548,25 +556,31 @@ impl Session {
         let (done_tx, mut done_rx) =
             mpsc::channel::<Done>(usize::from(self.limits.max_inflight) + 1);
         loop {
-            let step = tokio::select! {
-                event = events.recv() => match event {
-                    Some(Event::Frame(rid, msg)) => self.on_frame(rid, msg, &done_tx, &mut writer).await,
-                    Some(Event::Fatal(code, text)) => {
-                        let _ = write_frame(&mut writer, self.write_timeout, 0, &error_msg(code, 0, text)).await;
-                        false
-                    }
-                    Some(Event::Closed) | None => false,
-                },
-                Some(done) = done_rx.recv() => self.finish(done, &mut writer).await,
+            let mut go = tokio::select! {
+                event = events.recv() => self.on_event(event, &done_tx),
+                Some(done) = done_rx.recv() => self.finish(done),
                 notice = notices.recv() => match notice {
                     Some(Notice::Replaced) | None => {
-                        let _ = write_frame(&mut writer, self.write_timeout, 0, &error_msg(ErrorCode::BadState, 0, "session replaced")).await;
+                        self.queue(0, &error_msg(ErrorCode::BadState, 0, "session replaced"));
                         false
                     }
-                    Some(Notice::Push) => self.push_offer(&mut writer).await,
+                    Some(Notice::Push) => self.push_offer().await,
                 },
             };
-            if !step {
+            // Answer what has already arrived before writing, up to a bounded batch.
+            while go && self.out.len() < BATCH_BYTES {
+                if let Ok(event) = events.try_recv() {
+                    go = self.on_event(Some(event), &done_tx);
+                } else if let Ok(done) = done_rx.try_recv() {
+                    go = self.finish(done);
+                } else {
+                    break;
+                }
+            }
+            if !self.out.is_empty() && self.flush(&mut writer).await.is_err() {
+                break;
+            }
+            if !go {
                 break;
             }
         }
@@ -575,28 +589,58 @@ impl Session {
         let _ = tokio::time::timeout(self.write_timeout, writer.shutdown()).await;
     }
 
+    /// Handles what the reader task delivered; false = close the connection.
+    fn on_event(&mut self, event: Option<Event>, done_tx: &mpsc::Sender<Done>) -> bool {
+        match event {
+            Some(Event::Frame(rid, msg)) => self.on_frame(rid, msg, done_tx),
+            Some(Event::Fatal(code, text)) => {
+                self.queue(0, &error_msg(code, 0, text));
+                false
+            }
+            Some(Event::Closed) | None => false,
+        }
+    }
+
+    /// Encodes a frame for the next write.
+    fn queue(&mut self, request_id: u32, msg: &Message) {
+        wire::encode(request_id, msg, &mut self.out);
+    }
+
+    /// Writes the queued frames, giving up after the write timeout (a device that stopped
+    /// reading must not hold its session forever).
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let write = async {
+            w.write_all(&self.out).await?;
+            w.flush().await
+        };
+        tokio::time::timeout(self.write_timeout, write)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "device stopped reading")
+            })??;
+        self.out.clear();
+        // A burst's buffer is not kept by a session that goes back to idling.
+        if self.out.capacity() > 2 * BATCH_BYTES {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
     /// Handles one request frame; false = close the connection.
-    async fn on_frame<W: AsyncWrite + Unpin>(
-        &mut self,
-        rid: u32,
-        msg: Message,
-        done_tx: &mpsc::Sender<Done>,
-        writer: &mut W,
-    ) -> bool {
+    fn on_frame(&mut self, rid: u32, msg: Message, done_tx: &mpsc::Sender<Done>) -> bool {
         match self.rules.admit(rid, msg.msg_type()) {
             Admission::Accept => {}
             Admission::Refuse(code, text) => {
-                return write_frame(writer, self.write_timeout, rid, &error_msg(code, 0, text))
-                    .await
-                    .is_ok();
+                self.queue(rid, &error_msg(code, 0, text));
+                return true;
             }
             Admission::Close(code, text) => {
-                let _ = write_frame(writer, self.write_timeout, 0, &error_msg(code, 0, text)).await;
+                self.queue(0, &error_msg(code, 0, text));
                 return false;
             }
         }
         match msg {
-            Message::Ping => self.finish(Done::new(rid, Message::Pong), writer).await,
+            Message::Ping => self.finish(Done::new(rid, Message::Pong)),
             Message::Check { items } => {
                 let store = self.store.clone();
                 let id = self.device.id.clone();
@@ -647,7 +691,7 @@ impl Session {
                     length,
                     with_proof,
                 });
-                self.finish(done, writer).await
+                self.finish(done)
             }
             _ => false,
         }
@@ -718,21 +762,20 @@ impl Session {
         }
     }
 
-    /// Writes a finished answer; false = the connection is gone.
-    async fn finish<W: AsyncWrite + Unpin>(&mut self, done: Done, writer: &mut W) -> bool {
+    /// Queues a finished answer.
+    fn finish(&mut self, done: Done) -> bool {
         self.rules.complete(done.request_id);
         if let Some((blake3, meta)) = done.entitled
             && self.allowed.len() < 64
         {
             self.allowed.insert(blake3, meta);
         }
-        write_frame(writer, self.write_timeout, done.request_id, &done.msg)
-            .await
-            .is_ok()
+        self.queue(done.request_id, &done.msg);
+        true
     }
 
-    /// Sends the pushed offers unsolicited (request_id 0).
-    async fn push_offer<W: AsyncWrite + Unpin>(&mut self, writer: &mut W) -> bool {
+    /// Queues the pushed offers, unsolicited (request_id 0).
+    async fn push_offer(&mut self) -> bool {
         let store = self.store.clone();
         let id = self.device.id.clone();
         let offers =
@@ -758,9 +801,8 @@ impl Session {
         if items.is_empty() {
             return true;
         }
-        write_frame(writer, self.write_timeout, 0, &Message::Offer { items })
-            .await
-            .is_ok()
+        self.queue(0, &Message::Offer { items });
+        true
     }
 }
 

@@ -1,0 +1,336 @@
+//! `otad device register|import|list|show|rotate-token|delete`: the partner's device
+//! registry over the HTTP API. Device tokens are shown only by register, import and
+//! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
+//! simulate`, in `device.rs`), or fleet summaries (`fleet.rs`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use http::Method;
+use serde_json::{Value, json};
+
+use super::client::{CliError, Result, seg};
+use super::output::{Progress, fields, table, text, time};
+use super::session::{Common, Ctx};
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceAdminCommand {
+    /// Register a device; prints its token (shown only this once).
+    ///
+    /// Example: otad device register kettle-0001 --device-type $DEVICE_TYPE_ID
+    Register {
+        /// Device id (1-64 of A-Z a-z 0-9 . _ -), unique on the appliance.
+        device_id: String,
+        #[arg(long, value_name = "ID")]
+        device_type: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Register many devices from a CSV file of deviceId,deviceTypeId lines (header
+    /// optional), all or nothing; writes the deviceId,token CSV (the only copy of the
+    /// tokens) to --out, or to standard output.
+    ///
+    /// Example: otad device import fleet.csv --out fleet-tokens.csv
+    Import {
+        /// CSV (deviceId,deviceTypeId) or NDJSON file.
+        file: PathBuf,
+        /// Where to write the deviceId,token CSV (created with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the partner's devices.
+    ///
+    /// Example: otad device list --device-type $DEVICE_TYPE_ID
+    ///
+    /// Example: otad device list --type 101 --installed 7
+    List {
+        /// Only devices of this device type.
+        #[arg(long, value_name = "ID")]
+        device_type: Option<String>,
+        /// With --installed: only devices that report this version number of this type.
+        #[arg(long = "type", value_name = "T", requires = "installed")]
+        fw_type: Option<u16>,
+        #[arg(long, value_name = "VN", requires = "fw_type")]
+        installed: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show a device: installed versions, last seen, OTA state per firmware type.
+    ///
+    /// Example: otad device show kettle-0001
+    Show {
+        device_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Issue a new token for a device (the old one stops working).
+    ///
+    /// Example: otad device rotate-token kettle-0001
+    RotateToken {
+        device_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a device.
+    ///
+    /// Example: otad device delete kettle-0001
+    Delete {
+        device_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+impl DeviceAdminCommand {
+    pub fn common(&self) -> &Common {
+        match self {
+            Self::Register { common, .. }
+            | Self::Import { common, .. }
+            | Self::List { common, .. }
+            | Self::Show { common, .. }
+            | Self::RotateToken { common, .. }
+            | Self::Delete { common, .. } => common,
+        }
+    }
+}
+
+/// `type=versionNumber` pairs of a device's installed list.
+pub fn installed(d: &Value) -> String {
+    d.get("installed")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|i| format!("{}={}", text(i, "type"), text(i, "versionNumber")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn device_row(d: &Value) -> Vec<String> {
+    vec![
+        text(d, "deviceId"),
+        text(d, "deviceTypeId"),
+        installed(d),
+        time(d, "lastSeenTimestamp"),
+    ]
+}
+
+/// Does the file start (after blanks) with `{`? The server takes the Content-Type as the
+/// format, so the CLI names the one the file is in.
+fn looks_like_ndjson(path: &Path) -> bool {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head.get(..n)
+        .and_then(|h| h.iter().find(|b| !b.is_ascii_whitespace()))
+        == Some(&b'{')
+}
+
+/// Writes a file readable only by its owner (device tokens are secrets).
+fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| CliError::fail(format!("cannot write {}: {e}", path.display())))
+}
+
+pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
+    let base = format!("{}/devices", ctx.base()?);
+    match cmd {
+        DeviceAdminCommand::Register {
+            device_id,
+            device_type,
+            ..
+        } => {
+            let v = ctx
+                .client
+                .json(
+                    Method::POST,
+                    &base,
+                    Some(&json!({ "deviceId": device_id, "deviceTypeId": device_type })),
+                )
+                .map_err(|e| e.context(&format!("cannot register device {device_id}")))?;
+            ctx.out.show(&v, || {
+                fields(&[
+                    ("deviceId", text(&v, "deviceId")),
+                    ("deviceTypeId", text(&v, "deviceTypeId")),
+                    ("token", text(&v, "token")),
+                ]) + "(the token is shown only this once)"
+            });
+        }
+        DeviceAdminCommand::Import { file, out, .. } => {
+            let content_type = if looks_like_ndjson(&file) {
+                "application/x-ndjson"
+            } else {
+                "text/csv"
+            };
+            let progress = Progress::new(&format!("importing {}", file.display()));
+            let sent = ctx.client.upload_file(
+                Method::POST,
+                &format!("{base}/import"),
+                &file,
+                content_type,
+                &progress,
+            );
+            progress.finish();
+            let sent = sent.map_err(|e| e.context(&format!("cannot import {}", file.display())))?;
+            let csv = String::from_utf8_lossy(&sent.body).into_owned();
+            let rows: Vec<(&str, &str)> = csv
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(','))
+                .collect();
+            match &out {
+                Some(path) => {
+                    write_secret_file(path, csv.as_bytes())?;
+                    ctx.out.show(
+                        &json!({ "imported": rows.len(), "out": path.display().to_string() }),
+                        || {
+                            format!(
+                                "imported {} devices; their tokens are in {}",
+                                rows.len(),
+                                path.display()
+                            )
+                        },
+                    );
+                }
+                None if ctx.out.json => {
+                    let list: Vec<Value> = rows
+                        .iter()
+                        .map(|(d, t)| json!({ "deviceId": d, "token": t }))
+                        .collect();
+                    ctx.out.show(&Value::Array(list), String::new);
+                }
+                None => print!("{csv}"),
+            }
+        }
+        DeviceAdminCommand::List {
+            device_type,
+            fw_type,
+            installed,
+            ..
+        } => {
+            let mut query = Vec::new();
+            if let Some(dt) = &device_type {
+                query.push(format!("deviceTypeId={}", seg(dt)));
+            }
+            if let (Some(t), Some(vn)) = (fw_type, installed) {
+                query.push(format!("type={t}&installedVersion={vn}"));
+            }
+            let path = if query.is_empty() {
+                base.clone()
+            } else {
+                format!("{base}?{}", query.join("&"))
+            };
+            let list = ctx.pages(&path)?;
+            let rows: Vec<Vec<String>> = list.iter().map(device_row).collect();
+            ctx.out.show(&Value::Array(list), || {
+                table(
+                    &["DEVICE ID", "DEVICE TYPE", "INSTALLED", "LAST SEEN"],
+                    &rows,
+                )
+            });
+        }
+        DeviceAdminCommand::Show { device_id, .. } => {
+            let d = ctx
+                .client
+                .get(&format!("{base}/{}", seg(&device_id)))
+                .map_err(|e| e.context(&format!("device {device_id}")))?;
+            ctx.out.show(&d, || {
+                let mut t = fields(&[
+                    ("deviceId", text(&d, "deviceId")),
+                    ("deviceTypeId", text(&d, "deviceTypeId")),
+                    ("installed", installed(&d)),
+                    ("created", time(&d, "createdTimestamp")),
+                    ("lastSeen", time(&d, "lastSeenTimestamp")),
+                ]);
+                let ota: Vec<Vec<String>> = d
+                    .get("ota")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .map(|o| {
+                                vec![
+                                    text(o, "type"),
+                                    text(o, "versionNumber"),
+                                    text(o, "state"),
+                                    text(o, "result"),
+                                    text(o, "bytesDone"),
+                                    time(o, "timestamp"),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !ota.is_empty() {
+                    t.push('\n');
+                    t.push_str(&table(
+                        &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT"],
+                        &ota,
+                    ));
+                }
+                let pushes: Vec<Vec<String>> = d
+                    .get("pushes")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .map(|p| {
+                                vec![
+                                    text(p, "type"),
+                                    text(p, "firmwareImageId"),
+                                    text(p, "state"),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !pushes.is_empty() {
+                    t.push('\n');
+                    t.push_str(&table(&["PUSH TYPE", "IMAGE ID", "STATE"], &pushes));
+                }
+                t
+            });
+        }
+        DeviceAdminCommand::RotateToken { device_id, .. } => {
+            let v = ctx
+                .client
+                .json(
+                    Method::POST,
+                    &format!("{base}/{}/token", seg(&device_id)),
+                    None,
+                )
+                .map_err(|e| e.context(&format!("cannot rotate the token of {device_id}")))?;
+            let v = json!({ "deviceId": device_id, "token": text(&v, "token") });
+            ctx.out.show(&v, || {
+                fields(&[
+                    ("deviceId", text(&v, "deviceId")),
+                    ("token", text(&v, "token")),
+                ]) + "(the token is shown only this once)"
+            });
+        }
+        DeviceAdminCommand::Delete { device_id, .. } => {
+            ctx.client
+                .json(Method::DELETE, &format!("{base}/{}", seg(&device_id)), None)
+                .map_err(|e| e.context(&format!("cannot delete device {device_id}")))?;
+            if ctx.out.json {
+                ctx.out.show(
+                    &json!({ "deviceId": device_id, "deleted": true }),
+                    String::new,
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `otad partner create|list|rotate-secret` and `otad user create|list|remove`: the
+//! appliance admin's management of partner organisations and their users
+//! (`/v1/admin/...`). Not here: logging in (`session.rs`).
+
+use std::io::Read;
+
+use clap::Subcommand;
+use http::Method;
+use serde_json::{Value, json};
+
+use super::client::{CliError, Result, seg};
+use super::output::{fields, table, text, time};
+use super::session::Ctx;
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Create a partner organisation; prints its id and client secret (shown only once).
+    ///
+    /// Example: otad partner create "Acme Kettles" --email ops@acme.example
+    Create {
+        /// Display name.
+        name: String,
+        /// Contact email.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List every partner.
+    ///
+    /// Example: otad partner list --json
+    List,
+    /// Issue a new client secret for a partner (the old one stops working).
+    ///
+    /// Example: otad partner rotate-secret 6f1c2f7e-...
+    RotateSecret {
+        /// Partner id.
+        partner_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user of the partner (--partner, default: your own).
+    ///
+    /// Without --password-stdin a random password is generated and shown once.
+    ///
+    /// Example: otad user create alice --partner 6f1c2f7e-...
+    Create {
+        /// Login name (unique on the appliance).
+        username: String,
+        /// `partner` (a user of that partner) or `admin` (appliance admin; platform
+        /// partner only).
+        #[arg(long, default_value = "partner", value_parser = ["partner", "admin"])]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the partner's users.
+    ///
+    /// Example: otad user list --partner 6f1c2f7e-...
+    List,
+    /// Remove a user (their tokens stop working).
+    ///
+    /// Example: otad user remove alice --partner 6f1c2f7e-...
+    Remove { username: String },
+}
+
+pub fn partner(cmd: PartnerCommand, ctx: &mut Ctx) -> Result<()> {
+    match cmd {
+        PartnerCommand::Create { name, email } => {
+            let mut body = json!({ "name": name });
+            if let Some(e) = email {
+                body["email"] = Value::String(e);
+            }
+            let p = ctx
+                .client
+                .json(Method::POST, "/v1/admin/partners", Some(&body))
+                .map_err(|e| e.context(&format!("cannot create partner {name:?}")))?;
+            ctx.out.show(&p, || {
+                fields(&[
+                    ("partnerId", text(&p, "partnerId")),
+                    ("name", text(&p, "name")),
+                    ("email", text(&p, "email")),
+                    ("clientSecret", text(&p, "clientSecret")),
+                ]) + "(the client secret is shown only this once)"
+            });
+        }
+        PartnerCommand::List => {
+            let list = ctx.client.get("/v1/admin/partners")?;
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|p| {
+                    vec![
+                        text(p, "partnerId"),
+                        text(p, "name"),
+                        text(p, "email"),
+                        if p.get("platform").and_then(Value::as_bool) == Some(true) {
+                            "platform".into()
+                        } else {
+                            String::new()
+                        },
+                        time(p, "createdTimestamp"),
+                    ]
+                })
+                .collect();
+            ctx.out.show(&list, || {
+                table(&["PARTNER ID", "NAME", "EMAIL", "KIND", "CREATED"], &rows)
+            });
+        }
+        PartnerCommand::RotateSecret { partner_id } => {
+            let path = format!("/v1/admin/partners/{}/secret", seg(&partner_id));
+            let v = ctx
+                .client
+                .json(Method::POST, &path, None)
+                .map_err(|e| e.context(&format!("cannot rotate the secret of {partner_id}")))?;
+            let v = json!({ "partnerId": partner_id, "clientSecret": text(&v, "clientSecret") });
+            ctx.out.show(&v, || {
+                fields(&[
+                    ("partnerId", text(&v, "partnerId")),
+                    ("clientSecret", text(&v, "clientSecret")),
+                ]) + "(the client secret is shown only this once)"
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The array of a list answer (an empty slice for anything else).
+pub fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// A random password: 24 characters from a 62-letter alphabet (≈143 bits).
+fn generate_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw)
+        .map_err(|e| CliError::fail(format!("no randomness for a password: {e}")))?;
+    // 256 is not a multiple of 62; the slight bias costs well under a bit of the 143.
+    Ok(raw
+        .iter()
+        .map(|b| {
+            char::from(
+                ALPHABET
+                    .get(usize::from(*b) % ALPHABET.len())
+                    .copied()
+                    .unwrap_or(b'x'),
+            )
+        })
+        .collect())
+}
+
+pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {
+    let partner = ctx.partner()?.to_string();
+    let base = format!("/v1/admin/partners/{}/users", seg(&partner));
+    match cmd {
+        UserCommand::Create {
+            username,
+            role,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| CliError::fail(format!("cannot read the password: {e}")))?;
+                let line = text.lines().next().unwrap_or("").to_string();
+                if line.is_empty() {
+                    return Err(CliError::usage("the password on standard input is empty"));
+                }
+                (line, false)
+            } else {
+                (generate_password()?, true)
+            };
+            let body = json!({ "username": username, "password": password, "role": role });
+            let mut u = ctx
+                .client
+                .json(Method::POST, &base, Some(&body))
+                .map_err(|e| e.context(&format!("cannot create user {username:?}")))?;
+            if generated {
+                u["password"] = Value::String(password);
+            }
+            ctx.out.show(&u, || {
+                let mut t = fields(&[
+                    ("username", text(&u, "username")),
+                    ("role", text(&u, "role")),
+                    ("partnerId", text(&u, "partnerId")),
+                    ("password", text(&u, "password")),
+                ]);
+                if generated {
+                    t.push_str("(the password is shown only this once)");
+                }
+                t
+            });
+        }
+        UserCommand::List => {
+            let list = ctx.client.get(&base)?;
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|u| {
+                    vec![
+                        text(u, "username"),
+                        text(u, "role"),
+                        time(u, "createdTimestamp"),
+                    ]
+                })
+                .collect();
+            ctx.out
+                .show(&list, || table(&["USERNAME", "ROLE", "CREATED"], &rows));
+        }
+        UserCommand::Remove { username } => {
+            ctx.client
+                .json(Method::DELETE, &format!("{base}/{}", seg(&username)), None)
+                .map_err(|e| e.context(&format!("cannot remove user {username:?}")))?;
+            if ctx.out.json {
+                ctx.out.show(
+                    &json!({ "username": username, "removed": true }),
+                    String::new,
+                );
+            }
+        }
+    }
+    Ok(())
+}
