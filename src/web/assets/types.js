@@ -77,6 +77,8 @@ function folder(ctx, t, own, refresh) {
             refresh();
           }),
           h("button", { type: "button", text: "Cancel", onclick: () => { dialog.close(); dialog.remove(); } }));
+        // Escape closes the dialog natively: remove it then too.
+        dialog.addEventListener("close", () => dialog.remove());
         document.body.append(dialog);
         dialog.showModal();
       },

@@ -64,6 +64,11 @@ export async function wizardScreen(ctx) {
     progressText.textContent = "0%";
     if (!name.value) name.value = file.name.replace(/\.[^.]*$/, "");
     const up = uploadBinary(file, (loaded, total) => {
+      // Leaving the wizard abandons the upload (the server sweeps staged bytes).
+      if (!ctx.live()) {
+        up.abort();
+        return;
+      }
       const pct = total ? Math.floor((loaded / total) * 100) : 0;
       progress.value = pct;
       progressText.textContent = `${pct}% (${fmtBytes(loaded)} of ${fmtBytes(total)})`;
