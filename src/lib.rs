@@ -12,7 +12,8 @@
 //! - [`serve`]: `otad serve`, the HTTPS listener, start-up and shutdown; [`tls`] its
 //!   certificates.
 //! - [`device`]: the OCP/1 device protocol (wire codec).
-//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`config`]: the TOML configuration, its defaults and validation; [`logsink`] where log
+//!   lines go.
 //! - [`cli`]: the `otad` command line: `serve`, the offline database tools, the device
 //!   commands, and the admin client of the HTTP API (tables or JSON, documented exit codes).
 //! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod hashtree;
+pub mod logsink;
 pub mod model;
 pub mod ota;
 pub mod serve;

@@ -1687,3 +1687,26 @@ fn concurrent_pool_creation_is_gap_free() {
     );
     assert_eq!(num(&next, "versionNumber"), 33);
 }
+
+/// Request log lines are gathered and written in batches (src/logsink.rs); a graceful stop
+/// must still leave exactly one line per request in the log.
+#[test]
+fn every_request_has_its_log_line_after_a_graceful_stop() {
+    let mut server = Server::start();
+    for _ in 0..300 {
+        server.api.get("/healthz", "").expect(200);
+    }
+    let status = server.stop();
+    assert_eq!(status.code(), Some(0), "{}", server.stderr_tail());
+    let log = server.stderr_log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("route=\"/healthz\"") && l.contains("status=200"))
+        .count();
+    // 300, and the harness's own start-up check.
+    assert_eq!(lines, 301, "request lines in the log:\n{log}");
+    assert!(
+        log.lines().last().is_some_and(|l| l.contains("stopped")),
+        "{log}"
+    );
+}

@@ -9,7 +9,7 @@
 //!
 //! `OTAD_KILL_CYCLES` (default 20) sets the cycles; `OTAD_KILL_SEED` replays a run (the seed
 //! is printed). The second test takes an online backup while the same load runs, restores it
-//! into a fresh directory, verifies it and serves it.
+//! into a fresh directory with `otad db restore`, verifies it and serves it.
 
 mod api_common;
 
@@ -600,7 +600,9 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let started = Instant::now();
     let mut total_acks = 0;
+    let mut loaded = Duration::ZERO;
     for cycle in 0..cycles {
+        let load_started = Instant::now();
         let load = start_load(&server, &setup, &acked, devices, cycle, seed);
         // Kill at a random moment once this cycle's load is under way.
         let need = 5 + rng.below(20) as usize;
@@ -615,6 +617,7 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
         }
         std::thread::sleep(Duration::from_millis(rng.below(400)));
         server.kill9();
+        loaded += load_started.elapsed();
         total_acks += load.acks.load(Ordering::Relaxed);
         devices = load.finish();
         db_verify(&server.data);
@@ -662,13 +665,15 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
     assert!(resumed_mid > 0, "no download was resumed mid-way");
     let a = acked.lock().unwrap();
     eprintln!(
-        "kill test: {cycles} kills in {:.1} s; acknowledged {} records ({} with binaries), {} associations, {} pushes, {} acks in all; {} mid-download resumes",
+        "kill test: {cycles} kills in {:.1} s; acknowledged {} records ({} with binaries), {} associations, {} pushes, {} acks in all ({:.0}/s over {:.1} s of load, 4 threads of HTTP clients and {DOWNLOADERS} devices); {} mid-download resumes",
         started.elapsed().as_secs_f64(),
         a.records.len(),
         a.binaries.len(),
         a.associations.len(),
         a.pushes.values().flatten().filter(|p| p.1).count(),
         total_acks,
+        total_acks as f64 / loaded.as_secs_f64().max(1e-9),
+        loaded.as_secs_f64(),
         resumed_mid
     );
     server.assert_alive();
@@ -712,11 +717,22 @@ fn online_backup_under_mixed_load_restores_and_verifies() {
     assert!(acks_during >= 100);
 
     let restored_dir = server.root().join("restored");
-    std::fs::create_dir_all(&restored_dir).expect("restored dir");
-    std::fs::copy(&backup, restored_dir.join("otad.redb")).expect("place the backup");
+    let out = otad(&[
+        "db",
+        "restore",
+        &backup.display().to_string(),
+        "--data-dir",
+        &restored_dir.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "db restore: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     db_verify(&restored_dir);
 
-    let restored = Server::start_from_backup(&backup, Some(CONFIG));
+    let restored = Server::start_from_backup(&restored_dir.join("otad.redb"), Some(CONFIG));
     let t = &setup.tenant;
     let token = restored.api.login(&t.id, &t.secret, &t.user, &t.password);
     let records = {

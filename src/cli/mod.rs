@@ -255,7 +255,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             config.validate().map_err(|e| e.to_string())?;
             init_logging(log_format);
-            crate::serve::run(config).map_err(|e| e.to_string())?;
+            let served = crate::serve::run(config).map_err(|e| e.to_string());
+            crate::logsink::flush();
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Verify) => Ok(db_verify(&config)?),
@@ -304,7 +306,7 @@ fn admin(
 fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::logsink::LogSink::start())
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {

@@ -950,6 +950,11 @@ impl Server {
         tail(&self.stderr, 60)
     }
 
+    /// The whole log (stderr) of the current or last run.
+    pub fn stderr_log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// Reads and checks `initial-credentials.json` (mode 0600).
     pub fn creds(&self) -> Creds {
         use std::os::unix::fs::PermissionsExt;
