@@ -16,6 +16,7 @@
 //!   lines go.
 //! - [`cli`]: the `otad` command line: `serve`, the offline database tools, the device
 //!   commands, and the admin client of the HTTP API (tables or JSON, documented exit codes).
+//! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
 
 pub mod api;
 pub mod cli;
@@ -28,3 +29,4 @@ pub mod ota;
 pub mod serve;
 pub mod store;
 pub mod tls;
+pub mod web;

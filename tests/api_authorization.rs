@@ -243,7 +243,7 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
         ("GET", "/healthz") | ("GET", "/metrics") | ("GET", "/v1/admin/partners") => {
             (route.to_string(), Payload::None)
         }
-        ("GET", "/v1/admin/audit") | ("GET", "/v1/admin/backup") => {
+        ("GET", "/v1/admin/audit") | ("GET", "/v1/admin/backup") | ("GET", "/v1/me") => {
             (route.to_string(), Payload::None)
         }
         ("POST", "/oauth/token") => (

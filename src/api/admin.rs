@@ -249,3 +249,39 @@ pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiErro
     );
     Ok(resp)
 }
+
+/// `GET /v1/me`: who the token belongs to, so that the web UI knows the partner to show and
+/// whether to offer the admin screens. Device tokens get 403 (they have no partner view).
+pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let (actor, partner_id, role) = match &ctx.principal {
+        auth::Principal::Admin { actor } => (actor.clone(), None, "admin"),
+        auth::Principal::Partner { actor, partner_id } => {
+            (actor.clone(), Some(partner_id.clone()), "partner")
+        }
+        auth::Principal::Device { .. } => {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "a device token has no partner view",
+            ));
+        }
+    };
+    let partner = app
+        .blocking(move |s| {
+            Ok(match partner_id {
+                Some(id) => s.partner(&id)?,
+                None => s.partners()?.into_iter().find(|p| p.platform),
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_partner", "partner not found"))?;
+    let mut body = json!({
+        "partnerId": partner.id,
+        "partnerName": partner.name,
+        "role": role,
+    });
+    // Machine clients have no username: their actor is `client:<partnerId>`.
+    if !actor.starts_with("client:") {
+        body["username"] = Value::String(actor);
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}

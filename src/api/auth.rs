@@ -310,12 +310,20 @@ pub fn token_grant(
             "grant_type must be password or client_credentials",
         ));
     }
-    let Some((client_id, secret)) = basic_credentials(headers) else {
-        return Err(ApiError::oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication (HTTP Basic) is required",
-        ));
+    // The OTA Manager signs in as a public client: no Basic header, its id in the form.
+    let public = grant == "password"
+        && basic_credentials(headers).is_none()
+        && field("client_id") == Some(WEB_CLIENT_ID);
+    let (client_id, secret) = match basic_credentials(headers) {
+        Some(pair) => pair,
+        None if public => (WEB_CLIENT_ID.to_string(), String::new()),
+        None => {
+            return Err(ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication (HTTP Basic) is required",
+            ));
+        }
     };
     let username = if grant == "password" {
         match (field("username"), field("password")) {
@@ -333,7 +341,13 @@ pub fn token_grant(
     };
     let user_key = username.as_deref().map(|u| format!("user:{u}"));
     let client_key = format!("client:{client_id}");
-    let mut keys = vec![client_key.as_str()];
+    // Every browser shares the public client's id: counting failures against it would let
+    // anyone lock all web sign-ins out, so the web client is limited per user name only.
+    let mut keys = if public {
+        Vec::new()
+    } else {
+        vec![client_key.as_str()]
+    };
     if let Some(k) = &user_key {
         keys.push(k.as_str());
     }
@@ -345,6 +359,11 @@ pub fn token_grant(
         );
         e.retry_after = Some(wait);
         return Err(e);
+    }
+    if public {
+        let name = username.as_deref().unwrap_or_default();
+        let password = field("password").unwrap_or_default();
+        return public_password_grant(store, limiter, &keys, ttl_secs, name, password);
     }
     let partner = store.partner(&client_id)?;
     let client_ok = partner
@@ -385,13 +404,68 @@ pub fn token_grant(
     })
 }
 
+/// The OAuth client id of the OTA Manager web UI. It is a public client (RFC 6749 §2.1): a
+/// browser cannot keep a client secret, so it sends `client_id` in the form instead of HTTP
+/// Basic, may use only the password grant, and its users act for their own partner.
+pub const WEB_CLIENT_ID: &str = "otad-manager";
+
+/// The password grant of the public web client: the user's password is the only secret, and
+/// the token is for the partner the user belongs to (an appliance admin for admins of the
+/// platform partner), exactly as if the user had signed in with that partner's client.
+fn public_password_grant(
+    store: &Store,
+    limiter: &LoginLimiter,
+    keys: &[&str],
+    ttl_secs: u64,
+    username: &str,
+    password: &str,
+) -> Result<Issued, ApiError> {
+    let user = store
+        .user(username)?
+        .filter(|u| verify_secret(password, &u.password_hash));
+    let partner = match &user {
+        Some(u) => store.partner(&u.partner_id)?,
+        None => None,
+    };
+    let (Some(user), Some(partner)) = (user, partner) else {
+        limiter.fail(keys);
+        return Err(ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "wrong username or password",
+        ));
+    };
+    let admin = user.role == crate::model::Role::Admin && partner.platform;
+    let (access_token, _) =
+        store.issue_token(&partner.id, Some(user.username.as_str()), admin, ttl_secs)?;
+    Ok(Issued {
+        access_token,
+        expires_in: ttl_secs,
+    })
+}
+
 /// `POST /oauth/revoke` (RFC 7009): client-authenticated; unknown tokens are fine.
 pub fn revoke(
     store: &Store,
     headers: &HeaderMap,
     form: &[(String, String)],
 ) -> Result<(), ApiError> {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let Some((client_id, secret)) = basic_credentials(headers) else {
+        // The web client signs out by revoking its own token: holding the token is the
+        // proof, as a public client has no secret (RFC 7009 §5).
+        if field("client_id") == Some(WEB_CLIENT_ID) {
+            if let Some(token) = field("token")
+                && store.token(token)?.is_some()
+            {
+                store.revoke_token(token)?;
+            }
+            return Ok(());
+        }
         return Err(ApiError::oauth(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

@@ -117,6 +117,10 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let head = method == Method::HEAD;
+    // The OTA Manager's static files (GET/HEAD of `/` and `/ui/*`); nothing else matches.
+    if let Some(resp) = crate::web::respond(&method, &path, req.headers()) {
+        return Ok(resp);
+    }
     let (template, label, result) = match routes::route(&method, &path) {
         Ok((route, template)) => {
             let (label, result) = dispatch(&app, route, req).await;
@@ -240,6 +244,7 @@ async fn route_to_handler(
         }
         AdminAudit => admin::audit(app, ctx).await,
         AdminBackup => admin::backup(app, ctx).await,
+        Me => admin::me(app, ctx).await,
         TypesList { partner } => catalog::types(app, partner).await,
         TypesCreate { partner } => catalog::create_type(app, ctx, partner, body).await,
         TypeGet { partner, fw_type } => catalog::get_type(app, partner, fw_type).await,

@@ -30,6 +30,8 @@ pub enum Route {
     },
     AdminAudit,
     AdminBackup,
+    /// The caller of the token (extension for the web UI).
+    Me,
     TypesList {
         partner: String,
     },
@@ -261,6 +263,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, &'static str), ApiEr
         }
         ["v1", "admin", "audit"] => pick!("/v1/admin/audit", get => Route::AdminAudit),
         ["v1", "admin", "backup"] => pick!("/v1/admin/backup", get => Route::AdminBackup),
+        ["v1", "me"] => pick!("/v1/me", get => Route::Me),
         ["v1", "ota", "partners", p, rest @ ..] => partner_route(m, path, p, rest),
         _ => Err(ApiError::not_found(
             "no_route",
