@@ -1,7 +1,8 @@
 //! Binary upload (raw or multipart, streamed into the store), moveToRepository, and download
 //! with Range / ETag / Repr-Digest for the owning partner and entitled devices.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -272,7 +273,7 @@ pub async fn download(
     // less than the two thread switches of a blocking-pool hop, which dominated the
     // profile of small range requests. Larger ranges stream from the blocking pool.
     let found = lookup(
-        &app.store,
+        app,
         &principal,
         &partner,
         &sha,
@@ -281,26 +282,18 @@ pub async fn download(
         head,
     )?;
     let Lookup {
-        meta,
-        etag,
+        blob,
         not_modified,
         answer,
         small,
     } = found.ok_or_else(|| ApiError::not_found("unknown_binary", "no such binary"))?;
-    let digest = format!(
-        "sha-256=:{}:",
-        base64::engine::general_purpose::STANDARD.encode(meta.sha256)
-    );
+    let meta = &blob.meta;
     let resp = |status: StatusCode, body: Body, len: Option<u64>| {
         let mut r = Response::new(body);
         *r.status_mut() = status;
         let h = r.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            h.insert(header::ETAG, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&digest) {
-            h.insert("repr-digest", v);
-        }
+        h.insert(header::ETAG, blob.etag.clone());
+        h.insert("repr-digest", blob.digest.clone());
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         h.insert(
             header::CACHE_CONTROL,
@@ -354,7 +347,7 @@ pub async fn download(
 
 /// Finds what a download answers (None = no such binary for this caller).
 fn lookup(
-    s: &crate::store::Store,
+    app: &App,
     principal: &Principal,
     partner: &str,
     sha: &[u8; 32],
@@ -362,39 +355,55 @@ fn lookup(
     if_none_match: Option<&str>,
     head: bool,
 ) -> Result<Option<Lookup>, ApiError> {
-    let found = if let Principal::Device { device_id } = &principal {
-        match s.device_entitled(device_id, partner, sha)? {
-            Some(found) => Some(found),
-            None => {
-                return Err(ApiError::forbidden(
-                    "not_entitled",
-                    "this device is not entitled to this binary",
-                ));
-            }
+    let s = &app.store;
+    let scope = match principal {
+        Principal::Device { device_id } => Scope::Device(device_id.clone(), partner.to_string()),
+        _ => Scope::Owner(partner.to_string()),
+    };
+    let key = (scope, *sha);
+    // Read before the store: a write in between makes the entry stale at once.
+    let generation = s.generation();
+    let blob = match app.downloads.get(&key, generation) {
+        Some(blob) => blob,
+        None => {
+            let found = match &key.0 {
+                Scope::Device(device_id, _) => match s.device_entitled(device_id, partner, sha)? {
+                    Some(found) => Some(found),
+                    None => {
+                        return Err(ApiError::forbidden(
+                            "not_entitled",
+                            "this device is not entitled to this binary",
+                        ));
+                    }
+                },
+                Scope::Owner(_) => s.owned_blob(partner, sha)?,
+            };
+            let Some((blake3, meta)) = found else {
+                return Ok(None);
+            };
+            let blob = Arc::new(Resolved::new(blake3, meta)?);
+            app.downloads.put(key, generation, Arc::clone(&blob));
+            blob
         }
-    } else {
-        s.owned_blob(partner, sha)?
     };
-    let Some((blake3, meta)) = found else {
-        return Ok(None);
-    };
-    let etag = format!("\"{}\"", hex(&blake3));
-    let not_modified =
-        if_none_match.is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim() == etag));
-    let answer = parse_range(range, meta.size);
+    let not_modified = if_none_match.is_some_and(|v| {
+        v.trim() == "*"
+            || v.split(',')
+                .any(|t| t.trim().as_bytes() == blob.etag.as_bytes())
+    });
+    let answer = parse_range(range, blob.meta.size);
     let (a, b) = match answer {
-        RangeAnswer::Whole => (0, meta.size),
+        RangeAnswer::Whole => (0, blob.meta.size),
         RangeAnswer::Part(a, b) => (a, b),
         RangeAnswer::Unsatisfiable => (0, 0),
     };
     let small = if !not_modified && !head && b > a && b - a <= DOWNLOAD_PIECE {
-        Some(s.read_range(&meta, a, b)?)
+        Some(s.read_range(&blob.meta, a, b)?)
     } else {
         None
     };
     Ok(Some(Lookup {
-        meta,
-        etag,
+        blob,
         not_modified,
         answer,
         small,
@@ -403,12 +412,75 @@ fn lookup(
 
 /// What a download needs to answer.
 struct Lookup {
-    meta: BlobMeta,
-    etag: String,
+    blob: Arc<Resolved>,
     not_modified: bool,
     answer: RangeAnswer,
     /// The bytes, when the range is small enough to read at once.
     small: Option<Bytes>,
+}
+
+/// Whose view of the binaries a download is resolved in.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    /// The owning partner's path (its users and clients, or an admin).
+    Owner(String),
+    /// A device (id) on a partner's path.
+    Device(String, String),
+}
+
+/// A binary a caller may download, with its validators rendered once.
+pub struct Resolved {
+    meta: BlobMeta,
+    etag: HeaderValue,
+    digest: HeaderValue,
+}
+
+impl Resolved {
+    fn new(blake3: [u8; 32], meta: BlobMeta) -> Result<Resolved, ApiError> {
+        let etag = HeaderValue::from_str(&format!("\"{}\"", hex(&blake3)))
+            .map_err(|e| ApiError::internal(format!("etag: {e}")))?;
+        let digest = HeaderValue::from_str(&format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(meta.sha256)
+        ))
+        .map_err(|e| ApiError::internal(format!("repr-digest: {e}")))?;
+        Ok(Resolved { meta, etag, digest })
+    }
+}
+
+/// Downloads resolved recently: (scope, sha256) → the binary, tagged with the store
+/// generation it was read at and used only while that generation is current, i.e. until
+/// the next write of any kind. Saves the read transaction and two index lookups of every
+/// repeated range request; small, because a fleet downloads few binaries at a time.
+#[derive(Default)]
+pub struct DownloadCache {
+    entries: Mutex<HashMap<DownloadKey, (u64, Arc<Resolved>)>>,
+}
+
+/// Who downloads which sha256.
+type DownloadKey = (Scope, [u8; 32]);
+
+/// Entries kept at most; the cache is emptied when full and refills from busy callers.
+const DOWNLOAD_CACHE_MAX: usize = 4096;
+
+impl DownloadCache {
+    fn get(&self, key: &DownloadKey, generation: u64) -> Option<Arc<Resolved>> {
+        let entries = self.entries.lock().ok()?;
+        match entries.get(key) {
+            Some((at, blob)) if *at == generation => Some(Arc::clone(blob)),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: DownloadKey, generation: u64, blob: Arc<Resolved>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= DOWNLOAD_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (generation, blob));
+    }
 }
 
 /// Streams a large range piece by piece, each read only when the client has taken the

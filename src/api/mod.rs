@@ -46,6 +46,8 @@ pub struct App {
     /// Connected devices: pushes are announced to them.
     pub devices: Arc<crate::device::server::DeviceHub>,
     pub auth: auth::AuthCache,
+    /// Recently resolved downloads (see `binaries::DownloadCache`).
+    pub downloads: binaries::DownloadCache,
 }
 
 /// What a handler knows about its request besides the route.
@@ -75,6 +77,7 @@ impl App {
             logins,
             devices,
             auth: auth::AuthCache::default(),
+            downloads: binaries::DownloadCache::default(),
         }
     }
 

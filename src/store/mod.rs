@@ -24,6 +24,7 @@ pub mod tokens;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -189,6 +190,9 @@ struct Inner {
     queue: Mutex<Option<Queue>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     rows: rowcache::RowCache,
+    /// Bumped after every write batch: a value read before a lookup that is still current
+    /// afterwards proves nothing was written in between (see [`Store::generation`]).
+    generation: Arc<AtomicU64>,
 }
 
 impl Drop for Inner {
@@ -230,7 +234,8 @@ impl Store {
             tables::create_all(&txn)?;
             txn.commit()?;
         }
-        let (tx, writer) = start_writer(&db, config.commit_batch_max)?;
+        let generation = Arc::new(AtomicU64::new(0));
+        let (tx, writer) = start_writer(&db, config.commit_batch_max, &generation)?;
         let store = Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
@@ -239,6 +244,7 @@ impl Store {
                 queue: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
                 rows: rowcache::RowCache::new(config.delivery_cache_mib << 20),
+                generation,
             }),
         };
         // Uploads cannot survive a restart: whatever was receiving is abandoned now.
@@ -266,6 +272,12 @@ impl Store {
 
     pub fn read(&self) -> Result<ReadTransaction> {
         Ok(self.database()?.begin_read()?)
+    }
+
+    /// Counts committed write batches. Read it before a lookup: if it is unchanged later,
+    /// nothing was written since, so a result cached with it is still the database's answer.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// A real table read and a write transaction begun and aborted (nothing is written):
@@ -301,7 +313,11 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        let (tx, writer) = start_writer(&db, self.inner.config.commit_batch_max)?;
+        let (tx, writer) = start_writer(
+            &db,
+            self.inner.config.commit_batch_max,
+            &self.inner.generation,
+        )?;
         *self.inner.writer.lock().map_err(|_| poisoned())? = Some(writer);
         *self.inner.queue.lock().map_err(|_| poisoned())? = Some(tx);
         *self.inner.db.write().map_err(|_| poisoned())? = Some(db);
@@ -364,13 +380,18 @@ fn poisoned() -> StoreError {
     StoreError::Db("store lock poisoned".into())
 }
 
-fn start_writer(db: &Arc<Database>, batch_max: usize) -> Result<(Queue, JoinHandle<()>)> {
+fn start_writer(
+    db: &Arc<Database>,
+    batch_max: usize,
+    generation: &Arc<AtomicU64>,
+) -> Result<(Queue, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
     let writer_db = Arc::clone(db);
+    let generation = Arc::clone(generation);
     let batch_max = batch_max.max(1);
     let writer = std::thread::Builder::new()
         .name("otad-writer".into())
-        .spawn(move || writer_loop(&writer_db, &rx, batch_max))
+        .spawn(move || writer_loop(&writer_db, &rx, batch_max, &generation))
         .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
     Ok((tx, writer))
 }
@@ -378,7 +399,12 @@ fn start_writer(db: &Arc<Database>, batch_max: usize) -> Result<(Queue, JoinHand
 /// Non-durable commits become durable within this delay (group commit of check-ins).
 const DURABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<Box<dyn Op>>, batch_max: usize) {
+fn writer_loop(
+    db: &Database,
+    rx: &mpsc::Receiver<Box<dyn Op>>,
+    batch_max: usize,
+    generation: &AtomicU64,
+) {
     // Set while a non-durable commit is waiting for the next durable one.
     let mut dirty_since: Option<std::time::Instant> = None;
     loop {
@@ -412,6 +438,8 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<Box<dyn Op>>, batch_max: usize
         }
         let durable = batch.iter().any(|op| op.durable());
         let outcome = run_batch(db, &mut batch, durable);
+        // After the commit is visible, before anyone hears of it.
+        generation.fetch_add(1, Ordering::AcqRel);
         if outcome.is_ok() {
             dirty_since = match (durable, dirty_since) {
                 (true, _) => None,
