@@ -62,6 +62,8 @@ pub struct Client {
     reader: ReadHalf<TlsStream<TcpStream>>,
     writer: WriteHalf<TlsStream<TcpStream>>,
     next_rid: u32,
+    /// Requests encoded by [`Client::queue`] and not yet sent.
+    queued: Vec<u8>,
     pub granted: Granted,
     /// OFFERs the server sent unsolicited (request_id 0), oldest first.
     pub unsolicited: Vec<Vec<OfferItem>>,
@@ -132,6 +134,7 @@ impl Client {
             reader,
             writer,
             next_rid: 1,
+            queued: Vec::new(),
             granted: Granted {
                 max_frame: wire::PRE_HELLO_MAX_BODY,
                 max_inflight: 1,
@@ -171,13 +174,26 @@ impl Client {
 
     /// Sends one request; returns its request_id.
     pub async fn send(&mut self, msg: &Message) -> Result<u32, ClientError> {
+        let rid = self.queue(msg);
+        self.send_queued().await?;
+        Ok(rid)
+    }
+
+    /// Encodes a request for the next [`Client::send_queued`]; returns its request_id.
+    /// Several requests then leave in one write (one TLS record, one system call).
+    pub fn queue(&mut self, msg: &Message) -> u32 {
         let rid = self.next_rid;
         self.next_rid = self.next_rid.wrapping_add(1).max(1);
-        let mut out = Vec::new();
-        wire::encode(rid, msg, &mut out);
-        self.writer.write_all(&out).await?;
+        wire::encode(rid, msg, &mut self.queued);
+        rid
+    }
+
+    /// Sends what [`Client::queue`] encoded.
+    pub async fn send_queued(&mut self) -> Result<(), ClientError> {
+        self.writer.write_all(&self.queued).await?;
         self.writer.flush().await?;
-        Ok(rid)
+        self.queued.clear();
+        Ok(())
     }
 
     /// Sends raw bytes (tests of malformed input).
@@ -329,18 +345,21 @@ impl Client {
         let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let group_len =
             u32::try_from(g).map_err(|_| ClientError::Protocol("group too large".into()))?;
+        let window = usize::from(self.granted.max_inflight);
         while progress.verified_upto < end {
-            while next < end && pending.len() < usize::from(self.granted.max_inflight) {
-                let rid = self
-                    .send(&Message::Get {
+            // Refill once half the window is answered, in one write.
+            if pending.len() <= window / 2 && next < end {
+                while next < end && pending.len() < window {
+                    let rid = self.queue(&Message::Get {
                         blake3: progress.blake3,
                         offset: next,
                         length: group_len,
                         with_proof: true,
-                    })
-                    .await?;
-                pending.insert(rid, next);
-                next += g;
+                    });
+                    pending.insert(rid, next);
+                    next += g;
+                }
+                self.send_queued().await?;
             }
             let (rid, msg) = self.recv().await?;
             if rid == 0 {
