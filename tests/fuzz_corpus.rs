@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 type Target = fn(&[u8]);
 
 /// Every target of `fuzz/Cargo.toml`; a target missing here has no replay.
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 10] = [
     ("hashtree_range", targets::hashtree_range),
     ("outboard_builder", targets::outboard_builder),
     ("record_codec", targets::record_codec),
@@ -18,6 +18,9 @@ const TARGETS: [(&str, Target); 7] = [
     ("model_validate", targets::model_validate),
     ("wire_frames", targets::wire_frames),
     ("session_sequence", targets::session_sequence),
+    ("http_json", targets::http_json),
+    ("multipart", targets::multipart),
+    ("query_paging", targets::query_paging),
 ];
 
 fn fuzz_dir() -> PathBuf {
