@@ -809,8 +809,8 @@ fn check_api_error(e: &otad::api::errors::ApiError, what: &str) {
     );
 }
 
-/// Input: byte 0 picks the body kind (mod 11) and, in its high bits, whether the caller is an
-/// appliance admin and the import's Content-Type; the rest is the body.
+/// Input: byte 0 mod 11 picks the body kind, its bit 7 says whether the caller is an
+/// appliance admin and its bits 5-6 (mod 3) the import's Content-Type; the rest is the body.
 ///
 /// Reads the body as the handler does; never panics, errors are 4xx with a machine code (403
 /// only for another partner's association by a non-admin). A body that reads must read the
