@@ -541,6 +541,15 @@ fn read_json_request(
             _ => text.trim_start().starts_with('{'),
         };
         let rows = otad::api::devices::parse_import(text, ndjson)?;
+        // Errors name lines, so the line numbers must be those of the text, in order.
+        let lines = text.lines().count();
+        for pair in rows.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "import lines out of order");
+        }
+        assert!(
+            rows.iter().all(|&(n, _, _)| (1..=lines).contains(&n)),
+            "import line past the {lines} of the text"
+        );
         return Ok(JsonRequest::Import {
             rows: rows.into_iter().map(|(_, d, t)| (d, t)).collect(),
         });
