@@ -244,8 +244,10 @@ pub fn parse_form(bytes: &[u8]) -> Vec<(String, String)> {
                     i += 1;
                 }
                 b'%' => {
+                    // Two hex digits exactly: from_str_radix alone also takes "+7".
                     let v = bytes
                         .get(i + 1..i + 3)
+                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                         .and_then(|h| std::str::from_utf8(h).ok())
                         .and_then(|h| u8::from_str_radix(h, 16).ok());
                     match v {
@@ -513,6 +515,11 @@ mod tests {
         assert_eq!(
             parse_form(b"bad=%zz%").first().map(|p| p.1.as_str()),
             Some("%zz%")
+        );
+        // Found by the query_paging fuzz target: "%+7" decoded to byte 7.
+        assert_eq!(
+            parse_form(b"a=%+7").first().map(|p| p.1.as_str()),
+            Some("% 7")
         );
     }
 

@@ -23,7 +23,13 @@ pub struct Fields(Map<String, Value>);
 impl Fields {
     pub async fn read(app: &App, body: Incoming) -> Result<Self, ApiError> {
         let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-        match parse_json::<Value>(&bytes)? {
+        Self::parse(&bytes)
+    }
+
+    /// Parses a whole body, which must be one JSON object. Split from `read` so the fuzz
+    /// targets reach the parsing without a connection.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        match parse_json::<Value>(bytes)? {
             Value::Object(map) => Ok(Fields(map)),
             _ => Err(ApiError::bad_request(
                 "invalid_json",
@@ -117,8 +123,49 @@ impl Fields {
         })
     }
 
-    pub fn raw(&self, key: &str) -> Option<&Value> {
-        self.get(key)
+    /// `associations` of a pool record: `{"<partnerId>": ["<deviceTypeId>", ...]}` as
+    /// (owner, device type id) pairs. Only an appliance admin may name another partner.
+    pub fn associations(
+        &self,
+        partner: &str,
+        admin: bool,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let mut associations = Vec::new();
+        match self.get("associations") {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (owner, list) in map {
+                    if owner != partner && !admin {
+                        return Err(ApiError::forbidden(
+                            "foreign_association",
+                            "only an appliance admin may associate with another partner's device types",
+                        ));
+                    }
+                    let Value::Array(ids) = list else {
+                        return Err(ApiError::bad_request(
+                            "invalid_field",
+                            "associations values must be arrays of device type ids",
+                        ));
+                    };
+                    for id in ids {
+                        let Value::String(id) = id else {
+                            return Err(ApiError::bad_request(
+                                "invalid_field",
+                                "device type ids must be strings",
+                            ));
+                        };
+                        associations.push((owner.clone(), id.clone()));
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    "associations must be an object",
+                ));
+            }
+        }
+        Ok(associations)
     }
 }
 
@@ -137,7 +184,7 @@ pub fn path_number(raw: &str, what: &str) -> Result<u64, ApiError> {
 /// Resolves a record's `url`: empty = no binary; otherwise it must name a binary of this
 /// partner as moveToRepository returned it (any base URL, so a changed public_base_url keeps
 /// older URLs valid). Whether the partner really moved it is checked by the store.
-fn binary_from_url(partner: &str, url: &str) -> Result<Option<([u8; 32], String)>, ApiError> {
+pub fn binary_from_url(partner: &str, url: &str) -> Result<Option<([u8; 32], String)>, ApiError> {
     if url.is_empty() {
         return Ok(None);
     }
@@ -244,41 +291,7 @@ pub async fn pool_create(
     let fields = f.record_fields()?;
     let url = f.opt_str("url")?.unwrap_or_default();
     let binary = binary_from_url(&partner, &url)?;
-    let mut associations = Vec::new();
-    match f.raw("associations") {
-        None => {}
-        Some(Value::Object(map)) => {
-            for (owner, list) in map {
-                if owner != &partner && !ctx.principal.is_admin() {
-                    return Err(ApiError::forbidden(
-                        "foreign_association",
-                        "only an appliance admin may associate with another partner's device types",
-                    ));
-                }
-                let Value::Array(ids) = list else {
-                    return Err(ApiError::bad_request(
-                        "invalid_field",
-                        "associations values must be arrays of device type ids",
-                    ));
-                };
-                for id in ids {
-                    let Value::String(id) = id else {
-                        return Err(ApiError::bad_request(
-                            "invalid_field",
-                            "device type ids must be strings",
-                        ));
-                    };
-                    associations.push((owner.clone(), id.clone()));
-                }
-            }
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "associations must be an object",
-            ));
-        }
-    }
+    let associations = f.associations(&partner, ctx.principal.is_admin())?;
     let actor = ctx.principal.actor();
     let record = app
         .blocking(move |s| {

@@ -38,8 +38,8 @@ pub async fn register(
     ))
 }
 
-/// Parses an import body into rows; errors name the line.
-fn parse_import(text: &str, ndjson: bool) -> Result<Vec<(usize, String, String)>, ApiError> {
+/// Parses an import body into (line, deviceId, deviceTypeId) rows; errors name the line.
+pub fn parse_import(text: &str, ndjson: bool) -> Result<Vec<(usize, String, String)>, ApiError> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;

@@ -6,8 +6,10 @@
 //! The file part is the first part whose Content-Disposition has `name="file"` or a
 //! `filename`; other parts are skipped.
 
-/// Part headers larger than this are refused.
+/// Part headers larger than this are refused, and so is a longer preamble.
 const MAX_PART_HEADERS: usize = 8 * 1024;
+/// Most transport padding (blanks) allowed between a boundary and its CRLF.
+const MAX_PADDING: usize = 64;
 /// How much of a body is inspected to recognise multipart under another Content-Type.
 pub const SNIFF_BYTES: usize = 1024;
 
@@ -121,10 +123,16 @@ impl MultipartReader {
                         pos += first.len();
                         self.state = State::AfterDelimiter;
                     } else if let Some(at) = find(avail, &self.delimiter) {
+                        if at > MAX_PART_HEADERS {
+                            return Err(MultipartError::NoBoundary);
+                        }
                         pos += at + self.delimiter.len();
                         self.state = State::AfterDelimiter;
                     } else {
-                        if self.buf.len() > MAX_PART_HEADERS {
+                        // Each limit here bounds where a marker may start, whether the body
+                        // came in one piece or many: give up only once a marker starting at
+                        // the limit would have arrived whole.
+                        if avail.len() >= MAX_PART_HEADERS + self.delimiter.len() {
                             return Err(MultipartError::NoBoundary);
                         }
                         break;
@@ -141,22 +149,28 @@ impl MultipartReader {
                     }
                     // Transport padding (spaces/tabs) before the CRLF is allowed.
                     let Some(crlf) = find(avail, b"\r\n") else {
-                        if avail.len() > 64 {
+                        if avail.len() >= MAX_PADDING + 2 {
                             return Err(MultipartError::BadHeaders);
                         }
                         break;
                     };
-                    if !avail[..crlf].iter().all(|c| *c == b' ' || *c == b'\t') {
+                    if crlf > MAX_PADDING
+                        || !avail[..crlf].iter().all(|c| *c == b' ' || *c == b'\t')
+                    {
                         return Err(MultipartError::BadHeaders);
                     }
                     pos += crlf + 2;
                     self.state = State::Headers;
                 }
                 State::Headers => {
-                    let Some(end) = find(avail, b"\r\n\r\n")
-                        .or_else(|| avail.starts_with(b"\r\n").then_some(0))
-                    else {
-                        if avail.len() > MAX_PART_HEADERS {
+                    // A CRLF first is an empty header block; looking for CRLFCRLF first would
+                    // take the start of the part body for headers when it holds a blank line.
+                    let Some(end) = (if avail.starts_with(b"\r\n") {
+                        Some(0)
+                    } else {
+                        find(avail, b"\r\n\r\n")
+                    }) else {
+                        if avail.len() >= MAX_PART_HEADERS + 4 {
                             return Err(MultipartError::BadHeaders);
                         }
                         break;
@@ -267,6 +281,64 @@ mod tests {
         assert_eq!(parse("b", no_file, 3), Err(MultipartError::NoFile));
         let huge = [b"--b\r\n".as_slice(), &vec![b'a'; 10_000]].concat();
         assert_eq!(parse("b", &huge, 100), Err(MultipartError::BadHeaders));
+    }
+
+    #[test]
+    fn empty_part_headers_end_at_the_first_crlf() {
+        // Found by the multipart fuzz target: read in one piece, a part without headers took
+        // its body up to a blank line for headers, here making a note part the file.
+        let data =
+            b"--b\r\n\r\nnote\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nX\r\n--b--";
+        for step in [1, 2, data.len()] {
+            assert_eq!(
+                parse("b", data, step),
+                Err(MultipartError::NoFile),
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_do_not_depend_on_how_the_body_arrives() {
+        // Found by the multipart fuzz target (padding): read whole, 100 blanks after a
+        // boundary were accepted; read in pieces, refused. Each limit now bounds where the
+        // marker starts, so both ends of each limit answer alike in any piece size.
+        let file_part = "Content-Disposition: form-data; name=\"file\"\r\n\r\nF\r\n--b--";
+        let padded = |n: usize| format!("--b{}\r\n{file_part}", " ".repeat(n));
+        let preamble = |n: usize| format!("{}\r\n--b\r\n{file_part}", "p".repeat(n));
+        let headers = |n: usize| {
+            let pad = n - "X-Pad: \r\n".len() - file_part.find("\r\n\r\n").unwrap_or(0);
+            format!("--b\r\nX-Pad: {}\r\n{file_part}", "p".repeat(pad))
+        };
+        let cases = [
+            (padded(MAX_PADDING), Ok(b"F".to_vec())),
+            (padded(MAX_PADDING + 1), Err(MultipartError::BadHeaders)),
+            (preamble(MAX_PART_HEADERS), Ok(b"F".to_vec())),
+            (
+                preamble(MAX_PART_HEADERS + 1),
+                Err(MultipartError::NoBoundary),
+            ),
+            (headers(MAX_PART_HEADERS), Ok(b"F".to_vec())),
+            (
+                headers(MAX_PART_HEADERS + 1),
+                Err(MultipartError::BadHeaders),
+            ),
+        ];
+        for (i, (data, expected)) in cases.iter().enumerate() {
+            // Byte by byte rescans a large buffer per byte; 3 and 7 also split the markers.
+            let steps = if data.len() < 1000 {
+                [1, 2, 64]
+            } else {
+                [3, 7, 1000]
+            };
+            for step in steps.into_iter().chain([data.len()]) {
+                assert_eq!(
+                    &parse("b", data.as_bytes(), step),
+                    expected,
+                    "case {i}, step {step}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Pure: parses the query and pages an in-memory list.
 
 use std::cmp::Ordering;
+use std::num::IntErrorKind;
 
 use super::auth::parse_form;
 use super::errors::ApiError;
@@ -88,9 +89,15 @@ impl Window {
                     .map_err(|_| ApiError::bad_request("bad_page", "page must be a number ≥ 0"))?;
             }
             "size" => {
-                let size: i64 = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("bad_size", "size must be a number"))?;
+                // A number past i64 is still a number: clamped (or refused below 1) as any.
+                let size: i64 = match value.parse::<i64>() {
+                    Ok(size) => size,
+                    Err(e) if *e.kind() == IntErrorKind::PosOverflow => i64::MAX,
+                    Err(e) if *e.kind() == IntErrorKind::NegOverflow => i64::MIN,
+                    Err(_) => {
+                        return Err(ApiError::bad_request("bad_size", "size must be a number"));
+                    }
+                };
                 if size < 1 {
                     return Err(ApiError::bad_request("bad_size", "size must be at least 1"));
                 }
@@ -246,6 +253,15 @@ mod tests {
             PageQuery::parse(Some("size=5000")).unwrap().window.size,
             1000
         );
+        // Found by the query_paging check of the documented rule: past i64 was a 400.
+        assert_eq!(
+            PageQuery::parse(Some("size=99999999999999999999"))
+                .unwrap()
+                .window
+                .size,
+            1000
+        );
+        assert!(PageQuery::parse(Some("size=-99999999999999999999")).is_err());
         assert!(PageQuery::parse(Some("size=0")).is_err());
         assert!(PageQuery::parse(Some("size=x")).is_err());
         assert!(PageQuery::parse(Some("page=-1")).is_err());

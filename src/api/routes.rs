@@ -208,8 +208,10 @@ pub fn decode_segment(raw: &str) -> Result<String, ApiError> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
+            // Two hex digits exactly: from_str_radix alone also takes "+7".
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| {
@@ -467,6 +469,13 @@ mod tests {
         );
         assert_eq!(
             route(&Method::GET, "/v1/ota/partners/p/pool/%")
+                .unwrap_err()
+                .trace,
+            "bad_path"
+        );
+        // Found by the query_paging fuzz target: "%+7" decoded to byte 7.
+        assert_eq!(
+            route(&Method::GET, "/v1/ota/partners/p/pool/types/%+3")
                 .unwrap_err()
                 .trace,
             "bad_path"
