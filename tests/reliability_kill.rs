@@ -170,6 +170,29 @@ fn publish(api: &Api, t: &Tenant, data: Vec<u8>) -> Option<(String, String)> {
     Some((sha, s(&v, "value")))
 }
 
+/// Creates a pool record of the type: its JSON, or None when the server died meanwhile.
+fn create_record(api: &Api, t: &Tenant, name: &str, version: &str, url: &str) -> Option<Value> {
+    let r = api.try_send(
+        api.req(
+            reqwest::Method::POST,
+            &format!("{}/pool", t.base()),
+            &t.token,
+        )
+        .json(&json!({"name": name, "type": FW_TYPE, "version": version, "url": url})),
+    );
+    ok(&r, 201)
+}
+
+impl Acked {
+    /// Records an acknowledged creation; a number handed out twice fails the test.
+    fn record(&mut self, vn: u64, name: String) {
+        assert!(
+            self.records.insert(vn, name).is_none(),
+            "version number {vn} given twice"
+        );
+    }
+}
+
 /// One cycle of load: threads that stop when `stop` is set or the server dies.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -204,26 +227,11 @@ fn start_load(
             while !stop.load(Ordering::Relaxed) {
                 let name = format!("rec-{cycle}-{w}-{i}");
                 i += 1;
-                let r = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/pool", t.base()),
-                        &t.token,
-                    )
-                    .json(&json!({"name": name, "type": FW_TYPE, "version": "1", "url": ""})),
-                );
-                match ok(&r, 201) {
-                    Some(v) => {
-                        acked
-                            .lock()
-                            .unwrap()
-                            .records
-                            .insert(num(&v, "versionNumber"), name);
-                        acks.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None if r.is_err() => return,
-                    None => panic!("pool create refused: {:?}", r.map(|r| r.text())),
-                }
+                let Some(v) = create_record(&api, t, &name, "1", "") else {
+                    return;
+                };
+                acked.lock().unwrap().record(num(&v, "versionNumber"), name);
+                acks.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
@@ -247,21 +255,12 @@ fn start_load(
                 };
                 let name = format!("bin-{cycle}-{i}");
                 i += 1;
-                let r = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/pool", t.base()),
-                        &t.token,
-                    )
-                    .json(&json!({"name": name, "type": FW_TYPE, "version": "2", "url": url})),
-                );
-                let Some(v) = ok(&r, 201) else { return };
+                let Some(v) = create_record(&api, t, &name, "2", &url) else {
+                    return;
+                };
                 let vn = num(&v, "versionNumber");
                 let mut a = acked.lock().unwrap();
-                assert!(
-                    a.records.insert(vn, name).is_none(),
-                    "version number {vn} given twice"
-                );
+                a.record(vn, name);
                 a.binaries.insert(vn, sha);
                 acks.fetch_add(1, Ordering::Relaxed);
             }
@@ -289,22 +288,13 @@ fn start_load(
                 let Some((sha, url)) = publish(&api, t, data) else {
                     return;
                 };
-                let r = api.try_send(
-                    api.req(
-                        reqwest::Method::POST,
-                        &format!("{}/pool", t.base()),
-                        &t.token,
-                    )
-                    .json(&json!({"name": name, "type": FW_TYPE, "version": "3", "url": url})),
-                );
-                let Some(record) = ok(&r, 201) else { return };
+                let Some(record) = create_record(&api, t, &name, "3", &url) else {
+                    return;
+                };
                 let vn = num(&record, "versionNumber");
                 {
                     let mut a = acked.lock().unwrap();
-                    assert!(
-                        a.records.insert(vn, name).is_none(),
-                        "version number {vn} given twice"
-                    );
+                    a.record(vn, name);
                     a.binaries.insert(vn, sha);
                 }
                 let r = api.try_send(
