@@ -1069,6 +1069,14 @@ async fn fetch_image(
             format!("protocol error from {addr}: {text}"),
         )
     };
+    let refused = |code, retry_after_ms, message| {
+        let e = ClientError::Server {
+            code,
+            retry_after_ms,
+            message,
+        };
+        (Stage::Download, explain(&e, addr))
+    };
     let mut hash = fetch.hash_image.then(|| ImageHash {
         b3: blake3::Hasher::new(),
         sha: sha2::Sha256::new(),
@@ -1110,14 +1118,7 @@ async fn fetch_image(
                     code,
                     retry_after_ms,
                     message,
-                } => {
-                    let e = ClientError::Server {
-                        code,
-                        retry_after_ms,
-                        message,
-                    };
-                    return Err((Stage::Download, explain(&e, addr)));
-                }
+                } => return Err(refused(code, retry_after_ms, message)),
                 other => return Err(protocol(format!("unexpected {:?}", other.msg_type()))),
             }
         }
@@ -1136,14 +1137,7 @@ async fn fetch_image(
                 code,
                 retry_after_ms,
                 message,
-            } => {
-                let e = ClientError::Server {
-                    code,
-                    retry_after_ms,
-                    message,
-                };
-                return Err((Stage::Download, explain(&e, addr)));
-            }
+            } => return Err(refused(code, retry_after_ms, message)),
             other => {
                 return Err(protocol(format!(
                     "unexpected answer {:?} to the GET at {offset}",
