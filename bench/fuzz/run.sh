@@ -40,6 +40,8 @@ if [[ -z "${TARGETS:-}" ]]; then
 fi
 
 mkdir -p "$OUT"
+# The script works from fuzz/, so a relative OUT is made absolute first.
+OUT=$(cd "$OUT" && pwd)
 cd "$FUZZ"
 # cargo-fuzz needs nightly-only flags; the build machine has stable only.
 export RUSTC_BOOTSTRAP=1
