@@ -77,6 +77,8 @@ struct Counts {
     device_floods: AtomicU64,
     pings_flooded: AtomicU64,
     protocol_abuse: AtomicU64,
+    pipelined: AtomicU64,
+    pipelines_stalled: AtomicU64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -188,6 +190,49 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
                 }
             }));
         }
+    }
+    // HTTP pipelining without reading: authenticated list requests written 100 at a time
+    // for as long as the server takes them. It must stop reading once its answers back up
+    // (bounded memory), not buffer answers for a client that never reads.
+    for _ in 0..20 {
+        let (addr, stop, counts, connector) = (
+            api_addr.clone(),
+            stop.clone(),
+            counts.clone(),
+            http_tls.clone(),
+        );
+        let req = format!(
+            "GET {}/pool HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+            t.base(),
+            t.token
+        );
+        attacks.push(rt.spawn(async move {
+            let Ok(tcp) = TcpStream::connect(&addr).await else {
+                return;
+            };
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            let Ok(mut s) = connector.connect(name, tcp).await else {
+                return;
+            };
+            let batch = req.repeat(100);
+            let mut stalled = false;
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_secs(1), s.write_all(batch.as_bytes()))
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        counts.pipelined.fetch_add(100, Ordering::Relaxed);
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        if !stalled {
+                            stalled = true;
+                            counts.pipelines_stalled.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }));
     }
     // TLS garbage and oversized request heads, in waves until the attack ends.
     {
@@ -360,6 +405,10 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
     assert!(c.half_open.load(Ordering::Relaxed) >= 1000);
     assert!(c.garbage.load(Ordering::Relaxed) > 0 && c.oversize_heads.load(Ordering::Relaxed) > 0);
     assert!(
+        c.pipelines_stalled.load(Ordering::Relaxed) > 0,
+        "the server read every pipelined request of clients that never read an answer"
+    );
+    assert!(
         http_lat.len() > 50 && dev_lat.len() > 50,
         "too few legitimate requests"
     );
@@ -367,12 +416,14 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
     dev_lat.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "hostile: {} half-open, {} slow-header, {} slow-body, {} TLS-garbage, {} oversize-head connections; {} abusive device sessions ({} PINGs flooded, {} reuse/oversize); legit HTTPS (healthz+list) n={} p50 {:.1} ms p99 {:.1} ms max {:.1} ms; legit device (CHECK+GET) n={} p50 {:.1} ms p99 {:.1} ms max {:.1} ms; RSS {} -> peak {} MiB; peak fds {}",
+        "hostile: {} half-open, {} slow-header, {} slow-body, {} TLS-garbage, {} oversize-head connections; {} pipelined requests whose answers were never read ({} of 20 connections stalled by the server); {} abusive device sessions ({} PINGs flooded, {} reuse/oversize); legit HTTPS (healthz+list) n={} p50 {:.1} ms p99 {:.1} ms max {:.1} ms; legit device (CHECK+GET) n={} p50 {:.1} ms p99 {:.1} ms max {:.1} ms; RSS {} -> peak {} MiB; peak fds {}",
         c.half_open.load(Ordering::Relaxed),
         c.slow_headers.load(Ordering::Relaxed),
         c.slow_bodies.load(Ordering::Relaxed),
         c.garbage.load(Ordering::Relaxed),
         c.oversize_heads.load(Ordering::Relaxed),
+        c.pipelined.load(Ordering::Relaxed),
+        c.pipelines_stalled.load(Ordering::Relaxed),
         c.device_floods.load(Ordering::Relaxed),
         c.pings_flooded.load(Ordering::Relaxed),
         c.protocol_abuse.load(Ordering::Relaxed),
