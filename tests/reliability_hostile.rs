@@ -51,6 +51,17 @@ fn tls(server: &Server) -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
+/// A TLS connection to the API listener, or None when the server refused it (under attack,
+/// an attacker's connection may be dropped; that is not a failure of the test).
+async fn https(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").ok()?;
+    connector.connect(name, tcp).await.ok()
+}
+
 fn rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
@@ -163,11 +174,7 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
             );
             let path = format!("{}/pool", t.base());
             attacks.push(rt.spawn(async move {
-                let Ok(tcp) = TcpStream::connect(&addr).await else {
-                    return;
-                };
-                let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-                let Ok(mut s) = connector.connect(name, tcp).await else {
+                let Some(mut s) = https(&addr, &connector).await else {
                     return;
                 };
                 let head = if slow_body {
@@ -207,11 +214,7 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
             t.token
         );
         attacks.push(rt.spawn(async move {
-            let Ok(tcp) = TcpStream::connect(&addr).await else {
-                return;
-            };
-            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-            let Ok(mut s) = connector.connect(name, tcp).await else {
+            let Some(mut s) = https(&addr, &connector).await else {
                 return;
             };
             let batch = req.repeat(100);
@@ -272,12 +275,7 @@ fn hostile_clients_on_both_listeners_do_not_starve_legitimate_ones() {
                     let (addr, counts, connector) =
                         (api_addr.clone(), counts.clone(), connector.clone());
                     set.spawn(async move {
-                        let Ok(tcp) = TcpStream::connect(&addr).await else {
-                            return;
-                        };
-                        let name =
-                            rustls_pki_types::ServerName::try_from("localhost").expect("name");
-                        let Ok(mut s) = connector.connect(name, tcp).await else {
+                        let Some(mut s) = https(&addr, &connector).await else {
                             return;
                         };
                         let big = "a".repeat(100_000);
