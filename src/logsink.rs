@@ -78,8 +78,11 @@ impl Write for LineWriter {
             .map_err(|_| std::io::Error::other("log buffer poisoned"))?;
         buf.extend_from_slice(line);
         if self.now || buf.len() >= FLUSH_BYTES {
-            std::io::stderr().write_all(&buf)?;
+            // Cleared whether or not the write worked, so a failing stderr cannot make the
+            // buffer grow and every later line retry all of it.
+            let written = std::io::stderr().write_all(&buf);
             buf.clear();
+            written?;
         }
         Ok(line.len())
     }

@@ -26,6 +26,17 @@ use crate::tls;
 
 /// Written in the data directory once the listeners are bound.
 pub const LISTEN_FILE: &str = "listen.json";
+
+/// The address a client on this host uses for a listener bound to `addr`: a wildcard bind
+/// is reached over loopback (a name the self-signed certificate holds).
+pub fn local_address(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, addr.port())
+}
 /// First-start credentials, mode 0600.
 pub const CREDENTIALS_FILE: &str = "initial-credentials.json";
 
@@ -65,10 +76,9 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn create_data_dir(dir: &Path) -> Result<(), ServeError> {
-    if dir.exists() {
-        return Ok(());
-    }
+/// Creates a directory (and its parents) that only its owner may enter; an existing
+/// directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -76,10 +86,7 @@ fn create_data_dir(dir: &Path) -> Result<(), ServeError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(io_err(format!(
-        "cannot create data directory {}",
-        dir.display()
-    )))
+    builder.create(dir)
 }
 
 /// Pending connections the kernel may queue per listener. mio's default (128) drops SYNs
@@ -130,7 +137,10 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 
 async fn serve(config: Config) -> Result<(), ServeError> {
     let data_dir = config.data_dir.clone();
-    create_data_dir(&data_dir)?;
+    create_private_dir(&data_dir).map_err(io_err(format!(
+        "cannot create data directory {}",
+        data_dir.display()
+    )))?;
     let db_path = config.db_path();
     let storage = config.storage.clone();
     let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
@@ -325,6 +335,8 @@ async fn sweep_loop(store: Store) {
 async fn storage_watchdog(store: Store) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether the last tick already reported that reopening waits: said once, not every 2 s.
+    let mut waiting = false;
     loop {
         tick.tick().await;
         let s = store.clone();
@@ -342,10 +354,16 @@ async fn storage_watchdog(store: Store) {
         .await;
         match outcome {
             Ok(Ok(Some(failure))) => {
+                waiting = false;
                 tracing::warn!(error = %failure, "storage failed; database file reopened");
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "storage failed; reopening waits"),
-            _ => {}
+            Ok(Err(e)) if !waiting => {
+                waiting = true;
+                tracing::error!(error = %e, "storage failed; reopening waits");
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "storage failed; reopening still waits"),
+            Ok(Ok(None)) => waiting = false,
+            Err(_) => {}
         }
     }
 }

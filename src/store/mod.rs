@@ -295,13 +295,14 @@ impl Store {
     /// that another program filled) made redb refuse it. The writer is stopped first (what
     /// it still had queued fails), then the file is reopened (waiting up to 10 s for reads
     /// in flight to let go of it) and a new writer started. Callers see
-    /// [`StoreError::Reopening`] meanwhile.
+    /// [`StoreError::Reopening`] meanwhile: the handle is taken first, which is what tells
+    /// readers and writers alike that the file is being reopened.
     pub fn reopen(&self) -> Result<()> {
+        let old = self.inner.db.write().map_err(|_| poisoned())?.take();
         drop(self.inner.queue.lock().map_err(|_| poisoned())?.take());
         if let Some(handle) = self.inner.writer.lock().map_err(|_| poisoned())?.take() {
             let _ = handle.join();
         }
-        let old = self.inner.db.write().map_err(|_| poisoned())?.take();
         drop(old);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let db = loop {
@@ -357,7 +358,11 @@ impl Store {
             .lock()
             .map_err(|_| StoreError::Db("writer queue poisoned".into()))?;
         let Some(queue) = queue.as_ref() else {
-            return Err(StoreError::Closed);
+            // No writer: being reopened (no handle either), or closed for good.
+            return Err(match self.database() {
+                Err(StoreError::Reopening) => StoreError::Reopening,
+                _ => StoreError::Closed,
+            });
         };
         queue.send(op).map_err(|_| StoreError::Closed)?;
         Ok(wait)
