@@ -36,10 +36,7 @@ fn parse_since(s: &str) -> std::result::Result<u64, String> {
         "d" => n.saturating_mul(86_400),
         _ => return Err(bad()),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Ok(now.saturating_sub(secs.saturating_mul(1000)))
+    Ok(crate::store::now_ms().saturating_sub(secs.saturating_mul(1000)))
 }
 
 pub fn run(args: AuditArgs, ctx: &mut Ctx) -> Result<()> {

@@ -87,12 +87,6 @@ pub fn backup(args: BackupArgs, ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
 pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
     let dir = &config.data_dir;
     let target = config::db_path(dir);
@@ -129,17 +123,12 @@ pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
                 dir.display()
             )));
         }
-        replaced = Some(dir.join(format!("otad.redb.before-restore-{}", now_ms())));
+        replaced = Some(dir.join(format!(
+            "otad.redb.before-restore-{}",
+            crate::store::now_ms()
+        )));
     } else {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder
-            .create(dir)
+        crate::serve::create_private_dir(dir)
             .map_err(|e| CliError::fail(format!("cannot create {}: {e}", dir.display())))?;
     }
     // Verify a copy, never the backup itself (redb may write to a file it opens).

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -27,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::output::Progress;
-use crate::api::body::ChannelBody;
+use crate::api::body::{Body, ChannelBody, full};
 
 /// The exit codes of the admin commands (docs/cli.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,8 +263,6 @@ fn connect_error(url: &ServerUrl, e: &io::Error) -> CliError {
 // ---------------------------------------------------------------------------------------
 // The client
 
-pub type Body = BoxBody<Bytes, io::Error>;
-
 /// How long to wait for a TCP connection and TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an answer may take to start, and a body may stall, by default.
@@ -299,10 +296,12 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+/// A server answer that must be a record (a JSON object), to set fields on: an answer of
+/// another shape is an error, not a panic.
+pub fn record_mut(answer: &mut Value) -> Result<&mut serde_json::Map<String, Value>> {
+    answer
+        .as_object_mut()
+        .ok_or_else(|| CliError::fail("the server's answer is not a JSON object"))
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).

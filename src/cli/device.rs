@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use super::output::{size, table};
 use crate::device::client::{Client, ClientConfig, ClientError, Progress};
 use crate::device::simulate::{self, DeviceCreds, Options, explain};
 use crate::device::wire::{self, OfferItem};
+use crate::model::hex;
 use crate::serve::LISTEN_FILE;
 
 /// Frame, pipelining and group size a `check`/`download` device announces: 16 KiB groups,
@@ -337,12 +339,7 @@ fn listen_address(data_dir: &Path) -> Result<String, Fail> {
                 path.display()
             ))
         })?;
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-        ip => ip,
-    };
-    Ok(std::net::SocketAddr::new(ip, addr.port()).to_string())
+    Ok(crate::serve::local_address(addr).to_string())
 }
 
 /// Rejects an id or token no server would take, before anything touches the network.
@@ -388,10 +385,6 @@ fn single_runtime() -> Result<tokio::runtime::Runtime, Fail> {
         .map_err(|e| Fail::Error(format!("cannot start the async runtime: {e}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    crate::model::hex(bytes)
-}
-
 fn offer_json(o: &OfferItem) -> Value {
     // versionNumber is a string, as everywhere in the API (u64 does not fit a JS number).
     json!({
@@ -406,32 +399,6 @@ fn offer_json(o: &OfferItem) -> Value {
 }
 
 /// Left-aligned columns, two spaces apart.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
 fn check(args: &CheckArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
     check_identity(&args.identity)?;
     let target = resolve(&args.endpoint, data_dir)?;
@@ -487,7 +454,7 @@ fn check(args: &CheckArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
             ]
         })
         .collect();
-    println!(
+    print!(
         "{}",
         table(
             &[
@@ -694,8 +661,8 @@ impl Meter {
         };
         format!(
             "{pct:5.1}%  {} of {}  {rate:.1} MiB/s",
-            size_text(done),
-            size_text(self.total)
+            size(done),
+            size(self.total)
         )
     }
 
@@ -724,16 +691,6 @@ impl Meter {
         if self.tty && self.last_draw.is_some() {
             self.emit("\n");
         }
-    }
-}
-
-fn size_text(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
-    } else if bytes >= 1 << 10 {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    } else {
-        format!("{bytes} B")
     }
 }
 
@@ -841,8 +798,8 @@ async fn download_async(
             args.json,
             &format!(
                 "resuming at {} of {} ({})",
-                size_text(resume_from),
-                size_text(offer.size),
+                size(resume_from),
+                size(offer.size),
                 args.state.display()
             ),
         );
@@ -913,15 +870,15 @@ async fn download_async(
         let how = if kept {
             format!(
                 "; run the same command again to resume from {}",
-                size_text(state.verified_upto)
+                size(state.verified_upto)
             )
         } else {
             String::new()
         };
         return Err(Fail::Error(format!(
             "download stopped at {} of {}: {}{how}",
-            size_text(progress.verified_upto),
-            size_text(offer.size),
+            size(progress.verified_upto),
+            size(offer.size),
             explain(&e, addr)
         )));
     }
@@ -976,10 +933,10 @@ async fn download_async(
         );
         println!(
             "fetched {} in {:.2} s{}; reported DOWNLOADED",
-            size_text(fetched),
+            size(fetched),
             elapsed.as_secs_f64(),
             if resume_from > 0 {
-                format!(" (resumed at {})", size_text(resume_from))
+                format!(" (resumed at {})", size(resume_from))
             } else {
                 String::new()
             }
@@ -1176,7 +1133,7 @@ fn print_report(r: &simulate::Report) {
         ]
     })
     .collect();
-    println!(
+    print!(
         "{}",
         table(&["LATENCY", "N", "P50", "P90", "P99", "MAX"], &rows)
     );
@@ -1214,17 +1171,5 @@ mod tests {
         assert_eq!(split_host("127.0.0.1"), None);
         assert_eq!(split_host(":8444"), None);
         assert_eq!(split_host("host:port"), None);
-    }
-
-    #[test]
-    fn table_aligns() {
-        let t = table(
-            &["A", "LONG"],
-            &[
-                vec!["xyz".into(), "1".into()],
-                vec!["q".into(), "22".into()],
-            ],
-        );
-        assert_eq!(t, "A    LONG\nxyz  1\nq    22");
     }
 }

@@ -3,7 +3,7 @@
 //! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
 //! simulate`, in `device.rs`), or fleet summaries (`fleet.rs`).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -131,21 +131,6 @@ fn looks_like_ndjson(path: &Path) -> bool {
         == Some(&b'{')
 }
 
-/// Writes a file readable only by its owner (device tokens are secrets).
-fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .map_err(|e| CliError::fail(format!("cannot write {}: {e}", path.display())))
-}
-
 pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
     let base = format!("{}/devices", ctx.base()?);
     match cmd {
@@ -194,7 +179,10 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                 .collect();
             match &out {
                 Some(path) => {
-                    write_secret_file(path, csv.as_bytes())?;
+                    // Device tokens are secrets: readable by the owner only.
+                    crate::serve::write_private_file(path, csv.as_bytes()).map_err(|e| {
+                        CliError::fail(format!("cannot write {}: {e}", path.display()))
+                    })?;
                     ctx.out.show(
                         &json!({ "imported": rows.len(), "out": path.display().to_string() }),
                         || {

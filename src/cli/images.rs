@@ -10,10 +10,11 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::{CliError, Kind, Result, seg};
+use super::client::{CliError, Kind, Result, record_mut, seg};
 use super::output::{Progress, fields, table, text, time};
 use super::partners::items;
 use super::session::Ctx;
+use crate::model::hex;
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -213,10 +214,6 @@ fn record_fields(r: &Value) -> String {
     ])
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Streams `file` to `.../binaries`, checks the server hashed what was sent, and moves it
 /// into the repository. Returns (sha256 hex, repository URL).
 fn send_binary(ctx: &mut Ctx, base: &str, file: &std::path::Path) -> Result<(String, String)> {
@@ -275,12 +272,12 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
             )));
         }
         let (sha, url) = send_binary(ctx, &base, &file)?;
-        record["url"] = Value::String(url);
+        record_mut(&mut record)?.insert("url".into(), Value::String(url));
         ctx.client
             .json(Method::PUT, &path, Some(&record))
             .map_err(|e| e.context(&format!("cannot attach the binary to {}", label(&which))))?;
         let mut r = ctx.client.get(&path)?;
-        r["sha256"] = Value::String(sha);
+        record_mut(&mut r)?.insert("sha256".into(), Value::String(sha));
         ctx.out.show(&r, || record_fields(&r));
         return Ok(());
     }
@@ -334,7 +331,7 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
         .json(Method::POST, &format!("{base}/pool"), Some(&body))
         .map_err(|e| e.context(&format!("cannot create {what}")))?;
     if let Some(sha) = sha {
-        r["sha256"] = Value::String(sha);
+        record_mut(&mut r)?.insert("sha256".into(), Value::String(sha));
     }
     ctx.out.show(&r, || record_fields(&r));
     Ok(())
@@ -388,7 +385,7 @@ fn upload_device_description(
                 "cannot create image {name} {version} (type 4) under device type {dt}"
             ))
         })?;
-    r["sha256"] = Value::String(sha);
+    record_mut(&mut r)?.insert("sha256".into(), Value::String(sha));
     ctx.out.show(&r, || record_fields(&r));
     Ok(())
 }
@@ -434,7 +431,7 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                     ]
                 })
                 .collect();
-            r["associations"] = assoc;
+            record_mut(&mut r)?.insert("associations".into(), assoc);
             ctx.out.show(&r, || {
                 let mut t = record_fields(&r);
                 if !rows.is_empty() {
@@ -475,19 +472,20 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                 .client
                 .get(&path)
                 .map_err(|e| e.context(&label(&which)))?;
+            let fields = record_mut(&mut r)?;
             if let Some(n) = name {
-                r["name"] = Value::String(n);
+                fields.insert("name".into(), Value::String(n));
             }
             if let Some(v) = version {
-                r["version"] = Value::String(v);
+                fields.insert("version".into(), Value::String(v));
             }
             if let Some(d) = description {
-                r["description"] = Value::String(d);
+                fields.insert("description".into(), Value::String(d));
             }
             if clear_tags {
-                r["tags"] = json!([]);
+                fields.insert("tags".into(), json!([]));
             } else if !tags.is_empty() {
-                r["tags"] = json!(tags);
+                fields.insert("tags".into(), json!(tags));
             }
             ctx.client
                 .json(Method::PUT, &path, Some(&r))

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, seg};
+use super::client::{CliError, Result, record_mut, seg};
 use super::output::{fields, table, text, time};
 use super::session::Ctx;
 
@@ -130,26 +130,6 @@ pub fn items(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
 
-/// A random password: 24 characters from a 62-letter alphabet (≈143 bits).
-fn generate_password() -> Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut raw = [0u8; 24];
-    getrandom::fill(&mut raw)
-        .map_err(|e| CliError::fail(format!("no randomness for a password: {e}")))?;
-    // 256 is not a multiple of 62; the slight bias costs well under a bit of the 143.
-    Ok(raw
-        .iter()
-        .map(|b| {
-            char::from(
-                ALPHABET
-                    .get(usize::from(*b) % ALPHABET.len())
-                    .copied()
-                    .unwrap_or(b'x'),
-            )
-        })
-        .collect())
-}
-
 pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {
     let partner = ctx.partner()?.to_string();
     let base = format!("/v1/admin/partners/{}/users", seg(&partner));
@@ -170,7 +150,7 @@ pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {
                 }
                 (line, false)
             } else {
-                (generate_password()?, true)
+                (crate::store::new_secret(), true)
             };
             let body = json!({ "username": username, "password": password, "role": role });
             let mut u = ctx
@@ -178,7 +158,7 @@ pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {
                 .json(Method::POST, &base, Some(&body))
                 .map_err(|e| e.context(&format!("cannot create user {username:?}")))?;
             if generated {
-                u["password"] = Value::String(password);
+                record_mut(&mut u)?.insert("password".into(), Value::String(password));
             }
             ctx.out.show(&u, || {
                 let mut t = fields(&[

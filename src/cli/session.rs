@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use super::client::{CliError, Client, Kind, Result, ServerUrl, api_error, seg};
 use super::output::Output;
 use crate::serve::{CREDENTIALS_FILE, LISTEN_FILE, write_private_file};
+use crate::store::now_ms;
 
 /// File name of the saved session inside the config directory.
 pub const SESSION_FILE: &str = "session.json";
@@ -88,15 +89,7 @@ fn load_saved() -> Result<Option<Saved>> {
 
 fn save(saved: &Saved) -> Result<PathBuf> {
     let dir = config_dir()?;
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(&dir)
+    crate::serve::create_private_dir(&dir)
         .map_err(|e| CliError::fail(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(SESSION_FILE);
     let text = serde_json::to_vec_pretty(saved).unwrap_or_default();
@@ -151,18 +144,13 @@ fn discover(data_dir: &Path) -> Result<Option<Local>> {
                 data_dir.join(LISTEN_FILE).display()
             ))
         })?;
-    // A wildcard listener is reached over loopback, a name its certificate holds.
-    let host = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_string(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "::1".to_string(),
-        ip => ip.to_string(),
-    };
+    let addr = crate::serve::local_address(addr);
     let url = ServerUrl {
-        host,
+        host: addr.ip().to_string(),
         port: addr.port(),
         prefix: String::new(),
     };
-    let ca = std::fs::read(data_dir.join("tls").join("cert.pem")).ok();
+    let ca = std::fs::read(crate::tls::self_signed_paths(data_dir).0).ok();
     let admin = std::fs::read(data_dir.join(CREDENTIALS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -233,12 +221,6 @@ fn oauth_call(
         e.message = format!("login refused: {}", e.message);
     }
     Err(e)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 // ---------------------------------------------------------------------------------------

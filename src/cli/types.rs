@@ -42,7 +42,6 @@ pub enum TypeCommand {
         #[arg(long)]
         name: String,
         /// New description (omit to clear it).
-        /// New description (omit to clear it).
         #[arg(long)]
         description: Option<String>,
     },
