@@ -313,10 +313,10 @@ pub fn token_grant(
         ));
     }
     // The OTA Manager signs in as a public client: no Basic header, its id in the form.
-    let public = grant == "password"
-        && basic_credentials(headers).is_none()
-        && field("client_id") == Some(WEB_CLIENT_ID);
-    let (client_id, secret) = match basic_credentials(headers) {
+    let basic = basic_credentials(headers);
+    let public =
+        grant == "password" && basic.is_none() && field("client_id") == Some(WEB_CLIENT_ID);
+    let (client_id, secret) = match basic {
         Some(pair) => pair,
         None if public => (WEB_CLIENT_ID.to_string(), String::new()),
         None => {
@@ -362,44 +362,62 @@ pub fn token_grant(
         e.retry_after = Some(wait);
         return Err(e);
     }
-    if public {
-        let name = username.as_deref().unwrap_or_default();
-        let password = field("password").unwrap_or_default();
-        return public_password_grant(store, limiter, &keys, ttl_secs, name, password);
-    }
-    let partner = store.partner(&client_id)?;
-    let client_ok = partner
-        .as_ref()
-        .is_some_and(|p| verify_secret(&secret, &p.secret_hash));
-    let Some(partner) = partner.filter(|_| client_ok) else {
-        limiter.fail(&keys);
-        return Err(ApiError::oauth(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client or wrong client secret",
-        ));
+    // A confidential client proves itself with its secret; the public web client has none,
+    // and its users act for the partner they belong to.
+    let client = if public {
+        None
+    } else {
+        let partner = store.partner(&client_id)?;
+        let client_ok = partner
+            .as_ref()
+            .is_some_and(|p| verify_secret(&secret, &p.secret_hash));
+        let Some(partner) = partner.filter(|_| client_ok) else {
+            limiter.fail(&keys);
+            return Err(ApiError::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "unknown client or wrong client secret",
+            ));
+        };
+        Some(partner)
     };
-    let (user, admin) = match &username {
-        None => (None, partner.platform),
-        Some(name) => {
+    let wrong_password = || {
+        limiter.fail(&keys);
+        ApiError::oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "wrong username or password",
+        )
+    };
+    let (partner, user) = match (&username, client) {
+        (None, Some(partner)) => (partner, None),
+        (None, None) => return Err(wrong_password()),
+        (Some(name), client) => {
             let password = field("password").unwrap_or_default();
-            let user = store.user(name)?;
-            let ok = user.as_ref().is_some_and(|u| {
-                u.partner_id == partner.id && verify_secret(password, &u.password_hash)
-            });
-            let Some(user) = user.filter(|_| ok) else {
-                limiter.fail(&keys);
-                return Err(ApiError::oauth(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "wrong username or password",
-                ));
+            let user = store
+                .user(name)?
+                .filter(|u| verify_secret(password, &u.password_hash))
+                .ok_or_else(wrong_password)?;
+            let partner = match client {
+                Some(p) if p.id == user.partner_id => p,
+                Some(_) => return Err(wrong_password()),
+                None => store
+                    .partner(&user.partner_id)?
+                    .ok_or_else(wrong_password)?,
             };
-            let admin = user.role == crate::model::Role::Admin && partner.platform;
-            (Some(user.username), admin)
+            (partner, Some(user))
         }
     };
-    let (access_token, _) = store.issue_token(&partner.id, user.as_deref(), admin, ttl_secs)?;
+    let admin = partner.platform
+        && user
+            .as_ref()
+            .is_none_or(|u| u.role == crate::model::Role::Admin);
+    let (access_token, _) = store.issue_token(
+        &partner.id,
+        user.as_ref().map(|u| u.username.as_str()),
+        admin,
+        ttl_secs,
+    )?;
     Ok(Issued {
         access_token,
         expires_in: ttl_secs,
@@ -410,41 +428,6 @@ pub fn token_grant(
 /// browser cannot keep a client secret, so it sends `client_id` in the form instead of HTTP
 /// Basic, may use only the password grant, and its users act for their own partner.
 pub const WEB_CLIENT_ID: &str = "otad-manager";
-
-/// The password grant of the public web client: the user's password is the only secret, and
-/// the token is for the partner the user belongs to (an appliance admin for admins of the
-/// platform partner), exactly as if the user had signed in with that partner's client.
-fn public_password_grant(
-    store: &Store,
-    limiter: &LoginLimiter,
-    keys: &[&str],
-    ttl_secs: u64,
-    username: &str,
-    password: &str,
-) -> Result<Issued, ApiError> {
-    let user = store
-        .user(username)?
-        .filter(|u| verify_secret(password, &u.password_hash));
-    let partner = match &user {
-        Some(u) => store.partner(&u.partner_id)?,
-        None => None,
-    };
-    let (Some(user), Some(partner)) = (user, partner) else {
-        limiter.fail(keys);
-        return Err(ApiError::oauth(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "wrong username or password",
-        ));
-    };
-    let admin = user.role == crate::model::Role::Admin && partner.platform;
-    let (access_token, _) =
-        store.issue_token(&partner.id, Some(user.username.as_str()), admin, ttl_secs)?;
-    Ok(Issued {
-        access_token,
-        expires_in: ttl_secs,
-    })
-}
 
 /// `POST /oauth/revoke` (RFC 7009): client-authenticated; unknown tokens are fine.
 pub fn revoke(
