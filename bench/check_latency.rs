@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use otad::config::StorageConfig;
 use otad::model::RecordFields;
+use otad::secrets::token_hash;
 use otad::store::Store;
 use otad::store::catalog::NewRecord;
-use otad::store::devices::{ImportRow, token_hash};
+use otad::store::devices::ImportRow;
 
 struct Options {
     devices: usize,

@@ -21,11 +21,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod device;
 pub mod hashtree;
+pub mod ids;
 pub mod logsink;
 pub mod model;
 pub mod ota;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod tls;

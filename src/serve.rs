@@ -4,7 +4,6 @@
 //!
 //! Request handling is in `api/`; storage in `store/`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -21,24 +20,9 @@ use tokio::sync::Semaphore;
 
 use crate::api::App;
 use crate::config::Config;
+use crate::datadir::{Credentials, DataDir, ListenFile};
 use crate::store::{Store, StoreError};
 use crate::tls;
-
-/// Written in the data directory once the listeners are bound.
-pub const LISTEN_FILE: &str = "listen.json";
-
-/// The address a client on this host uses for a listener bound to `addr`: a wildcard bind
-/// is reached over loopback (a name the self-signed certificate holds).
-pub fn local_address(addr: std::net::SocketAddr) -> std::net::SocketAddr {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
-        ip => ip,
-    };
-    std::net::SocketAddr::new(ip, addr.port())
-}
-/// First-start credentials, mode 0600.
-pub const CREDENTIALS_FILE: &str = "initial-credentials.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -56,37 +40,6 @@ pub enum ServeError {
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
     let what = what.into();
     move |source| ServeError::Io { what, source }
-}
-
-/// Writes a file readable only by its owner, replacing it atomically.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
-/// Creates a directory (and its parents) that only its owner may enter; an existing
-/// directory is left as it is.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
 }
 
 /// Pending connections the kernel may queue per listener. mio's default (128) drops SYNs
@@ -136,12 +89,12 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 }
 
 async fn serve(config: Config) -> Result<(), ServeError> {
-    let data_dir = config.data_dir.clone();
-    create_private_dir(&data_dir).map_err(io_err(format!(
+    let data_dir = DataDir::new(&config.data_dir);
+    data_dir.create().map_err(io_err(format!(
         "cannot create data directory {}",
-        data_dir.display()
+        data_dir.root().display()
     )))?;
-    let db_path = config.db_path();
+    let db_path = data_dir.db();
     let storage = config.storage.clone();
     let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
         let store = Store::open(&db_path, &storage)?;
@@ -185,30 +138,34 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(io_err("cannot read the device listening address"))?;
 
     if let Some(first) = first {
-        let path = data_dir.join(CREDENTIALS_FILE);
-        let body = serde_json::json!({
-            "username": first.admin_username,
-            "password": first.admin_password,
-            "clientId": first.platform_partner_id,
-            "clientSecret": first.client_secret,
-            "url": base_url,
-        });
-        let text = serde_json::to_string_pretty(&body).unwrap_or_default();
-        write_private_file(&path, text.as_bytes())
+        let path = data_dir.credentials_file();
+        let credentials = Credentials {
+            username: first.admin_username,
+            password: first.admin_password,
+            client_id: first.platform_partner_id,
+            client_secret: first.client_secret,
+            url: base_url.clone(),
+        };
+        data_dir
+            .write_credentials(&credentials)
             .map_err(io_err(format!("cannot write {}", path.display())))?;
         println!(
             "otad: first start: admin credentials written to {} (readable by this user only)",
             path.display()
         );
     }
-    let listen = serde_json::json!({ "api": addr.to_string(), "device": device_addr.to_string() });
-    write_private_file(&data_dir.join(LISTEN_FILE), listen.to_string().as_bytes())
+    let listen = ListenFile {
+        api: addr,
+        device: device_addr,
+    };
+    data_dir
+        .write_listen(&listen)
         .map_err(io_err("cannot write the listen file"))?;
     println!(
         "otad: api listening on {base_url}, devices on {device_addr} (certificate: {})",
         cert_path.display()
     );
-    tracing::info!(api = %addr, device = %device_addr, data_dir = %data_dir.display(), "otad started");
+    tracing::info!(api = %addr, device = %device_addr, data_dir = %data_dir.root().display(), "otad started");
 
     let hub = Arc::new(crate::device::server::DeviceHub::default());
     let (stop_devices, devices_stopped) = tokio::sync::watch::channel(false);
@@ -308,7 +265,7 @@ async fn sweep_loop(store: Store) {
         tick.tick().await;
         let s = store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let now = crate::store::now_ms();
+            let now = crate::ids::now_ms();
             let uploads = s.sweep(now)?;
             let tokens = s.sweep_tokens(now)?;
             Ok::<_, StoreError>((uploads, tokens))

@@ -1,7 +1,7 @@
 //! TLS for the listeners: loading a PEM certificate and key, or creating and reusing a
 //! self-signed one on first start, and the rustls server configuration (ring provider).
 //!
-//! Not here: accepting connections (`serve.rs`).
+//! Not here: accepting connections (`server/`); where the files live (`datadir.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::datadir::{DataDir, write_private_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -25,19 +27,13 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Where the self-signed certificate lives inside the data directory.
-pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
-    let dir = data_dir.join("tls");
-    (dir.join("cert.pem"), dir.join("key.pem"))
-}
-
 /// Creates the self-signed certificate (ECDSA P-256) if it does not exist yet, with SANs for
 /// localhost, 127.0.0.1, ::1 and `host_names`. Returns the certificate and key paths.
 pub fn ensure_self_signed(
-    data_dir: &Path,
+    data_dir: &DataDir,
     host_names: &[String],
 ) -> Result<(PathBuf, PathBuf), TlsError> {
-    let (cert_path, key_path) = self_signed_paths(data_dir);
+    let (cert_path, key_path) = (data_dir.tls_cert(), data_dir.tls_key());
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
@@ -49,16 +45,17 @@ pub fn ensure_self_signed(
     names.extend(host_names.iter().cloned());
     let certified =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let dir = cert_path.parent().unwrap_or(data_dir);
+    let dir = cert_path.parent().unwrap_or(data_dir.root());
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    crate::serve::write_private_file(&key_path, certified.signing_key.serialize_pem().as_bytes())
-        .map_err(|source| TlsError::Write {
-        path: key_path.clone(),
-        source,
-    })?;
+    write_private_file(&key_path, certified.signing_key.serialize_pem().as_bytes()).map_err(
+        |source| TlsError::Write {
+            path: key_path.clone(),
+            source,
+        },
+    )?;
     std::fs::write(&cert_path, certified.cert.pem()).map_err(|source| TlsError::Write {
         path: cert_path.clone(),
         source,

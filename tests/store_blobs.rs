@@ -194,7 +194,7 @@ fn same_bytes_are_stored_once_and_counted() {
     assert_eq!(meta_b.data_id, meta.data_id);
     assert_eq!(meta_b.refs, 2);
     // The duplicate rows are swept, leaving one copy.
-    let report = t.store.sweep(otad::store::now_ms()).unwrap();
+    let report = t.store.sweep(otad::ids::now_ms()).unwrap();
     assert!(report.rows_removed >= 5, "{report:?}");
     let v = verify::verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
@@ -220,7 +220,7 @@ fn empty_and_oversize_uploads_are_refused_and_swept() {
         t.store.upload(data_id).unwrap().map(|u| u.state),
         Some(UploadState::Discard)
     );
-    t.store.sweep(otad::store::now_ms()).unwrap();
+    t.store.sweep(otad::ids::now_ms()).unwrap();
     assert_eq!(t.store.upload(data_id).unwrap(), None);
     // Exactly at the limit is fine.
     t.store.ingest_bytes(&p, &bytes(100_000, 3)).unwrap();
@@ -245,7 +245,7 @@ fn staging_is_per_partner_and_expires() {
         })
     ));
     // An hour later the staged upload has expired and is gone.
-    let later = otad::store::now_ms() + 3_600_000;
+    let later = otad::ids::now_ms() + 3_600_000;
     let report = t.store.sweep(later).unwrap();
     assert_eq!(report.uploads_removed, 1);
     assert!(matches!(

@@ -244,11 +244,11 @@ fn users_and_roles() {
         .create_user("admin", &platform.id, "boss", "long enough", Role::Admin)
         .unwrap();
     let user = t.store.user("dev@p.example").unwrap().unwrap();
-    assert!(otad::store::catalog::verify_secret(
+    assert!(otad::secrets::verify_secret(
         "long enough",
         &user.password_hash
     ));
-    assert!(!otad::store::catalog::verify_secret(
+    assert!(!otad::secrets::verify_secret(
         "wrong one",
         &user.password_hash
     ));
@@ -267,13 +267,13 @@ fn bootstrap_runs_once_and_its_secrets_verify() {
     assert!(store.bootstrap().unwrap().is_none());
     let platform = store.platform_partner().unwrap().unwrap();
     assert_eq!(platform.id, first.platform_partner_id);
-    assert!(otad::store::catalog::verify_secret(
+    assert!(otad::secrets::verify_secret(
         &first.client_secret,
         &platform.secret_hash
     ));
     let admin = store.user(&first.admin_username).unwrap().unwrap();
     assert_eq!(admin.role, Role::Admin);
-    assert!(otad::store::catalog::verify_secret(
+    assert!(otad::secrets::verify_secret(
         &first.admin_password,
         &admin.password_hash
     ));
@@ -494,7 +494,7 @@ fn every_mutation_is_audited() {
 fn audit_pages_newest_first_with_since() {
     let t = temp_store();
     let before = t.store.audit_len().unwrap() as usize;
-    let start = otad::store::now_ms();
+    let start = otad::ids::now_ms();
     for i in 0..7 {
         t.store
             .create_partner("pager", &format!("p{i}"), None)

@@ -6,8 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use otad::model::{OtaState, RecordFields};
+use otad::secrets::token_hash;
 use otad::store::catalog::NewRecord;
-use otad::store::devices::{DeviceFilter, ImportRow, token_hash};
+use otad::store::devices::{DeviceFilter, ImportRow};
 use otad::store::{Store, StoreError, verify};
 
 use common::*;

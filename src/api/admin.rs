@@ -202,7 +202,7 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
 pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ctx.principal.require_admin()?;
     let dir = app.data_dir.join("backup-tmp");
-    let path = dir.join(format!("backup-{}.redb", crate::store::new_secret()));
+    let path = dir.join(format!("backup-{}.redb", crate::secrets::new_secret()));
     let target = path.clone();
     app.blocking(move |s| {
         std::fs::create_dir_all(&dir)

@@ -12,8 +12,8 @@ use base64::Engine;
 use http::{HeaderMap, StatusCode, header};
 
 use super::errors::ApiError;
+use crate::secrets::{token_hash, verify_secret};
 use crate::store::Store;
-use crate::store::catalog::verify_secret;
 use crate::store::tokens::Token;
 
 /// The caller of a request, after its bearer token was checked.
@@ -131,7 +131,7 @@ pub struct AuthCache {
 
 impl AuthCache {
     pub fn get(&self, token: &str) -> Option<Principal> {
-        let key = crate::store::devices::token_hash(token);
+        let key = token_hash(token);
         let map = self.entries.lock().ok()?;
         let (principal, until) = map.get(&key)?;
         (Instant::now() < *until).then(|| principal.clone())
@@ -140,10 +140,10 @@ impl AuthCache {
     pub fn put(&self, token: &str, principal: Principal, expires_ms: Option<u64>) {
         let mut ttl = AUTH_CACHE_TTL;
         if let Some(expires) = expires_ms {
-            let left = expires.saturating_sub(crate::store::now_ms());
+            let left = expires.saturating_sub(crate::ids::now_ms());
             ttl = ttl.min(Duration::from_millis(left));
         }
-        let key = crate::store::devices::token_hash(token);
+        let key = token_hash(token);
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= AUTH_CACHE_MAX {
                 map.clear();

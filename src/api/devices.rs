@@ -12,8 +12,8 @@ use super::body::{Body, full, json_response, read_limited, status_only};
 use super::catalog::{Fields, path_number, path_type};
 use super::errors::ApiError;
 use super::{App, Ctx, render};
-use crate::store::devices::{DeviceFilter, ImportRow, token_hash};
-use crate::store::new_secret;
+use crate::secrets::{new_secret, token_hash};
+use crate::store::devices::{DeviceFilter, ImportRow};
 
 pub async fn register(
     app: &Arc<App>,

@@ -65,7 +65,7 @@ impl ApiError {
     pub fn body(&self, path: &str) -> serde_json::Value {
         let reason = self.status.canonical_reason().unwrap_or("Error");
         let mut body = serde_json::json!({
-            "timestamp": crate::store::now_ms(),
+            "timestamp": crate::ids::now_ms(),
             "status": self.status.as_u16(),
             "error": self.oauth.unwrap_or(reason),
             "message": self.message,

@@ -36,7 +36,7 @@ fn parse_since(s: &str) -> std::result::Result<u64, String> {
         "d" => n.saturating_mul(86_400),
         _ => return Err(bad()),
     };
-    Ok(crate::store::now_ms().saturating_sub(secs.saturating_mul(1000)))
+    Ok(crate::ids::now_ms().saturating_sub(secs.saturating_mul(1000)))
 }
 
 pub fn run(args: AuditArgs, ctx: &mut Ctx) -> Result<()> {

@@ -123,12 +123,9 @@ pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
                 dir.display()
             )));
         }
-        replaced = Some(dir.join(format!(
-            "otad.redb.before-restore-{}",
-            crate::store::now_ms()
-        )));
+        replaced = Some(dir.join(format!("otad.redb.before-restore-{}", crate::ids::now_ms())));
     } else {
-        crate::serve::create_private_dir(dir)
+        crate::datadir::create_private_dir(dir)
             .map_err(|e| CliError::fail(format!("cannot create {}: {e}", dir.display())))?;
     }
     // Verify a copy, never the backup itself (redb may write to a file it opens).

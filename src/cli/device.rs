@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::output::{size, table};
+use crate::datadir::{DataDir, local_address};
 use crate::device::client::{Client, ClientConfig, ClientError, Progress};
 use crate::device::simulate::{self, DeviceCreds, Options, explain};
 use crate::device::wire::{self, OfferItem};
 use crate::model::hex;
-use crate::serve::LISTEN_FILE;
 
 /// Frame, pipelining and group size a `check`/`download` device announces: 16 KiB groups,
 /// 16 in flight, room for the largest group the server may grant.
@@ -295,7 +295,7 @@ fn resolve(endpoint: &Endpoint, data_dir: &Path) -> Result<Target, Fail> {
     };
     let ca_file = match &endpoint.ca {
         Some(ca) => ca.clone(),
-        None => data_dir.join("tls").join("cert.pem"),
+        None => DataDir::new(data_dir).tls_cert(),
     };
     if !ca_file.is_file() {
         return Err(Fail::Error(format!(
@@ -323,23 +323,22 @@ fn split_host(server: &str) -> Option<&str> {
 
 /// The device address from `listen.json`; a wildcard bind is reached over loopback.
 fn listen_address(data_dir: &Path) -> Result<String, Fail> {
-    let path = data_dir.join(LISTEN_FILE);
-    let text = fs::read_to_string(&path).map_err(|e| {
-        Fail::Error(format!(
-            "cannot read {} ({e}); start otad serve there, or pass --server HOST:PORT or --data-dir DIR",
-            path.display()
-        ))
-    })?;
-    let addr: std::net::SocketAddr = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("device")?.as_str()?.parse().ok())
+    let dir = DataDir::new(data_dir);
+    let path = dir.listen_file();
+    let listen = dir
+        .read_listen()
+        .map_err(|e| {
+            Fail::Error(format!(
+                "{e}; start otad serve there, or pass --server HOST:PORT or --data-dir DIR"
+            ))
+        })?
         .ok_or_else(|| {
             Fail::Error(format!(
-                "{} has no device address; pass --server HOST:PORT",
+                "cannot read {} (no such file); start otad serve there, or pass --server HOST:PORT or --data-dir DIR",
                 path.display()
             ))
         })?;
-    Ok(crate::serve::local_address(addr).to_string())
+    Ok(local_address(listen.device).to_string())
 }
 
 /// Rejects an id or token no server would take, before anything touches the network.

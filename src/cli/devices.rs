@@ -180,7 +180,7 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
             match &out {
                 Some(path) => {
                     // Device tokens are secrets: readable by the owner only.
-                    crate::serve::write_private_file(path, csv.as_bytes()).map_err(|e| {
+                    crate::datadir::write_private_file(path, csv.as_bytes()).map_err(|e| {
                         CliError::fail(format!("cannot write {}: {e}", path.display()))
                     })?;
                     ctx.out.show(

@@ -150,7 +150,7 @@ pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {
                 }
                 (line, false)
             } else {
-                (crate::store::new_secret(), true)
+                (crate::secrets::new_secret(), true)
             };
             let body = json!({ "username": username, "password": password, "role": role });
             let mut u = ctx

@@ -20,8 +20,10 @@ use serde_json::{Value, json};
 
 use super::client::{CliError, Client, Kind, Result, ServerUrl, api_error, seg};
 use super::output::Output;
-use crate::serve::{CREDENTIALS_FILE, LISTEN_FILE, write_private_file};
-use crate::store::now_ms;
+use crate::datadir::{
+    Credentials, DataDir, LISTEN_FILE, create_private_dir, local_address, write_private_file,
+};
+use crate::ids::now_ms;
 
 /// File name of the saved session inside the config directory.
 pub const SESSION_FILE: &str = "session.json";
@@ -89,7 +91,7 @@ fn load_saved() -> Result<Option<Saved>> {
 
 fn save(saved: &Saved) -> Result<PathBuf> {
     let dir = config_dir()?;
-    crate::serve::create_private_dir(&dir)
+    create_private_dir(&dir)
         .map_err(|e| CliError::fail(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(SESSION_FILE);
     let text = serde_json::to_vec_pretty(saved).unwrap_or_default();
@@ -110,59 +112,35 @@ fn read_ca(path: &Path) -> Result<Vec<u8>> {
 // ---------------------------------------------------------------------------------------
 // Local server discovery
 
-/// The first-start credentials of the appliance's first admin.
-#[derive(Debug, Clone)]
-struct FirstAdmin {
-    client_id: String,
-    client_secret: String,
-    username: String,
-    password: String,
-}
-
 /// A server found in a data directory.
 struct Local {
     url: ServerUrl,
     ca: Option<Vec<u8>>,
-    admin: Option<FirstAdmin>,
+    /// The first-start credentials of the appliance's first admin.
+    admin: Option<Credentials>,
 }
 
 /// Reads `listen.json` (and the certificate and first-start credentials beside it) from
 /// `data_dir`; `None` when no server ever listened there.
 fn discover(data_dir: &Path) -> Result<Option<Local>> {
-    let listen = match std::fs::read(data_dir.join(LISTEN_FILE)) {
-        Ok(b) => b,
-        Err(_) => return Ok(None),
-    };
-    let v: Value = serde_json::from_slice(&listen).unwrap_or(Value::Null);
-    let addr: std::net::SocketAddr = v
-        .get("api")
-        .and_then(Value::as_str)
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| {
-            CliError::fail(format!(
-                "{} does not name the API address; restart otad serve",
-                data_dir.join(LISTEN_FILE).display()
-            ))
-        })?;
-    let addr = crate::serve::local_address(addr);
+    let dir = DataDir::new(data_dir);
+    if !dir.listen_file().exists() {
+        return Ok(None);
+    }
+    let listen = dir.read_listen().ok().flatten().ok_or_else(|| {
+        CliError::fail(format!(
+            "{} does not name the API address; restart otad serve",
+            dir.listen_file().display()
+        ))
+    })?;
+    let addr = local_address(listen.api);
     let url = ServerUrl {
         host: addr.ip().to_string(),
         port: addr.port(),
         prefix: String::new(),
     };
-    let ca = std::fs::read(crate::tls::self_signed_paths(data_dir).0).ok();
-    let admin = std::fs::read(data_dir.join(CREDENTIALS_FILE))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|c| {
-            let f = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-            Some(FirstAdmin {
-                client_id: f("clientId")?,
-                client_secret: f("clientSecret")?,
-                username: f("username")?,
-                password: f("password")?,
-            })
-        });
+    let ca = std::fs::read(dir.tls_cert()).ok();
+    let admin = dir.read_credentials().ok().flatten();
     Ok(Some(Local { url, ca, admin }))
 }
 

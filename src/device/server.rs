@@ -218,14 +218,6 @@ enum FrameError {
     Wire(WireError),
 }
 
-/// Constant-time equality of two hashes.
-fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 /// Splits one DER TLV off `input`: (tag, value, rest). Bounded; `None` on anything odd.
 fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
@@ -290,11 +282,10 @@ fn authenticate(
     token: &[u8],
     cert: Option<&[u8]>,
 ) -> Result<Option<Device>, StoreError> {
-    use sha2::Digest;
-    let presented: [u8; 32] = sha2::Sha256::digest(token).into();
+    let presented = crate::secrets::token_hash(token);
     let device = store.device(device_id)?;
     let stored = device.as_ref().map_or([0xA5u8; 32], |d| d.token_hash);
-    let token_ok = same_hash(&presented, &stored) && !token.is_empty();
+    let token_ok = crate::secrets::same_hash(&presented, &stored) && !token.is_empty();
     let cert_ok = token.is_empty() && certificate_names(cert, device_id);
     Ok(device.filter(|_| token_ok || cert_ok))
 }

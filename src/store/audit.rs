@@ -6,7 +6,8 @@
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::tables::{AUDIT, next_seq};
-use super::{Result, Store, codec, now_ms};
+use super::{Result, Store, codec};
+use crate::ids::now_ms;
 use crate::model::AuditEntry;
 
 /// Appends one entry inside `txn`.

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::rowcache::RowKind;
 use super::tables::{BLOB_BY_SHA, BLOBS, CHUNKS, OUTBOARDS, OWNED, STAGED, UPLOADS, next_seq};
-use super::{Result, Store, StoreError, audit, codec, now_ms};
+use super::{Result, Store, StoreError, audit, codec};
 use crate::hashtree::{self, OutboardBuilder, PAIR, SlicePart};
+use crate::ids::now_ms;
 
 /// Bytes per chunk row. redb stores a value this large alone in a leaf whose allocation is
 /// rounded up to a power of two of 4 KiB pages; the row plus the leaf's header and key must

@@ -18,31 +18,17 @@ use super::tables::{
     RECORDS_BY_PARTNER, TOKENS, USERS, next_seq,
 };
 use super::tokens::Token;
-use super::{Result, Store, StoreError, audit, codec, new_secret, new_uuid, now_ms};
+use super::{Result, Store, StoreError, audit, codec};
+use crate::ids::{new_uuid, now_ms};
 use crate::model::{
     self, BinaryRef, DEVICE_DESCRIPTION_TYPE, DeviceType, FirmwareType, ModelError, Partner,
     Record, RecordFields, Role, SEEDED_PLATFORM_TYPES, TypeClass, User,
 };
+use crate::secrets::new_secret;
 
-/// Hashes a password or client secret with argon2id (PHC string).
-pub fn hash_secret(secret: &str) -> Result<String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::encode_b64(&super::random_bytes::<16>())
-        .map_err(|e| StoreError::Db(format!("salt: {e}")))?;
-    argon2::Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Db(format!("password hash: {e}")))
-}
-
-/// Checks a secret against a PHC string; any malformed hash is a mismatch.
-pub fn verify_secret(secret: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc).is_ok_and(|parsed| {
-        argon2::Argon2::default()
-            .verify_password(secret.as_bytes(), &parsed)
-            .is_ok()
-    })
+/// Hashes a password or client secret for storage.
+fn hash_secret(secret: &str) -> Result<String> {
+    crate::secrets::hash_secret(secret).map_err(StoreError::Db)
 }
 
 /// Credentials created at first start; the caller writes them to a private file.

@@ -13,7 +13,8 @@ use super::catalog::{get_record_r, get_record_w};
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
 };
-use super::{Result, Store, StoreError, audit, codec, now_ms};
+use super::{Result, Store, StoreError, audit, codec};
+use crate::ids::now_ms;
 use crate::model::{self, Device, DeviceType, ModelError, OtaEvent, OtaState, Record, TypeOta};
 use crate::ota::{self, Candidate, Offer};
 
@@ -48,12 +49,6 @@ pub enum BlobAccess {
     /// The blob exists but no image of the device's type has it.
     Forbidden,
     Missing,
-}
-
-/// SHA-256 of a device token, as stored.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn get_device_w(txn: &WriteTransaction, id: &str) -> Result<Option<Device>> {

@@ -7,8 +7,9 @@ use redb::ReadableTableMetadata;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{DEVICE_TOKENS, TOKENS};
-use super::{Result, Store, codec, new_secret, now_ms};
-use crate::store::devices::token_hash;
+use super::{Result, Store, codec};
+use crate::ids::now_ms;
+use crate::secrets::{new_secret, token_hash};
 
 /// What a token grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
