@@ -375,7 +375,7 @@ fn check_type_class(n: i64) {
 /// header first (checked before any body is taken), then exactly body_len bytes. Every frame
 /// that decodes must re-encode to the same bytes.
 pub fn wire_frames(data: &[u8]) {
-    use otad::device::wire::{self, HEADER_LEN, PRE_HELLO_MAX_BODY};
+    use otad::ocp::wire::{self, HEADER_LEN, PRE_HELLO_MAX_BODY};
     let mut rest = data;
     let mut limit = PRE_HELLO_MAX_BODY;
     while let Some(head) = rest.get(..HEADER_LEN) {
@@ -406,8 +406,8 @@ pub fn wire_frames(data: &[u8]) {
 /// the session admission rules: in-flight never exceeds max_inflight, accepted ids are
 /// unique among those in flight, and refusals/closes follow the documented codes.
 pub fn session_sequence(data: &[u8]) {
-    use otad::device::session::{Admission, Session};
-    use otad::device::wire::{ErrorCode, MsgType};
+    use otad::ocp::session::{Admission, Session};
+    use otad::ocp::wire::{ErrorCode, MsgType};
     let [max] = read::<1>(data, 0);
     let max_inflight = max % 65;
     let mut session = Session::new(max_inflight);

@@ -2,7 +2,7 @@
 //!
 //! `config.example.toml` at the repository root lists the same keys with comments; a test
 //! parses it so the two cannot drift. Unknown keys and bad values are errors naming the key.
-//! Command-line flags that override keys are applied by the caller (`cli.rs`).
+//! Command-line flags that override keys are applied by the caller (`cli/mod.rs`).
 
 use std::path::{Path, PathBuf};
 

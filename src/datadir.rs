@@ -3,7 +3,7 @@
 //!
 //! A leaf: the server writes these files, the CLI and the device commands read them, and
 //! neither needs the other for it. Also the two private-file helpers every writer of a
-//! secret uses. Not here: what the database holds (`store/`), TLS material itself (`tls.rs`).
+//! secret uses. Not here: what the database holds (`store/`), TLS material itself (`server/tls.rs`).
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

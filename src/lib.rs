@@ -19,17 +19,19 @@
 //! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
 
 pub mod api;
+pub mod body;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod datadir;
-pub mod device;
 pub mod hashtree;
 pub mod ids;
 pub mod logsink;
 pub mod model;
+pub mod ocp;
 pub mod ota;
 pub mod secrets;
 pub mod serve;
+pub mod server;
 pub mod store;
-pub mod tls;
 pub mod web;

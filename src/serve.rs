@@ -21,8 +21,8 @@ use tokio::sync::Semaphore;
 use crate::api::App;
 use crate::config::Config;
 use crate::datadir::{Credentials, DataDir, ListenFile};
+use crate::server::tls;
 use crate::store::{Store, StoreError};
-use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -167,9 +167,9 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     );
     tracing::info!(api = %addr, device = %device_addr, data_dir = %data_dir.root().display(), "otad started");
 
-    let hub = Arc::new(crate::device::server::DeviceHub::default());
+    let hub = Arc::new(crate::server::device::DeviceHub::default());
     let (stop_devices, devices_stopped) = tokio::sync::watch::channel(false);
-    let device_task = tokio::spawn(crate::device::server::run(
+    let device_task = tokio::spawn(crate::server::device::run(
         device_listener,
         tokio_rustls::TlsAcceptor::from(device_tls),
         store.clone(),

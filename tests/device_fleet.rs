@@ -1,7 +1,7 @@
 //! A fleet against a real `otad serve` over real TLS: 1,000 devices registered through the
 //! CSV import endpoint check and download at once with `otad device simulate` (every chunk
 //! verified, every image checked against both hashes, all must succeed), and the
-//! simulator's failure accounting through the library API (`otad::device::simulate::run`).
+//! simulator's failure accounting through the library API (`otad::client::simulate::run`).
 //! CLI details of `check`/`download` are in `device_cli.rs`.
 
 mod api_common;
@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_common::*;
-use otad::device::simulate::{self, Mode, Options, SimEvent, Stage};
+use otad::client::simulate::{self, Mode, Options, SimEvent, Stage};
 use serde_json::{Value, json};
 
 /// Simulated devices in the big test, all connected at once.

@@ -1,6 +1,6 @@
 //! OCP/1 against a real `otad serve` over real TLS: the full update flow, resume, raw and
 //! proof modes, pushes, session replacement, and each error code with its close/keep-open
-//! behaviour. The device side is the reference client (`otad::device::client`) or raw
+//! behaviour. The device side is the reference client (`otad::client::device`) or raw
 //! frames written through it.
 
 mod api_common;
@@ -8,8 +8,8 @@ mod api_common;
 use std::time::Duration;
 
 use api_common::*;
-use otad::device::client::{Client, ClientConfig, ClientError, Progress};
-use otad::device::wire::{self, ErrorCode, Message};
+use otad::client::device::{Client, ClientConfig, ClientError, Progress};
+use otad::ocp::wire::{self, ErrorCode, Message};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -718,7 +718,7 @@ fn push_reaches_a_connected_device_unsolicited() {
 fn device_pki(
     dir: &std::path::Path,
     names: &[&str],
-) -> (std::path::PathBuf, otad::device::client::Identity) {
+) -> (std::path::PathBuf, otad::client::device::Identity) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use bao_tree::io::BaoContentItem;
 use bao_tree::io::sync::DecodeResponseIter;
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
-use otad::device::wire::{self, HEADER_LEN, Message, MsgType, OfferItem};
 use otad::hashtree::{self, OutboardBuilder, SlicePart};
+use otad::ocp::wire::{self, HEADER_LEN, Message, MsgType, OfferItem};
 
 /// The document holding the vectors, relative to the crate root.
 const DOC: &str = "docs/protocol.md";

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use api_common::{Server, bytes, s};
-use otad::device::client::{Client, ClientConfig};
-use otad::device::wire::{self, Message};
+use otad::client::device::{Client, ClientConfig};
+use otad::ocp::wire::{self, Message};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use api_common::{Api, Server, Tenant, bytes, num, s, sha256_hex};
-use otad::device::client::{Client, ClientConfig, Progress};
+use otad::client::device::{Client, ClientConfig, Progress};
 use serde_json::{Value, json};
 
 const CONFIG: &str = "[api]\nlogin_attempts_per_minute = 100000\n";

@@ -360,7 +360,7 @@ fn otad_device(server: &Server, args: &[&str]) -> String {
 /// commands do not produce on their own (progress part-way, a failure).
 struct RawDevice {
     rt: tokio::runtime::Runtime,
-    client: otad::device::client::Client,
+    client: otad::client::device::Client,
 }
 
 impl RawDevice {
@@ -369,7 +369,7 @@ impl RawDevice {
             &std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json"),
         )
         .expect("listen.json is JSON");
-        let cfg = otad::device::client::ClientConfig {
+        let cfg = otad::client::device::ClientConfig {
             addr: s(&listen, "device"),
             server_name: "localhost".into(),
             ca_file: server.data.join("tls").join("cert.pem"),
@@ -384,12 +384,12 @@ impl RawDevice {
             .build()
             .expect("runtime");
         let client = rt
-            .block_on(otad::device::client::Client::connect(&cfg))
+            .block_on(otad::client::device::Client::connect(&cfg))
             .unwrap_or_else(|e| panic!("device {device_id} cannot connect: {e}"));
         RawDevice { rt, client }
     }
 
-    fn check(&mut self, installed: &[(u16, u64)]) -> Vec<otad::device::wire::OfferItem> {
+    fn check(&mut self, installed: &[(u16, u64)]) -> Vec<otad::ocp::wire::OfferItem> {
         self.rt
             .block_on(self.client.check(installed))
             .unwrap_or_else(|e| panic!("CHECK failed: {e}"))

@@ -1,37 +1,21 @@
-//! Request and response bodies: bounded reading of small bodies, JSON parsing without
-//! coercion, and the response body types (whole, or streamed from a channel).
+//! The API's side of bodies: bounded reading of request bodies (timeouts, 413), JSON parsing
+//! without coercion, and JSON and status-only responses.
+//!
+//! Not here: the body types themselves, which the HTTP client shares (`crate::body`).
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::BodyExt;
-use http_body_util::combinators::BoxBody;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 
 use super::errors::ApiError;
-
-pub type Body = BoxBody<Bytes, io::Error>;
+pub use crate::body::{Body, ChannelBody, empty, full};
 
 /// How much of a refused body is read and thrown away before answering (see `drain`).
 const DRAIN_LIMIT: usize = 16 << 20;
-
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-pub fn empty() -> Body {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed()
-}
 
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
@@ -116,31 +100,4 @@ pub async fn read_limited(
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
-}
-
-/// A response body fed from a channel by a producer task (streamed downloads, CSV).
-pub struct ChannelBody {
-    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
-}
-
-impl ChannelBody {
-    /// A body and the sender that feeds it; `depth` pieces may wait in between.
-    pub fn channel(depth: usize) -> (mpsc::Sender<Result<Bytes, io::Error>>, Body) {
-        let (tx, rx) = mpsc::channel(depth.max(1));
-        (tx, ChannelBody { rx }.boxed())
-    }
-}
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|r| r.map(Frame::data)))
-    }
 }

@@ -5,7 +5,7 @@
 //! error body and the store-error mapping), `body.rs` (bounded bodies, JSON, streaming),
 //! `paging.rs`, `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images,
 //! device types, tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (partners,
-//! users, audit, backup, health, metrics) and `metrics.rs`. The listener is in `serve.rs`.
+//! users, audit, backup, health, metrics) and `metrics.rs`. The listener is in `server/`.
 
 pub mod admin;
 pub mod auth;
@@ -44,7 +44,7 @@ pub struct App {
     pub metrics: metrics::Metrics,
     pub logins: LoginLimiter,
     /// Connected devices: pushes are announced to them.
-    pub devices: Arc<crate::device::server::DeviceHub>,
+    pub devices: Arc<crate::server::device::DeviceHub>,
     pub auth: auth::AuthCache,
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
@@ -64,7 +64,7 @@ impl App {
         store: Store,
         config: Config,
         public_base_url: String,
-        devices: Arc<crate::device::server::DeviceHub>,
+        devices: Arc<crate::server::device::DeviceHub>,
     ) -> Self {
         let logins = LoginLimiter::new(config.api.login_attempts_per_minute);
         let data_dir = config.data_dir.clone();

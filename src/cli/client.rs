@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::output::Progress;
-use crate::api::body::{Body, ChannelBody, full};
+use crate::body::{Body, ChannelBody, full};
 
 /// The exit codes of the admin commands (docs/cli.md lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

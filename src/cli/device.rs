@@ -3,8 +3,8 @@
 //! Lives here: the flags of `device check`, `device download` and `device simulate`, finding
 //! the server (flags, or `listen.json` and `tls/cert.pem` in the data directory), the
 //! resumable download (its state file, output file and progress line) and the human and
-//! JSON output. Not here: the protocol (`device/client.rs`) and the fleet simulation itself
-//! (`device/simulate.rs`, reusable from tests and benchmarks).
+//! JSON output. Not here: the protocol (`client/device.rs`) and the fleet simulation itself
+//! (`client/simulate.rs`, reusable from tests and benchmarks).
 //!
 //! Exit codes follow `cli/mod.rs`: 0 success, 1 failure (one line on stderr), 2 usage.
 
@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::output::{size, table};
+use crate::client::device::{Client, ClientConfig, ClientError, Progress};
+use crate::client::simulate::{self, DeviceCreds, Options, explain};
 use crate::datadir::{DataDir, local_address};
-use crate::device::client::{Client, ClientConfig, ClientError, Progress};
-use crate::device::simulate::{self, DeviceCreds, Options, explain};
-use crate::device::wire::{self, OfferItem};
 use crate::model::hex;
+use crate::ocp::wire::{self, OfferItem};
 
 /// Frame, pipelining and group size a `check`/`download` device announces: 16 KiB groups,
 /// 16 in flight, room for the largest group the server may grant.

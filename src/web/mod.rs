@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
-use crate::api::body::{Body, empty, full};
+use crate::body::{Body, empty, full};
 
 /// One embedded file: its URL path, media type and bytes.
 struct Asset {

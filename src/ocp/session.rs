@@ -1,7 +1,7 @@
 //! The per-connection rules of OCP/1 after HELLO, as a pure state machine: which request
 //! frames are admitted, which are refused with the connection kept open, and which close it.
 //!
-//! No I/O: `server.rs` asks [`Session::admit`] for every frame and calls
+//! No I/O: `server/device.rs` asks [`Session::admit`] for every frame and calls
 //! [`Session::complete`] when it has written the answer. Fuzzed with frame sequences
 //! (fuzz/targets.rs `session_sequence`).
 

@@ -12,8 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::wire::{self, HEADER_LEN, Message, OfferItem};
 use crate::hashtree;
+use crate::ocp::wire::{self, HEADER_LEN, Message, OfferItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -19,7 +19,7 @@
 //! without proof and [`Options::get_size`] for more than one group per GET.
 //!
 //! Not here: argument parsing and human output (`src/cli/device.rs`) and the protocol itself
-//! (`client.rs`; its verified download is what the default once mode uses).
+//! (`device.rs`; its verified download is what the default once mode uses).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -35,9 +35,9 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::{Semaphore, watch};
 
-use super::client::{Client, ClientConfig, ClientError, Progress};
-use super::wire::{ErrorCode, Message, OfferItem, PROOF_ROOM};
+use super::device::{Client, ClientConfig, ClientError, Progress};
 use crate::hashtree;
+use crate::ocp::wire::{ErrorCode, Message, OfferItem, PROOF_ROOM};
 
 /// How many device failures a [`Report`] keeps (the first ones, by time).
 pub const MAX_ERRORS: usize = 10;

@@ -5,7 +5,7 @@
 //! One connection = a reader task that decodes frames (bounded before allocating) and a
 //! session task that owns the write half. GETs wait in a queue as small records; the session
 //! builds the next DATA frame only after the previous one was written, so a connection holds
-//! at most one DATA frame whatever the device's max_inflight. Messages are in `wire.rs`;
+//! at most one DATA frame whatever the device's max_inflight. Messages are in `ocp/wire.rs`;
 //! storage calls go through `Store` on blocking threads.
 
 use std::collections::HashMap;
@@ -18,11 +18,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::session::Admission;
-use super::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError};
 use crate::config::DeviceConfig;
 use crate::hashtree;
 use crate::model::Device;
+use crate::ocp::session::Admission;
+use crate::ocp::wire::{
+    self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError,
+};
 use crate::store::blobs::BlobMeta;
 use crate::store::devices::{BlobAccess, OfferedImage};
 use crate::store::{Store, StoreError};
@@ -432,7 +434,7 @@ impl Conn {
                 device,
                 limits,
                 write_timeout: self.write_timeout(),
-                rules: super::session::Session::new(limits.max_inflight),
+                rules: crate::ocp::session::Session::new(limits.max_inflight),
                 out: Vec::new(),
                 allowed: HashMap::new(),
             };
@@ -473,7 +475,7 @@ struct Session {
     device: Device,
     limits: Limits,
     write_timeout: Duration,
-    rules: super::session::Session,
+    rules: crate::ocp::session::Session,
     /// Encoded answers not yet written: everything answered in one turn of the loop leaves
     /// in one write (pipelined GETs share TLS records and system calls).
     out: Vec<u8>,

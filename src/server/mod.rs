@@ -1,0 +1,8 @@
+//! The network servers: the HTTPS listener for the API and the OTA Manager (`http.rs`), the
+//! OCP/1 device listener (`device.rs`), and their TLS configuration (`tls.rs`).
+//!
+//! Not here: what a request does (`api/`, `web/`), the protocol codec (`ocp/`), start-up and
+//! wiring (`serve.rs`).
+
+pub mod device;
+pub mod tls;
