@@ -152,7 +152,7 @@ fn main() {
                 line: i + 1,
                 device_id: format!("dev-{i:07}"),
                 device_type_id: device_types[i % o.device_types].clone(),
-                token_hash: token_hash(&format!("t{i}")),
+                token_hash: token_hash(format!("t{i}")),
             })
             .collect();
         store

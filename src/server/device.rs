@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use super::accept::{WhenFull, accept_loop, stopped};
 
 use crate::config::DeviceConfig;
 use crate::hashtree;
@@ -107,63 +109,74 @@ pub async fn run(
     store: Store,
     hub: Arc<DeviceHub>,
     config: DeviceConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "device accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        hub.connections.fetch_add(1, Ordering::Relaxed);
-        let guard = ConnectionGuard(Arc::clone(&hub));
-        let permit = Arc::clone(&slots).try_acquire_owned().ok();
-        let mut ctx = Conn {
-            store: store.clone(),
-            hub: Arc::clone(&hub),
-            config: Arc::clone(&config),
-            peer,
-            client_cert: None,
-        };
-        let acceptor = acceptor.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            let hello_timeout = Duration::from_secs(ctx.config.hello_timeout_secs);
-            let tls = match tokio::time::timeout(hello_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                _ => return,
+    let stop = shutdown.clone();
+    accept_loop(
+        &listener,
+        slots,
+        WhenFull::Refuse,
+        shutdown,
+        "device accept failed",
+        |tcp, peer, permit| {
+            hub.connections.fetch_add(1, Ordering::Relaxed);
+            let guard = ConnectionGuard(Arc::clone(&hub));
+            let ctx = Conn {
+                store: store.clone(),
+                hub: Arc::clone(&hub),
+                config: Arc::clone(&config),
+                peer,
+                client_cert: None,
             };
-            ctx.client_cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.as_ref().to_vec());
-            let Some(permit) = permit else {
-                // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
-                let mut tls = tls;
-                let msg = error_msg(ErrorCode::Busy, ctx.config.busy_retry_ms, "server busy");
-                let _ = write_frame(&mut tls, ctx.write_timeout(), 0, &msg).await;
-                let _ = tokio::time::timeout(ctx.write_timeout(), tls.shutdown()).await;
-                return;
-            };
-            tokio::select! {
-                () = ctx.serve(tls) => {}
-                _ = stop.changed() => {}
-            }
-            drop(permit);
-        });
+            tokio::spawn(connection(
+                ctx,
+                acceptor.clone(),
+                tcp,
+                permit,
+                guard,
+                stop.clone(),
+            ));
+        },
+    )
+    .await;
+}
+
+/// One device connection: the TLS handshake, BUSY when over the cap, then the session
+/// until it ends or the server stops.
+async fn connection(
+    mut ctx: Conn,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    permit: Option<OwnedSemaphorePermit>,
+    _guard: ConnectionGuard,
+    mut stop: watch::Receiver<bool>,
+) {
+    let hello_timeout = Duration::from_secs(ctx.config.hello_timeout_secs);
+    let tls = match tokio::time::timeout(hello_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        _ => return,
+    };
+    ctx.client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    let Some(permit) = permit else {
+        // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
+        let mut tls = tls;
+        let msg = error_msg(ErrorCode::Busy, ctx.config.busy_retry_ms, "server busy");
+        let _ = write_frame(&mut tls, ctx.write_timeout(), 0, &msg).await;
+        let _ = tokio::time::timeout(ctx.write_timeout(), tls.shutdown()).await;
+        return;
+    };
+    tokio::select! {
+        () = ctx.serve(tls) => {}
+        () = stopped(&mut stop) => {}
     }
+    drop(permit);
 }
 
 fn error_msg(code: ErrorCode, retry_after_ms: u32, message: &str) -> Message {

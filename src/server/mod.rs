@@ -4,5 +4,8 @@
 //! Not here: what a request does (`api/`, `web/`), the protocol codec (`ocp/`), start-up and
 //! wiring (`serve.rs`).
 
+pub mod accept;
 pub mod device;
+pub mod http;
+pub mod maintenance;
 pub mod tls;
