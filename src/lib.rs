@@ -18,6 +18,9 @@
 //!   commands, and the admin client of the HTTP API (tables or JSON, documented exit codes).
 //! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
 
+// Input reaches the library: it returns errors, never panics on them (tests may).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 pub mod body;
 pub mod cli;
