@@ -16,6 +16,11 @@ use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+#[path = "../common/seeded.rs"]
+mod seeded;
+#[allow(unused_imports)] // not every test file that includes this module uses it
+pub use seeded::bytes;
+
 /// How long a server may take to start listening or to stop.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Polling interval for bounded waits.
@@ -59,20 +64,6 @@ pub fn base64(data: &[u8]) -> String {
             }
         }
     }
-    out
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different per seed.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
     out
 }
 

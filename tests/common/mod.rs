@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use otad::config::StorageConfig;
 use otad::store::Store;
 
+mod seeded;
+#[allow(unused_imports)] // not every test file that includes this module uses it
+pub use seeded::bytes;
+
 pub struct TempStore {
     pub dir: tempfile::TempDir,
     pub store: Store,
@@ -41,20 +45,6 @@ pub fn partner_with_device_type(store: &Store, name: &str) -> (String, String) {
         .create_device_type("test", &partner.id, &format!("{name} kettle"), "")
         .expect("device type");
     (partner.id, dt.id)
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different per seed.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Uploads and publishes bytes for a partner; returns (sha256, url).
