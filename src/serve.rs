@@ -16,7 +16,7 @@ use crate::api::App;
 use crate::config::Config;
 use crate::datadir::{Credentials, DataDir, ListenFile};
 use crate::server::device::DeviceHub;
-use crate::server::{accept, device, http, maintenance, tls};
+use crate::server::{device, http, maintenance, tls};
 use crate::store::catalog::FirstStart;
 use crate::store::{Store, StoreError};
 
@@ -45,7 +45,7 @@ fn bind(addr: &str) -> Result<TcpListener, ServeError> {
         what: what(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
     })?;
-    accept::bind(parsed).map_err(io_err(what()))
+    crate::server::bind(parsed).map_err(io_err(what()))
 }
 
 fn local_addr(listener: &TcpListener, what: &str) -> Result<SocketAddr, ServeError> {

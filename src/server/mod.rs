@@ -1,11 +1,15 @@
 //! The network servers: the HTTPS listener for the API and the OTA Manager (`http.rs`), the
-//! OCP/1 device listener (`device.rs`), and their TLS configuration (`tls.rs`).
+//! OCP/1 device listener (`device.rs`), the accept loop and binding both share (`accept.rs`),
+//! their TLS configuration (`tls.rs`), and the background tasks of a running server
+//! (`maintenance.rs`).
 //!
 //! Not here: what a request does (`api/`, `web/`), the protocol codec (`ocp/`), start-up and
 //! wiring (`serve.rs`).
 
-pub mod accept;
-pub mod device;
-pub mod http;
-pub mod maintenance;
-pub mod tls;
+mod accept;
+pub(crate) mod device;
+pub(crate) mod http;
+pub(crate) mod maintenance;
+pub(crate) mod tls;
+
+pub(crate) use accept::bind;
