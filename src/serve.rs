@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::api::App;
 use crate::config::Config;
 use crate::datadir::{Credentials, DataDir, ListenFile};
-use crate::server::device::DeviceHub;
+use crate::server::DeviceHub;
 use crate::server::{device, http, maintenance, tls};
 use crate::store::catalog::FirstStart;
 use crate::store::{Store, StoreError};

@@ -44,7 +44,7 @@ pub struct App {
     pub metrics: metrics::Metrics,
     pub logins: LoginLimiter,
     /// Connected devices: pushes are announced to them.
-    pub devices: Arc<crate::server::device::DeviceHub>,
+    pub devices: Arc<crate::server::DeviceHub>,
     pub auth: auth::AuthCache,
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
@@ -64,7 +64,7 @@ impl App {
         store: Store,
         config: Config,
         public_base_url: String,
-        devices: Arc<crate::server::device::DeviceHub>,
+        devices: Arc<crate::server::DeviceHub>,
     ) -> Self {
         let logins = LoginLimiter::new(config.api.login_attempts_per_minute);
         let data_dir = config.data_dir.clone();

@@ -2,7 +2,7 @@
 //! authentication, and the per-connection session (requests in flight, back-pressure, idle
 //! timeout, session replacement, unsolicited OFFER on push).
 //!
-//! One connection = a reader task that decodes frames (bounded before allocating) and a
+//! Who is connected is in `hub.rs`. One connection = a reader task that decodes frames (bounded before allocating) and a
 //! session task that owns the write half. GETs wait in a queue as small records; the session
 //! builds the next DATA frame only after the previous one was written, so a connection holds
 //! at most one DATA frame whatever the device's max_inflight. Messages are in `ocp/wire.rs`;
@@ -10,8 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::accept::{WhenFull, accept_loop, stopped};
+use super::hub::{ConnectionGuard, DeviceHub, Notice};
 
 use crate::config::DeviceConfig;
 use crate::hashtree;
@@ -30,77 +30,6 @@ use crate::ocp::wire::{
 use crate::store::blobs::BlobMeta;
 use crate::store::devices::{BlobAccess, OfferedImage};
 use crate::store::{Store, StoreError};
-
-/// What the rest of otad may tell a connected device's session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Notice {
-    /// A newer session of the same device took over.
-    Replaced,
-    /// A push was stored for this device: send an unsolicited OFFER.
-    Push,
-}
-
-struct SessionEntry {
-    serial: u64,
-    tx: mpsc::Sender<Notice>,
-}
-
-/// The connected devices, shared with the HTTP API (pushes) and `/metrics`.
-#[derive(Default)]
-pub struct DeviceHub {
-    sessions: Mutex<HashMap<String, SessionEntry>>,
-    next_serial: AtomicU64,
-    connections: AtomicUsize,
-}
-
-impl DeviceHub {
-    /// Authenticated sessions now.
-    pub fn connected(&self) -> usize {
-        self.sessions.lock().map_or(0, |s| s.len())
-    }
-
-    /// TLS connections now, authenticated or not.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
-
-    /// Tells a connected device that a push is waiting; nothing happens if it is offline
-    /// (it gets the push at its next CHECK).
-    pub fn notify_push(&self, device_id: &str) {
-        if let Ok(sessions) = self.sessions.lock()
-            && let Some(entry) = sessions.get(device_id)
-        {
-            let _ = entry.tx.try_send(Notice::Push);
-        }
-    }
-
-    fn register(&self, device_id: &str, tx: mpsc::Sender<Notice>) -> u64 {
-        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut sessions) = self.sessions.lock()
-            && let Some(old) = sessions.insert(device_id.to_string(), SessionEntry { serial, tx })
-        {
-            let _ = old.tx.try_send(Notice::Replaced);
-        }
-        serial
-    }
-
-    fn unregister(&self, device_id: &str, serial: u64) {
-        if let Ok(mut sessions) = self.sessions.lock()
-            && sessions.get(device_id).is_some_and(|e| e.serial == serial)
-        {
-            sessions.remove(device_id);
-        }
-    }
-}
-
-/// Counts a connection for as long as it lives.
-struct ConnectionGuard(Arc<DeviceHub>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Accepts device connections until `shutdown` turns true.
 pub async fn run(
@@ -121,8 +50,7 @@ pub async fn run(
         shutdown,
         "device accept failed",
         |tcp, peer, permit| {
-            hub.connections.fetch_add(1, Ordering::Relaxed);
-            let guard = ConnectionGuard(Arc::clone(&hub));
+            let guard = ConnectionGuard::new(&hub);
             let ctx = Conn {
                 store: store.clone(),
                 hub: Arc::clone(&hub),

@@ -1,5 +1,5 @@
 //! The network servers: the HTTPS listener for the API and the OTA Manager (`http.rs`), the
-//! OCP/1 device listener (`device.rs`), the accept loop and binding both share (`accept.rs`),
+//! OCP/1 device listener (`device.rs`) with its registry of connected devices (`hub.rs`), the accept loop and binding both share (`accept.rs`),
 //! their TLS configuration (`tls.rs`), and the background tasks of a running server
 //! (`maintenance.rs`).
 //!
@@ -9,7 +9,9 @@
 mod accept;
 pub(crate) mod device;
 pub(crate) mod http;
+pub(crate) mod hub;
 pub(crate) mod maintenance;
 pub(crate) mod tls;
 
 pub(crate) use accept::bind;
+pub(crate) use hub::DeviceHub;
