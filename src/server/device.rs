@@ -2,11 +2,11 @@
 //! authentication, and the per-connection session (requests in flight, back-pressure, idle
 //! timeout, session replacement, unsolicited OFFER on push).
 //!
-//! Who is connected is in `hub.rs`. One connection = a reader task that decodes frames (bounded before allocating) and a
+//! One connection = a reader task that decodes frames (bounded before allocating) and a
 //! session task that owns the write half. GETs wait in a queue as small records; the session
 //! builds the next DATA frame only after the previous one was written, so a connection holds
 //! at most one DATA frame whatever the device's max_inflight. Messages are in `ocp/wire.rs`;
-//! storage calls go through `Store` on blocking threads.
+//! storage calls go through `Store` on blocking threads; who is connected is in `hub.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
