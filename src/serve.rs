@@ -1,6 +1,6 @@
-//! `otad serve`: the wiring. Opens the data directory and the store, creates the first
-//! admin on first start, loads or makes the TLS certificate, binds both listeners, writes
-//! `listen.json` and the first-start credentials, runs the HTTPS server, the device server
+//! `otad serve`: the wiring. Opens the data directory, loads or makes the TLS certificate,
+//! binds both listeners, opens the store, creates the first admin on first start and writes
+//! its credentials, writes `listen.json`, runs the HTTPS server, the device server
 //! and the background tasks, and stops them in order on SIGINT/SIGTERM.
 //!
 //! Not here: the listeners themselves (`server/`), request handling (`api/`), storage
@@ -148,19 +148,21 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         "cannot create data directory {}",
         data_dir.root().display()
     )))?;
-    let (db_path, storage) = (data_dir.db(), config.storage.clone());
-    let store = blocking(move || Store::open(&db_path, &storage)).await?;
-    let first = {
-        let s = store.clone();
-        blocking(move || s.bootstrap()).await?
-    };
+    // Everything that can fail for a reason the operator fixes (a busy port, a bad TLS or
+    // client-CA path) fails before the first admin exists: the first start that succeeds
+    // is the one that creates it, and writes its credentials at once.
     let tls = tls_configs(&config, &data_dir)?;
     let listener = bind(&config.api.listen)?;
     let addr = local_addr(&listener, "cannot read the listening address")?;
     let base_url = public_base_url(&config, addr);
     let device_listener = bind(&config.device.listen)?;
     let device_addr = local_addr(&device_listener, "cannot read the device listening address")?;
-
+    let (db_path, storage) = (data_dir.db(), config.storage.clone());
+    let store = blocking(move || Store::open(&db_path, &storage)).await?;
+    let first = {
+        let s = store.clone();
+        blocking(move || s.bootstrap()).await?
+    };
     if let Some(first) = first {
         write_credentials(&data_dir, first, &base_url)?;
     }

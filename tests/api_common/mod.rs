@@ -808,7 +808,9 @@ impl Server {
         Self::start_prepared(toml, |_| {})
     }
 
-    fn start_prepared(toml: Option<&str>, prepare: impl FnOnce(&Path)) -> Server {
+    /// Starts a server after `prepare` has had the (empty) data directory, e.g. for a failed
+    /// start of its own first.
+    pub fn start_prepared(toml: Option<&str>, prepare: impl FnOnce(&Path)) -> Server {
         let root = tempfile::Builder::new()
             .prefix("otad-api-test")
             .tempdir()
