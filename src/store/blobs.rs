@@ -83,9 +83,14 @@ pub struct SweepReport {
 }
 
 pub(crate) fn get_upload(txn: &WriteTransaction, data_id: u64) -> Result<Option<Upload>> {
-    let table = txn.open_table(UPLOADS)?;
-    let value = table.get(data_id)?;
-    value.map(|v| codec::decode(v.value())).transpose()
+    codec::get(&txn.open_table(UPLOADS)?, data_id)
+}
+
+/// The upload `data_id` while it is still receiving; 404 `upload_expired` otherwise.
+fn receiving_upload(txn: &WriteTransaction, data_id: u64) -> Result<Upload> {
+    get_upload(txn, data_id)?
+        .filter(|u| matches!(u.state, UploadState::Receiving { .. }))
+        .ok_or_else(|| StoreError::not_found("upload", "upload_expired"))
 }
 
 fn put_upload(txn: &WriteTransaction, data_id: u64, upload: &Upload) -> Result<()> {
@@ -103,10 +108,12 @@ fn discard_upload(txn: &WriteTransaction, data_id: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn get_blob_in(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<Option<BlobMeta>> {
-    let table = txn.open_table(BLOBS)?;
-    let value = table.get(blake3)?;
-    value.map(|v| codec::decode(v.value())).transpose()
+/// A published blob's metadata, from the `BLOBS` table of either transaction kind.
+pub(crate) fn get_blob(
+    blobs: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    blake3: &[u8; 32],
+) -> Result<Option<BlobMeta>> {
+    codec::get(blobs, blake3)
 }
 
 fn put_blob(txn: &WriteTransaction, blake3: &[u8; 32], meta: &BlobMeta) -> Result<()> {
@@ -117,7 +124,7 @@ fn put_blob(txn: &WriteTransaction, blake3: &[u8; 32], meta: &BlobMeta) -> Resul
 
 /// Adds one reference to a published blob.
 pub(crate) fn add_ref(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
-    let mut meta = get_blob_in(txn, blake3)?.ok_or_else(|| {
+    let mut meta = get_blob(&txn.open_table(BLOBS)?, blake3)?.ok_or_else(|| {
         StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3)))
     })?;
     meta.refs += 1;
@@ -126,7 +133,7 @@ pub(crate) fn add_ref(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
 
 /// Drops one reference; at zero the blob is unpublished and its rows left to the sweep.
 pub(crate) fn release(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
-    let mut meta = get_blob_in(txn, blake3)?.ok_or_else(|| {
+    let mut meta = get_blob(&txn.open_table(BLOBS)?, blake3)?.ok_or_else(|| {
         StoreError::Corrupt(format!("blob {} missing", crate::model::hex(blake3)))
     })?;
     meta.refs = meta.refs.saturating_sub(1);
@@ -278,12 +285,7 @@ impl Ingest {
         let data_id = self.data_id;
         let received = self.tree.len();
         let wait = self.store.submit(false, move |txn| {
-            let Some(mut upload) = get_upload(txn, data_id)? else {
-                return Err(StoreError::not_found("upload", "upload_expired"));
-            };
-            if !matches!(upload.state, UploadState::Receiving { .. }) {
-                return Err(StoreError::not_found("upload", "upload_expired"));
-            }
+            let mut upload = receiving_upload(txn, data_id)?;
             {
                 let mut chunks = txn.open_table(CHUNKS)?;
                 for (index, row) in &rows {
@@ -326,12 +328,7 @@ impl Ingest {
         let data_id = self.data_id;
         let partner = self.partner_id.clone();
         self.store.write(true, move |txn| {
-            let Some(mut upload) = get_upload(txn, data_id)? else {
-                return Err(StoreError::not_found("upload", "upload_expired"));
-            };
-            if !matches!(upload.state, UploadState::Receiving { .. }) {
-                return Err(StoreError::not_found("upload", "upload_expired"));
-            }
+            let mut upload = receiving_upload(txn, data_id)?;
             upload.state = UploadState::Staged {
                 size: staged.size,
                 blake3: staged.blake3,
@@ -391,7 +388,7 @@ impl Store {
                 .get((partner.as_str(), &sha256))?
                 .map(|v| *v.value());
             if let Some(blake3) = owned {
-                let meta = get_blob_in(txn, &blake3)?
+                let meta = get_blob(&txn.open_table(BLOBS)?, &blake3)?
                     .ok_or_else(|| StoreError::Corrupt("owned blob missing".into()))?;
                 return Ok(Published {
                     blake3,
@@ -409,7 +406,9 @@ impl Store {
             let UploadState::Staged { size, blake3, .. } = upload.state else {
                 return Err(StoreError::Corrupt("staged entry is not complete".into()));
             };
-            match get_blob_in(txn, &blake3)? {
+            // Bound first: the table must be closed again before `put_blob` opens it.
+            let published = get_blob(&txn.open_table(BLOBS)?, &blake3)?;
+            match published {
                 Some(mut meta) => {
                     meta.refs += 1;
                     put_blob(txn, &blake3, &meta)?;
@@ -464,11 +463,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        Ok(blob_meta_in(&txn, &blake3)?.map(|m| (blake3, m)))
+        Ok(get_blob(&txn.open_table(BLOBS)?, &blake3)?.map(|m| (blake3, m)))
     }
 
     pub fn blob_meta(&self, blake3: &[u8; 32]) -> Result<Option<BlobMeta>> {
-        blob_meta_in(&self.read()?, blake3)
+        get_blob(&self.read()?.open_table(BLOBS)?, blake3)
     }
 
     /// The upload state of a data id (tests and diagnostics).
@@ -727,12 +726,6 @@ impl From<redb::TransactionError> for SliceError {
     fn from(e: redb::TransactionError) -> Self {
         SliceError::Store(e.into())
     }
-}
-
-pub(crate) fn blob_meta_in(txn: &ReadTransaction, blake3: &[u8; 32]) -> Result<Option<BlobMeta>> {
-    let table = txn.open_table(BLOBS)?;
-    let value = table.get(blake3)?;
-    value.map(|v| codec::decode(v.value())).transpose()
 }
 
 fn row_index(row: u64) -> Result<u32> {

@@ -1,8 +1,12 @@
-//! Encoding of stored values: one schema-version byte, then postcard.
+//! Encoding of stored values: one schema-version byte, then postcard; and [`get`], which
+//! reads one back from a table.
 //!
 //! The leading byte lets a later release read older rows and migrate them; a value with an
 //! unknown version or that does not decode is reported as corruption, never a panic.
 
+use std::borrow::Borrow;
+
+use redb::{Key, ReadableTable};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -25,6 +29,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
         ))),
         None => Err(StoreError::Corrupt("empty value".into())),
     }
+}
+
+/// Reads and decodes the value under `key`. Takes a table of either transaction kind
+/// (redb's `ReadableTable` serves both), so each getter is written once.
+pub fn get<'k, K: Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+) -> Result<Option<T>, StoreError> {
+    let value = table.get(key)?;
+    value.map(|v| decode(v.value())).transpose()
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use super::catalog::{get_record_r, get_record_w};
+use super::blobs::{BlobMeta, get_blob};
+use super::catalog::{get_device_type, get_record, own_device_type};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
+    RECORDS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
-use crate::model::{self, Device, DeviceType, ModelError, OtaEvent, OtaState, Record, TypeOta};
+use crate::model::{self, Device, ModelError, OtaEvent, OtaState, Record, TypeOta};
 use crate::ota::{self, Candidate, Offer};
 
 /// One device to register in a bulk import; `line` names it in errors.
@@ -45,16 +47,24 @@ pub struct OfferedImage {
 /// Whether a device may GET a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobAccess {
-    Allowed(super::blobs::BlobMeta),
+    Allowed(BlobMeta),
     /// The blob exists but no image of the device's type has it.
     Forbidden,
     Missing,
 }
 
-fn get_device_w(txn: &WriteTransaction, id: &str) -> Result<Option<Device>> {
-    let table = txn.open_table(DEVICES)?;
-    let value = table.get(id)?;
-    value.map(|v| codec::decode(v.value())).transpose()
+/// A device by id, from the `DEVICES` table of either transaction kind.
+fn get_device(
+    devices: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Device>> {
+    codec::get(devices, id)
+}
+
+/// The device `id`; 404 `unknown_device` if absent.
+fn existing_device(txn: &WriteTransaction, id: &str) -> Result<Device> {
+    get_device(&txn.open_table(DEVICES)?, id)?
+        .ok_or_else(|| StoreError::not_found("device", "unknown_device"))
 }
 
 fn put_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
@@ -64,17 +74,11 @@ fn put_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     Ok(())
 }
 
-fn device_of_partner_w(txn: &WriteTransaction, partner_id: &str, id: &str) -> Result<Device> {
-    get_device_w(txn, id)?
+/// The partner's device `id`; 404 `unknown_device` when it is missing or another partner's.
+fn own_device(txn: &WriteTransaction, partner_id: &str, id: &str) -> Result<Device> {
+    get_device(&txn.open_table(DEVICES)?, id)?
         .filter(|d| d.partner_id == partner_id)
         .ok_or_else(|| StoreError::not_found("device", "unknown_device"))
-}
-
-fn device_type_partner_w(txn: &WriteTransaction, id: &str) -> Result<Option<String>> {
-    let table = txn.open_table(DEVICE_TYPES)?;
-    let value = table.get(id)?;
-    let dt: Option<DeviceType> = value.map(|v| codec::decode(v.value())).transpose()?;
-    Ok(dt.map(|d| d.partner_id))
 }
 
 fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
@@ -92,6 +96,7 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
 fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidate, Record)>> {
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
+    let records = txn.open_table(RECORDS)?;
     let dt = device.device_type_id.as_str();
     let mut out = Vec::new();
     for (&t, &running) in &device.reported {
@@ -100,7 +105,7 @@ fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidat
             .rev()
         {
             let (k, v) = entry?;
-            let record = get_record_r(txn, v.value())?
+            let record = get_record(&records, v.value())?
                 .ok_or_else(|| StoreError::Corrupt("association to a missing record".into()))?;
             if record.binary.is_some() {
                 out.push((candidate(&record, k.value().2), record));
@@ -109,7 +114,7 @@ fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidat
         }
         if let Some(&pushed) = device.pushes.get(&t)
             && by_record.get((pushed, dt))?.is_some()
-            && let Some(record) = get_record_r(txn, pushed)?
+            && let Some(record) = get_record(&records, pushed)?
         {
             out.push((candidate(&record, record.version_number), record));
         }
@@ -202,8 +207,9 @@ impl Store {
                 let ok = match dt_ok.get(&row.device_type_id) {
                     Some(&ok) => ok,
                     None => {
-                        let ok = device_type_partner_w(txn, &row.device_type_id)?.as_deref()
-                            == Some(pid.as_str());
+                        let dt =
+                            get_device_type(&txn.open_table(DEVICE_TYPES)?, &row.device_type_id)?;
+                        let ok = dt.is_some_and(|d| d.partner_id == pid);
                         dt_ok.insert(row.device_type_id.clone(), ok);
                         ok
                     }
@@ -263,10 +269,7 @@ impl Store {
     }
 
     pub fn device(&self, device_id: &str) -> Result<Option<Device>> {
-        let txn = self.read()?;
-        let table = txn.open_table(DEVICES)?;
-        let value = table.get(device_id)?;
-        value.map(|v| codec::decode(v.value())).transpose()
+        get_device(&self.read()?.open_table(DEVICES)?, device_id)
     }
 
     /// The partner's devices matching `filter`, by id.
@@ -312,7 +315,7 @@ impl Store {
             actor.to_string(),
         );
         self.write(true, move |txn| {
-            let device = device_of_partner_w(txn, &pid, &id)?;
+            let device = own_device(txn, &pid, &id)?;
             txn.open_table(DEVICES)?.remove(id.as_str())?;
             txn.open_table(DEVICE_TOKENS)?.remove(&device.token_hash)?;
             txn.open_table(DEVICES_BY_TYPE)?
@@ -341,7 +344,7 @@ impl Store {
             actor.to_string(),
         );
         self.write(true, move |txn| {
-            let mut device = device_of_partner_w(txn, &pid, &id)?;
+            let mut device = own_device(txn, &pid, &id)?;
             let mut tokens = txn.open_table(DEVICE_TOKENS)?;
             tokens.remove(&device.token_hash)?;
             tokens.insert(&token_hash, id.as_str())?;
@@ -375,17 +378,15 @@ impl Store {
             actor.to_string(),
         );
         self.write(true, move |txn| {
-            if device_type_partner_w(txn, &dt)?.as_deref() != Some(pid.as_str()) {
-                return Err(StoreError::not_found("device type", "unknown_device_type"));
-            }
+            own_device_type(txn, &pid, &dt)?;
             let associated = txn
                 .open_table(ASSOC_BY_RECORD)?
                 .get((record_id, dt.as_str()))?
                 .is_some();
-            let record = get_record_w(txn, record_id)?
+            let record = get_record(&txn.open_table(RECORDS)?, record_id)?
                 .filter(|_| associated)
                 .ok_or_else(|| StoreError::not_found("firmware image", "unknown_image"))?;
-            let mut device = device_of_partner_w(txn, &pid, &id)?;
+            let mut device = own_device(txn, &pid, &id)?;
             if device.device_type_id != dt {
                 return Err(StoreError::conflict(
                     "device_type_mismatch",
@@ -425,7 +426,7 @@ impl Store {
         device_id: &str,
         partner_id: &str,
         sha256: &[u8; 32],
-    ) -> Result<Option<([u8; 32], super::blobs::BlobMeta)>> {
+    ) -> Result<Option<([u8; 32], BlobMeta)>> {
         let Some(device) = self.device(device_id)? else {
             return Ok(None);
         };
@@ -434,14 +435,15 @@ impl Store {
         }
         let txn = self.read()?;
         let assoc = txn.open_table(ASSOCIATIONS)?;
+        let records = txn.open_table(RECORDS)?;
         let dt = device.device_type_id.as_str();
         for entry in assoc.range((dt, 0u16, 0u64)..=(dt, u16::MAX, u64::MAX))? {
             let (_, v) = entry?;
-            let Some(record) = get_record_r(&txn, v.value())? else {
+            let Some(record) = get_record(&records, v.value())? else {
                 continue;
             };
             if let Some(b) = record.binary.filter(|b| &b.sha256 == sha256) {
-                return Ok(super::blobs::blob_meta_in(&txn, &b.blake3)?.map(|m| (b.blake3, m)));
+                return Ok(get_blob(&txn.open_table(BLOBS)?, &b.blake3)?.map(|m| (b.blake3, m)));
             }
         }
         Ok(None)
@@ -451,14 +453,15 @@ impl Store {
     /// image associated with the device's own device type.
     pub fn device_blob(&self, device: &Device, blake3: &[u8; 32]) -> Result<BlobAccess> {
         let txn = self.read()?;
-        let Some(meta) = super::blobs::blob_meta_in(&txn, blake3)? else {
+        let Some(meta) = get_blob(&txn.open_table(BLOBS)?, blake3)? else {
             return Ok(BlobAccess::Missing);
         };
         let assoc = txn.open_table(ASSOCIATIONS)?;
+        let records = txn.open_table(RECORDS)?;
         let dt = device.device_type_id.as_str();
         for entry in assoc.range((dt, 0u16, 0u64)..=(dt, u16::MAX, u64::MAX))? {
             let (_, v) = entry?;
-            if get_record_r(&txn, v.value())?
+            if get_record(&records, v.value())?
                 .is_some_and(|r| r.binary.is_some_and(|b| &b.blake3 == blake3))
             {
                 return Ok(BlobAccess::Allowed(meta));
@@ -515,9 +518,7 @@ impl Store {
         let history = self.config().ota_history;
         let recorded = offers.clone();
         self.write(false, move |txn| {
-            let Some(mut device) = get_device_w(txn, &id)? else {
-                return Err(StoreError::not_found("device", "unknown_device"));
-            };
+            let mut device = existing_device(txn, &id)?;
             let now = now_ms();
             device.last_seen_ms = Some(now);
             for (&t, &running) in &reported {
@@ -550,9 +551,7 @@ impl Store {
         let id = device_id.to_string();
         let history = self.config().ota_history;
         self.write(false, move |txn| {
-            let Some(mut device) = get_device_w(txn, &id)? else {
-                return Err(StoreError::not_found("device", "unknown_device"));
-            };
+            let mut device = existing_device(txn, &id)?;
             record_offered(&mut device, &offers, now_ms(), history);
             put_device(txn, &device)
         })
@@ -579,9 +578,7 @@ impl Store {
         let id = device_id.to_string();
         let history = self.config().ota_history;
         self.write(false, move |txn| {
-            let Some(mut device) = get_device_w(txn, &id)? else {
-                return Err(StoreError::not_found("device", "unknown_device"));
-            };
+            let mut device = existing_device(txn, &id)?;
             let Some(ota) = device.ota.get_mut(&fw_type) else {
                 return Err(StoreError::forbidden(
                     "not_offered",

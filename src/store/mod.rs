@@ -6,10 +6,21 @@
 //! either writes everything or nothing: each validates before it writes, and an internal
 //! error aborts the whole batch. Reads open their own short read transactions.
 //!
-//! What lives where: table definitions in `tables.rs`, value encoding in `codec.rs`, the
-//! catalog (partners, users, types, records, associations, counters) in `catalog.rs`,
-//! binaries in `blobs.rs`, devices in `devices.rs`, the audit log in `audit.rs`, and the
-//! offline consistency check in `verify.rs`.
+//! What lives where:
+//! - `tables.rs`: every table definition, with its key and value layout; named sequences.
+//! - `codec.rs`: value encoding, and the one getter that reads a value from either kind of
+//!   transaction.
+//! - `catalog/`: partners, users and the first-start bootstrap (`partners.rs`), firmware and
+//!   device types (`types.rs`), records and their version counters (`records.rs`),
+//!   associations with device types (`associations.rs`); shared row access in `mod.rs`.
+//! - `blobs.rs`: binaries (uploads, published blobs, their rows and references);
+//!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
+//!   guard for uploads.
+//! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens.
+//! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
+//!   `verify.rs`: the offline consistency check.
+//!
+//! Not here: secret creation and hashing (`secrets.rs`), clocks and ids (`ids.rs`).
 
 pub mod audit;
 pub mod backup;

@@ -12,6 +12,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use sha2::{Digest, Sha256};
 
 use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState};
+use super::catalog::{counter_scope, name_key};
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_TOKENS,
     DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, OUTBOARDS, OWNED, PARTNERS, RECORD_BY_NUMBER,
@@ -262,7 +263,7 @@ fn check_records(
             }
         };
         report.records += 1;
-        let scope = super::catalog::counter_scope(&record.partner_id, record.fw_type);
+        let scope = counter_scope(&record.partner_id, record.fw_type);
         let slot = max_allocated
             .entry((scope.to_string(), record.fw_type))
             .or_default();
@@ -276,14 +277,7 @@ fn check_records(
                 "record {id}: version-number index does not point back"
             ));
         }
-        let name_key = (
-            record.partner_id.as_str(),
-            record.fw_type,
-            record.device_type_id.as_deref().unwrap_or(""),
-            record.name.as_str(),
-            record.version.as_str(),
-        );
-        if names.get(name_key)?.map(|v| v.value()) != Some(id) {
+        if names.get(name_key(&record))?.map(|v| v.value()) != Some(id) {
             report.problems.push(format!(
                 "record {id}: name/version index does not point back"
             ));
