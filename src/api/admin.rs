@@ -1,17 +1,19 @@
-//! Handlers for the appliance: OAuth endpoints, partners and users (admin only), the audit
-//! log, online backup, `/healthz` and `/metrics`.
+//! Handlers for the appliance: OAuth endpoints, partners and users, the audit log, online
+//! backup, `/healthz`, `/metrics` and `/v1/me`.
+//!
+//! Not here: who may call them (the route table in `routes.rs`; most are admin only).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::auth::{self, parse_form};
-use super::body::{Body, ChannelBody, full, json_response, read_limited, status_only};
-use super::catalog::Fields;
+use super::auth;
+use super::body::{Body, ChannelBody, full, json_response, status_only};
 use super::errors::ApiError;
+use super::extract::{Fields, query_form, read_form};
 use super::{App, Ctx, render};
 use crate::model::Role;
 
@@ -23,12 +25,11 @@ pub async fn health(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
 
 pub async fn oauth_token(
     app: &Arc<App>,
-    headers: &HeaderMap,
+    ctx: &Ctx,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-    let form = parse_form(&bytes);
-    let headers = headers.clone();
+    let form = read_form(app, body).await?;
+    let headers = ctx.headers.clone();
     let ttl = app.config.api.token_ttl_secs;
     let app2 = Arc::clone(app);
     let issued = tokio::task::spawn_blocking(move || {
@@ -49,20 +50,18 @@ pub async fn oauth_token(
 
 pub async fn oauth_revoke(
     app: &Arc<App>,
-    headers: &HeaderMap,
+    ctx: &Ctx,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-    let form = parse_form(&bytes);
-    let headers = headers.clone();
+    let form = read_form(app, body).await?;
+    let headers = ctx.headers.clone();
     app.blocking(move |s| auth::revoke(s, &headers, &form))
         .await?;
     app.auth.clear();
     Ok(status_only(StatusCode::OK))
 }
 
-pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn metrics(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
     let stats = app.blocking(|s| Ok(s.stats()?)).await?;
     let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
     resp.headers_mut().insert(
@@ -72,8 +71,7 @@ pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiErr
     Ok(resp)
 }
 
-pub async fn partners(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn partners(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
     let list = app.blocking(|s| Ok(s.partners()?)).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -86,7 +84,6 @@ pub async fn create_partner(
     ctx: &Ctx,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
     let f = Fields::read(app, body).await?;
     let name = f.req_str("name")?;
     let email = f.opt_str("email")?.filter(|e| !e.is_empty());
@@ -112,7 +109,6 @@ pub async fn rotate_secret(
     ctx: &Ctx,
     partner: String,
 ) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
     let actor = ctx.principal.actor();
     let secret = app
         .blocking(move |s| Ok(s.rotate_partner_secret(&actor, &partner)?))
@@ -130,7 +126,6 @@ pub async fn create_user(
     partner: String,
     body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
     require_partner_exists(app, &partner).await?;
     let f = Fields::read(app, body).await?;
     let username = f.req_str("username")?;
@@ -147,8 +142,7 @@ pub async fn create_user(
     ))
 }
 
-pub async fn users(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn users(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
     require_partner_exists(app, &partner).await?;
     let list = app.blocking(move |s| Ok(s.users(&partner)?)).await?;
     let out: Vec<Value> = list
@@ -164,7 +158,6 @@ pub async fn delete_user(
     partner: String,
     username: String,
 ) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.remove_user(&actor, &partner, &username)?))
         .await?;
@@ -174,10 +167,9 @@ pub async fn delete_user(
 
 /// `GET /v1/admin/audit?page=&size=&since=<ms>`: newest first, paged.
 pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
     let mut window = super::paging::Window::default();
     let mut since = 0u64;
-    for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in query_form(ctx.query.as_deref()) {
         if window.take(&k, &v)? {
             continue;
         }
@@ -199,8 +191,7 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
 }
 
 /// `GET /v1/admin/backup`: a consistent copy of the database, streamed as a redb file.
-pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn backup(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
     let dir = app.data_dir.join("backup-tmp");
     let path = dir.join(format!("backup-{}.redb", crate::secrets::new_secret()));
     let target = path.clone();
@@ -258,7 +249,7 @@ pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         auth::Principal::Partner { actor, partner_id } => {
             (actor.clone(), Some(partner_id.clone()), "partner")
         }
-        auth::Principal::Device { .. } => {
+        auth::Principal::Device { .. } | auth::Principal::Anonymous => {
             return Err(ApiError::forbidden(
                 "forbidden",
                 "a device token has no partner view",

@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::auth::Principal;
 use super::body::{Body, ChannelBody, full, json_response, next_chunk};
-use super::catalog::Fields;
 use super::errors::ApiError;
+use super::extract::Fields;
 use super::multipart::{MultipartReader, SNIFF_BYTES, boundary_from_content_type, sniff_boundary};
 use super::{App, Ctx};
 use crate::model::{hex, parse_hash_hex};
@@ -244,18 +244,16 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeAnswer {
     }
 }
 
-/// `GET|HEAD .../binaries/{sha256}`.
+/// `GET|HEAD .../binaries/{sha256}`: the caller is the path's partner (or an admin) or a
+/// device, by the route's access rule; a device's entitlement is checked here.
 pub async fn download(
     app: &Arc<App>,
     ctx: &Ctx,
     partner: String,
     raw_sha: String,
-    head: bool,
 ) -> Result<Response<Body>, ApiError> {
     let principal = ctx.principal.clone();
-    if !matches!(principal, Principal::Device { .. }) {
-        principal.require_partner(&partner)?;
-    }
+    let head = ctx.method == Method::HEAD;
     let sha = parse_sha(&raw_sha)?;
     let range = ctx
         .headers

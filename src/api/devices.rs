@@ -7,10 +7,9 @@ use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::auth::parse_form;
 use super::body::{Body, full, json_response, read_limited, status_only};
-use super::catalog::{Fields, path_number, path_type};
 use super::errors::ApiError;
+use super::extract::{Fields, path_number, path_type, query_form};
 use super::{App, Ctx, render};
 use crate::secrets::{new_secret, token_hash};
 use crate::store::devices::{DeviceFilter, ImportRow};
@@ -129,7 +128,7 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response
     let mut filter = DeviceFilter::default();
     let mut window = super::paging::Window::default();
     let (mut fw_type, mut installed) = (None, None);
-    for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in query_form(ctx.query.as_deref()) {
         match k.as_str() {
             "deviceTypeId" => filter.device_type_id = Some(v),
             "type" => fw_type = Some(path_type(&v)?),
