@@ -6,37 +6,44 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::auth;
-use super::body::{Body, ChannelBody, full, json_response, status_only};
+use super::body::{ChannelBody, full, json_response, status_only};
 use super::errors::ApiError;
 use super::extract::{Fields, query_form, read_form};
-use super::{App, Ctx, render};
+use super::{Answer, App, Ctx, render};
 use crate::model::Role;
 
-pub async fn health(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+pub async fn health(app: &Arc<App>) -> Answer {
     // A real table read: a file redb refuses after an I/O error must not look healthy.
     app.blocking(|s| Ok(s.probe()?)).await?;
     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
 }
 
-pub async fn oauth_token(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+/// Reads an OAuth endpoint's form body and runs its check off the reactor (argon2, store)
+/// with the request headers (HTTP Basic client credentials) and the form.
+async fn oauth<T, F>(app: &Arc<App>, ctx: &Ctx, body: Incoming, check: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&App, &HeaderMap, &[(String, String)]) -> Result<T, ApiError> + Send + 'static,
+{
     let form = read_form(app, body).await?;
     let headers = ctx.headers.clone();
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || check(&app, &headers, &form))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+pub async fn oauth_token(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
     let ttl = app.config.api.token_ttl_secs;
-    let app2 = Arc::clone(app);
-    let issued = tokio::task::spawn_blocking(move || {
-        auth::token_grant(&app2.store, &app2.logins, ttl, &headers, &form)
+    let issued = oauth(app, ctx, body, move |app, headers, form| {
+        auth::token_grant(&app.store, &app.logins, ttl, headers, form)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -48,20 +55,16 @@ pub async fn oauth_token(
     ))
 }
 
-pub async fn oauth_revoke(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    let form = read_form(app, body).await?;
-    let headers = ctx.headers.clone();
-    app.blocking(move |s| auth::revoke(s, &headers, &form))
-        .await?;
+pub async fn oauth_revoke(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
+    oauth(app, ctx, body, |app, headers, form| {
+        auth::revoke(&app.store, headers, form)
+    })
+    .await?;
     app.auth.clear();
     Ok(status_only(StatusCode::OK))
 }
 
-pub async fn metrics(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+pub async fn metrics(app: &Arc<App>) -> Answer {
     let stats = app.blocking(|s| Ok(s.stats()?)).await?;
     let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
     resp.headers_mut().insert(
@@ -71,7 +74,7 @@ pub async fn metrics(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
     Ok(resp)
 }
 
-pub async fn partners(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+pub async fn partners(app: &Arc<App>) -> Answer {
     let list = app.blocking(|s| Ok(s.partners()?)).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -79,11 +82,7 @@ pub async fn partners(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-pub async fn create_partner(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn create_partner(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let name = f.req_str("name")?;
     let email = f.opt_str("email")?.filter(|e| !e.is_empty());
@@ -104,11 +103,7 @@ async fn require_partner_exists(app: &Arc<App>, partner: &str) -> Result<(), Api
         .ok_or_else(|| ApiError::not_found("unknown_partner", "partner not found"))
 }
 
-pub async fn rotate_secret(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn rotate_secret(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
     let actor = ctx.principal.actor();
     let secret = app
         .blocking(move |s| Ok(s.rotate_partner_secret(&actor, &partner)?))
@@ -120,12 +115,7 @@ pub async fn rotate_secret(
     ))
 }
 
-pub async fn create_user(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn create_user(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     require_partner_exists(app, &partner).await?;
     let f = Fields::read(app, body).await?;
     let username = f.req_str("username")?;
@@ -142,7 +132,7 @@ pub async fn create_user(
     ))
 }
 
-pub async fn users(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn users(app: &Arc<App>, partner: String) -> Answer {
     require_partner_exists(app, &partner).await?;
     let list = app.blocking(move |s| Ok(s.users(&partner)?)).await?;
     let out: Vec<Value> = list
@@ -152,12 +142,7 @@ pub async fn users(app: &Arc<App>, partner: String) -> Result<Response<Body>, Ap
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 
-pub async fn delete_user(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    username: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete_user(app: &Arc<App>, ctx: &Ctx, partner: String, username: String) -> Answer {
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.remove_user(&actor, &partner, &username)?))
         .await?;
@@ -166,7 +151,7 @@ pub async fn delete_user(
 }
 
 /// `GET /v1/admin/audit?page=&size=&since=<ms>`: newest first, paged.
-pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Answer {
     let mut window = super::paging::Window::default();
     let mut since = 0u64;
     for (k, v) in query_form(ctx.query.as_deref()) {
@@ -191,7 +176,7 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
 }
 
 /// `GET /v1/admin/backup`: a consistent copy of the database, streamed as a redb file.
-pub async fn backup(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+pub async fn backup(app: &Arc<App>) -> Answer {
     let dir = app.data_dir.join("backup-tmp");
     let path = dir.join(format!("backup-{}.redb", crate::secrets::new_secret()));
     let target = path.clone();
@@ -243,7 +228,7 @@ pub async fn backup(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
 
 /// `GET /v1/me`: who the token belongs to, so that the web UI knows the partner to show and
 /// whether to offer the admin screens. Device tokens get 403 (they have no partner view).
-pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Answer {
     let (actor, partner_id, role) = match &ctx.principal {
         auth::Principal::Admin { actor } => (actor.clone(), None, "admin"),
         auth::Principal::Partner { actor, partner_id } => {

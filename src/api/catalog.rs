@@ -14,7 +14,7 @@ use super::body::{Body, json_response, status_only};
 use super::errors::ApiError;
 use super::extract::{Fields, path_number, path_type, path_version, query_form};
 use super::paging::PageQuery;
-use super::{App, Ctx, render};
+use super::{Answer, App, Ctx, render};
 use crate::model::{DEVICE_DESCRIPTION_TYPE, parse_hash_hex};
 use crate::store::catalog::{NewDeviceDescription, NewRecord};
 
@@ -47,18 +47,14 @@ fn ok(value: &Value) -> Response<Body> {
     json_response(StatusCode::OK, value)
 }
 
-pub async fn types(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn types(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.types(&partner)?)).await?;
     Ok(ok(&Value::Array(
         list.iter().map(render::fw_type).collect(),
     )))
 }
 
-pub async fn get_type(
-    app: &Arc<App>,
-    partner: String,
-    raw: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get_type(app: &Arc<App>, partner: String, raw: String) -> Answer {
     let t = path_type(&raw)?;
     let found = app.blocking(move |s| Ok(s.fw_type(&partner, t)?)).await?;
     let ft = found.ok_or_else(|| {
@@ -67,16 +63,10 @@ pub async fn get_type(
     Ok(ok(&json!([render::fw_type(&ft)])))
 }
 
-pub async fn create_type(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn create_type(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let (actor, admin) = (ctx.principal.actor(), ctx.principal.is_admin());
     let ft = app
         .blocking(move |s| {
@@ -92,11 +82,10 @@ pub async fn update_type(
     partner: String,
     raw: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let t = path_type(&raw)?;
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let (actor, admin) = (ctx.principal.actor(), ctx.principal.is_admin());
     app.blocking(move |s| Ok(s.update_type(&actor, admin, &partner, t, &name, &description)?))
         .await?;
@@ -108,7 +97,7 @@ pub async fn pool_list(
     ctx: &Ctx,
     partner: String,
     raw_type: Option<String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let query = PageQuery::parse(ctx.query.as_deref())?;
     let t = raw_type.as_deref().map(path_type).transpose()?;
     let records = app
@@ -117,12 +106,7 @@ pub async fn pool_list(
     Ok(ok(&query.apply(records, render::pool_record)))
 }
 
-pub async fn pool_create(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn pool_create(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
     let fields = f.record_fields()?;
@@ -163,7 +147,7 @@ pub async fn pool_exists(
     raw_type: String,
     name: String,
     version: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let t = path_type(&raw_type)?;
     let exclude = match query_form(ctx.query.as_deref())
         .into_iter()
@@ -195,12 +179,7 @@ async fn find_pool_record(
         })
 }
 
-pub async fn pool_get(
-    app: &Arc<App>,
-    partner: String,
-    raw_type: String,
-    raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn pool_get(app: &Arc<App>, partner: String, raw_type: String, raw_vn: String) -> Answer {
     let record = find_pool_record(app, partner, &raw_type, &raw_vn).await?;
     Ok(ok(&render::pool_record(&record)))
 }
@@ -212,7 +191,7 @@ pub async fn pool_update(
     raw_type: String,
     raw_vn: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let f = Fields::read(app, body).await?;
     let fields = f.record_fields()?;
@@ -230,7 +209,7 @@ pub async fn pool_delete(
     partner: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_pool_record(&actor, &partner, t, vn)?))
@@ -243,7 +222,7 @@ pub async fn pool_associations(
     partner: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let record = find_pool_record(app, partner, &raw_type, &raw_vn).await?;
     let id = record.id;
     let list = app.blocking(move |s| Ok(s.associations_of(id)?)).await?;
@@ -252,12 +231,12 @@ pub async fn pool_associations(
     )))
 }
 
-pub async fn tags(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn tags(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.tags(&partner)?)).await?;
     Ok(ok(&json!(list)))
 }
 
-pub async fn device_types(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn device_types(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.device_types(&partner)?)).await?;
     Ok(ok(&Value::Array(
         list.iter().map(render::device_type).collect(),
@@ -269,10 +248,9 @@ pub async fn create_device_type(
     ctx: &Ctx,
     partner: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let actor = ctx.principal.actor();
     let dt = app
         .blocking(move |s| Ok(s.create_device_type(&actor, &partner, &name, &description)?))
@@ -290,11 +268,7 @@ async fn find_device_type(
         .ok_or_else(|| ApiError::not_found("unknown_device_type", "device type not found"))
 }
 
-pub async fn get_device_type(
-    app: &Arc<App>,
-    partner: String,
-    dt: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get_device_type(app: &Arc<App>, partner: String, dt: String) -> Answer {
     let d = find_device_type(app, partner, dt).await?;
     Ok(ok(&render::device_type(&d)))
 }
@@ -305,26 +279,32 @@ pub async fn update_device_type(
     partner: String,
     dt: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.update_device_type(&actor, &partner, &dt, &name, &description)?))
         .await?;
     Ok(status_only(StatusCode::NO_CONTENT))
 }
 
-pub async fn delete_device_type(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    dt: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete_device_type(app: &Arc<App>, ctx: &Ctx, partner: String, dt: String) -> Answer {
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_device_type(&actor, &partner, &dt)?))
         .await?;
     Ok(status_only(StatusCode::NO_CONTENT))
+}
+
+/// The images of a device type that must exist (404 otherwise), of one firmware type or all.
+async fn images_of(
+    app: &Arc<App>,
+    partner: String,
+    dt: &str,
+    t: Option<u16>,
+) -> Result<Vec<crate::model::Record>, ApiError> {
+    find_device_type(app, partner, dt.to_string()).await?;
+    let id = dt.to_string();
+    app.blocking(move |s| Ok(s.images(&id, t)?)).await
 }
 
 pub async fn images(
@@ -333,12 +313,10 @@ pub async fn images(
     partner: String,
     dt: String,
     raw_type: Option<String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let query = PageQuery::parse(ctx.query.as_deref())?;
     let t = raw_type.as_deref().map(path_type).transpose()?;
-    find_device_type(app, partner, dt.clone()).await?;
-    let id = dt.clone();
-    let records = app.blocking(move |s| Ok(s.images(&id, t)?)).await?;
+    let records = images_of(app, partner, &dt, t).await?;
     Ok(ok(&query.apply(records, |r| render::image_record(r, &dt))))
 }
 
@@ -348,11 +326,9 @@ pub async fn image_get(
     dt: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let (t, vn) = path_version(&raw_type, &raw_vn)?;
-    find_device_type(app, partner, dt.clone()).await?;
-    let id = dt.clone();
-    let records = app.blocking(move |s| Ok(s.images(&id, Some(t))?)).await?;
+    let records = images_of(app, partner, &dt, Some(t)).await?;
     let record = records
         .into_iter()
         .find(|r| r.version_number == vn)
@@ -373,7 +349,7 @@ pub async fn image_create(
     partner: String,
     dt: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
     let actor = ctx.principal.actor();
@@ -430,7 +406,7 @@ pub async fn image_delete(
     dt: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.dissociate(&actor, &partner, &dt, t, vn)?))
@@ -445,7 +421,7 @@ pub async fn push(
     dt: String,
     raw_image: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let image = path_number(&raw_image, "firmwareImageId")?;
     let f = Fields::read(app, body).await?;
     let device = f.req_str("value")?;

@@ -202,11 +202,20 @@ impl Fields {
         }
     }
 
+    /// name (required) and description (empty = absent), as types and device types take them.
+    pub fn name_description(&self) -> Result<(String, String), ApiError> {
+        Ok((
+            self.req_str("name")?,
+            self.opt_str("description")?.unwrap_or_default(),
+        ))
+    }
+
     /// name, description (empty = absent), version and tags.
     pub fn record_fields(&self) -> Result<RecordFields, ApiError> {
+        let (name, description) = self.name_description()?;
         Ok(RecordFields {
-            name: self.req_str("name")?,
-            description: self.opt_str("description")?.unwrap_or_default(),
+            name,
+            description,
             version: self.req_str("version")?,
             tags: self.tags()?,
         })

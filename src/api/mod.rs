@@ -55,6 +55,9 @@ pub struct App {
     pub downloads: binaries::DownloadCache,
 }
 
+/// What a handler answers: the response, or the error `handle` renders as the error body.
+pub type Answer = Result<Response<Body>, ApiError>;
+
 /// What a handler knows about its request besides the route.
 pub struct Ctx {
     pub principal: Principal,

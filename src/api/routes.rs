@@ -13,14 +13,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{Method, Response};
+use http::Method;
 use hyper::body::Incoming;
 
 use super::auth::{Access, Principal};
-use super::body::Body;
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{App, Ctx, admin, binaries, catalog, devices};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices};
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -30,7 +29,7 @@ pub const MAX_PARAMS: usize = 4;
 pub type Params = [String; MAX_PARAMS];
 
 /// What a handler returns, boxed so that every row has the same handler type.
-pub type Reply<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError>> + Send + 'a>>;
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
 /// A row's handler: the app, the request's context, its path parameters and its body.
 pub type Handler = for<'a> fn(&'a Arc<App>, &'a Ctx, Params, Incoming) -> Reply<'a>;
