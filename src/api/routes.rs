@@ -78,7 +78,25 @@ pub struct Route {
     pub template: &'static str,
     pub access: Access,
     pub handler: Handler,
+    /// The template's segment count, so that most rows are passed over at a glance.
+    segments: usize,
 }
+
+/// The number of `/`-separated segments of a template.
+const fn segment_count(template: &str) -> usize {
+    let mut count = 0;
+    let mut rest = template.as_bytes();
+    while let [byte, tail @ ..] = rest {
+        if *byte == b'/' {
+            count += 1;
+        }
+        rest = tail;
+    }
+    count
+}
+
+/// Segments a template holds at the most; a longer path is no route.
+const MAX_SEGMENTS: usize = 12;
 
 /// Builds `ROUTES`, one line a row: verb, template, access rule, then the handler call as a
 /// closure over (app, ctx, params, body), which the macro boxes.
@@ -86,12 +104,13 @@ macro_rules! table {
     ($($verb:ident $template:literal $access:ident |$($arg:pat_param),*| $call:expr;)*) => {
         /// Every endpoint, in matching order: the first template that fits the path decides
         /// (so a literal segment is listed before a parameter in its place), then the row of
-        /// that template for the method.
+        /// that template for the method (the rows of one template stand together).
         pub static ROUTES: &[Route] = &[$(Route {
             verb: Verb::$verb,
             template: $template,
             access: Access::$access,
             handler: |$($arg),*| Box::pin($call),
+            segments: segment_count($template),
         }),*];
     };
 }
@@ -196,45 +215,49 @@ fn parts(template: &str) -> std::str::Split<'_, char> {
     template.strip_prefix('/').unwrap_or(template).split('/')
 }
 
-/// Does the template fit the decoded path segments?
-fn fits(template: &str, segments: &[Cow<'_, str>]) -> bool {
-    let mut parts = parts(template);
-    segments
-        .iter()
-        .all(|s| parts.next().is_some_and(|p| is_param(p) || p == s))
-        && parts.next().is_none()
+/// Does the row's template fit the decoded path segments?
+fn fits(route: &Route, segments: &[Cow<'_, str>]) -> bool {
+    route.segments == segments.len()
+        && parts(route.template)
+            .zip(segments)
+            .all(|(p, s)| is_param(p) || p == s)
 }
 
 /// Matches a request to a route. Returns the route and its path template.
 pub fn route(method: &Method, path: &str) -> Result<(Matched, &'static str), ApiError> {
     // Every segment is decoded first: a bad one is 400 wherever it stands.
-    let segments = path
-        .strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(path_segment)
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(found) = ROUTES.iter().find(|r| fits(r.template, &segments)) else {
+    let mut segments: [Cow<'_, str>; MAX_SEGMENTS] = Default::default();
+    let mut count = 0;
+    for raw in path.strip_prefix('/').unwrap_or(path).split('/') {
+        let segment = path_segment(raw)?;
+        if let Some(slot) = segments.get_mut(count) {
+            *slot = segment;
+        }
+        count += 1;
+    }
+    let segments = segments.get_mut(..count).unwrap_or_default();
+    let mut rows = ROUTES.iter().skip_while(|r| !fits(r, segments)).peekable();
+    let Some(template) = rows.peek().map(|r| r.template) else {
         return Err(ApiError::not_found(
             "no_route",
             format!("no such endpoint: {path}"),
         ));
     };
-    let Some(route) = ROUTES
-        .iter()
-        .find(|r| r.template == found.template && r.verb.allows(method))
+    let Some(route) = rows
+        .take_while(|r| r.template == template)
+        .find(|r| r.verb.allows(method))
     else {
         return Err(method_not_allowed(path));
     };
     let mut params = Params::default();
-    let values = parts(route.template)
+    let values = parts(template)
         .zip(segments)
         .filter(|(part, _)| is_param(part))
-        .map(|(_, segment)| segment.into_owned());
+        .map(|(_, segment)| std::mem::take(segment).into_owned());
     for (slot, value) in params.iter_mut().zip(values) {
         *slot = value;
     }
-    Ok((Matched { route, params }, route.template))
+    Ok((Matched { route, params }, template))
 }
 
 fn method_not_allowed(path: &str) -> ApiError {
@@ -292,9 +315,15 @@ mod tests {
 
     #[test]
     fn every_row_fits_the_table() {
-        for r in ROUTES {
+        for (i, r) in ROUTES.iter().enumerate() {
             let names: Vec<&str> = parts(r.template).filter(|p| is_param(p)).collect();
             assert!(names.len() <= MAX_PARAMS, "{}", r.template);
+            assert!(r.segments <= MAX_SEGMENTS, "{}", r.template);
+            assert_eq!(r.segments, parts(r.template).count(), "{}", r.template);
+            // The rows of one template stand together, as the matcher expects.
+            if ROUTES[..i].iter().any(|o| o.template == r.template) {
+                assert_eq!(ROUTES[i - 1].template, r.template, "{}", r.template);
+            }
             if r.access.partner_scoped() {
                 assert_eq!(names.first(), Some(&"{partnerId}"), "{}", r.template);
             }
