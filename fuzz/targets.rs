@@ -526,8 +526,9 @@ fn read_json_request(
     import_as: u8,
     body: &[u8],
 ) -> Result<JsonRequest, otad::api::errors::ApiError> {
-    use otad::api::catalog::{Fields, binary_from_url};
+    use otad::api::catalog::binary_from_url;
     use otad::api::errors::ApiError;
+    use otad::api::extract::Fields;
     let binary =
         |url: &str| binary_from_url(JSON_PARTNER, url).map(|found| found.map(|(sha, _)| sha));
     if kind == 10 {
@@ -1115,7 +1116,7 @@ pub fn query_paging(data: &[u8]) {
 }
 
 fn check_form(query: &str) {
-    use otad::api::auth::parse_form;
+    use otad::api::extract::parse_form;
     let pairs = parse_form(query.as_bytes());
     let expected: Vec<(String, String)> = query
         .split('&')
@@ -1163,7 +1164,7 @@ fn seed_record(id: u64, b: [u8; 4]) -> model::Record {
 }
 
 fn check_page_query(query: &str, seed: &[u8]) {
-    use otad::api::auth::parse_form;
+    use otad::api::extract::parse_form;
     use otad::api::paging::{DEFAULT_SIZE, MAX_SIZE, PageQuery, SortField};
     // The documented size rule, on its own: a decimal size ≥ 1 is accepted, clamped to 1000.
     for (k, v) in parse_form(query.as_bytes()) {
@@ -1264,7 +1265,8 @@ fn check_page_query(query: &str, seed: &[u8]) {
 }
 
 fn check_route(selector: u8, path: &str) {
-    use otad::api::routes::{decode_segment, route};
+    use otad::api::extract::decode_segment;
+    use otad::api::routes::route;
     let methods = fuzz_methods();
     let method = &methods[usize::from(selector) % methods.len()];
     let raw: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();

@@ -1,8 +1,9 @@
 //! The authorization matrix of docs/security.md, run cell by cell against a real server:
 //! every route × {anonymous, partner A user, partner A client credentials, partner B user,
 //! appliance admin, device of A} → allow (2xx), 401 or 403, read from the table in the
-//! document so that the document and the server cannot drift. A second test checks that the
-//! table has exactly the routes the router knows (parsed from src/api/routes.rs).
+//! document so that the document and the server cannot drift. Two more tests hold the table to
+//! the router's route table (`otad::api::routes::ROUTES`): the same routes, and the cells
+//! that a route's access rule fixes.
 
 mod api_common;
 
@@ -10,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use api_common::{Api, Server, Tenant, num, s};
+use otad::api::auth::Access;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -98,55 +100,20 @@ fn cells(line: &str) -> Vec<String> {
         .collect()
 }
 
-/// (METHOD, template) of every `pick!` arm in src/api/routes.rs.
+/// (METHOD, template) of every row of the route table, partner routes written relative as
+/// in the matrix.
 fn router_routes() -> BTreeSet<(String, String)> {
-    let src = repo_file("src/api/routes.rs");
-    let mut out = BTreeSet::new();
-    let mut rest = src.as_str();
-    while let Some(at) = rest.find("pick!(") {
-        let after = &rest[at + "pick!(".len()..];
-        rest = after;
-        let Some(open) = after.find('"') else {
-            continue;
-        };
-        let Some(close) = after[open + 1..].find('"') else {
-            continue;
-        };
-        let template = &after[open + 1..open + 1 + close];
-        if template.starts_with('$') || !template.starts_with('/') {
-            continue; // the macro definition itself
-        }
-        // The arms run to the parenthesis that closes `pick!(`.
-        let mut depth = 1;
-        let mut end = after.len();
-        for (i, ch) in after.char_indices() {
-            match ch {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = i;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let arms = &after[open + 1 + close + 1..end];
-        let pieces: Vec<&str> = arms.split("=>").collect();
-        for piece in &pieces[..pieces.len().saturating_sub(1)] {
-            let cond = piece.rsplit(',').next().unwrap_or("");
-            for method in cond.split("||") {
-                let method = method.trim().to_uppercase();
-                assert!(
-                    ["GET", "HEAD", "POST", "PUT", "DELETE"].contains(&method.as_str()),
-                    "cannot read a method from {cond:?} of {template}"
-                );
-                out.insert((method, template.to_string()));
-            }
-        }
-    }
-    out
+    otad::api::routes::ROUTES
+        .iter()
+        .map(|r| (r.verb.name().to_string(), relative(r.template).to_string()))
+        .collect()
+}
+
+/// A template as the matrix writes it.
+fn relative(template: &str) -> &str {
+    template
+        .strip_prefix("/v1/ota/partners/{partnerId}")
+        .unwrap_or(template)
 }
 
 #[test]
@@ -161,6 +128,47 @@ fn the_matrix_names_every_route_of_the_router() {
         missing.is_empty() && extra.is_empty(),
         "docs/security.md matrix out of date: routes without a row {missing:?}, rows without a route {extra:?}"
     );
+}
+
+/// The rules that fix a whole row (the others leave some cells to the handler), as
+/// (anonymous, A user, A client, B user, admin, device A).
+fn cells_of(access: Access) -> Option<[Expect; 6]> {
+    use Expect::{Allow, Status};
+    match access {
+        Access::Admin => Some([
+            Status(401),
+            Status(403),
+            Status(403),
+            Status(403),
+            Allow,
+            Status(403),
+        ]),
+        Access::Partner => Some([Status(401), Allow, Allow, Status(403), Allow, Status(403)]),
+        Access::PartnerOrDevice => Some([Status(401), Allow, Allow, Status(403), Allow, Allow]),
+        Access::Anonymous | Access::Authenticated => None,
+    }
+}
+
+#[test]
+fn the_matrix_agrees_with_each_routes_access_rule() {
+    let rows = matrix();
+    for r in otad::api::routes::ROUTES {
+        let Some(expected) = cells_of(r.access) else {
+            continue;
+        };
+        let relative = relative(r.template);
+        let row = rows
+            .iter()
+            .find(|row| row.method == r.verb.name() && row.route == relative)
+            .unwrap_or_else(|| panic!("no matrix row for {} {relative}", r.verb.name()));
+        assert_eq!(
+            row.cells,
+            expected,
+            "{} {relative} is {:?} in the route table",
+            r.verb.name(),
+            r.access
+        );
+    }
 }
 
 /// What the cells run against: two partners and A's resources.

@@ -1,5 +1,7 @@
-//! Handlers for the appliance: OAuth endpoints, partners and users (admin only), the audit
-//! log, online backup, `/healthz` and `/metrics`.
+//! Handlers for the appliance: OAuth endpoints, partners and users, the audit log, online
+//! backup, `/healthz`, `/metrics` and `/v1/me`.
+//!
+//! Not here: who may call them (the route table in `routes.rs`; most are admin only).
 
 use std::sync::Arc;
 
@@ -8,34 +10,40 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::auth::{self, parse_form};
-use super::body::{Body, ChannelBody, full, json_response, read_limited, status_only};
-use super::catalog::Fields;
+use super::auth;
+use super::body::{ChannelBody, full, json_response, status_only};
 use super::errors::ApiError;
-use super::{App, Ctx, render};
+use super::extract::{Fields, query_form, read_form};
+use super::{Answer, App, Ctx, render};
 use crate::model::Role;
 
-pub async fn health(app: &Arc<App>) -> Result<Response<Body>, ApiError> {
+pub async fn health(app: &Arc<App>) -> Answer {
     // A real table read: a file redb refuses after an I/O error must not look healthy.
     app.blocking(|s| Ok(s.probe()?)).await?;
     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
 }
 
-pub async fn oauth_token(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-    let form = parse_form(&bytes);
-    let headers = headers.clone();
+/// Reads an OAuth endpoint's form body and runs its check off the reactor (argon2, store)
+/// with the request headers (HTTP Basic client credentials) and the form.
+async fn oauth<T, F>(app: &Arc<App>, ctx: &Ctx, body: Incoming, check: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&App, &HeaderMap, &[(String, String)]) -> Result<T, ApiError> + Send + 'static,
+{
+    let form = read_form(app, body).await?;
+    let headers = ctx.headers.clone();
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || check(&app, &headers, &form))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+pub async fn oauth_token(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
     let ttl = app.config.api.token_ttl_secs;
-    let app2 = Arc::clone(app);
-    let issued = tokio::task::spawn_blocking(move || {
-        auth::token_grant(&app2.store, &app2.logins, ttl, &headers, &form)
+    let issued = oauth(app, ctx, body, move |app, headers, form| {
+        auth::token_grant(&app.store, &app.logins, ttl, headers, form)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -47,22 +55,16 @@ pub async fn oauth_token(
     ))
 }
 
-pub async fn oauth_revoke(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-    let form = parse_form(&bytes);
-    let headers = headers.clone();
-    app.blocking(move |s| auth::revoke(s, &headers, &form))
-        .await?;
+pub async fn oauth_revoke(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
+    oauth(app, ctx, body, |app, headers, form| {
+        auth::revoke(&app.store, headers, form)
+    })
+    .await?;
     app.auth.clear();
     Ok(status_only(StatusCode::OK))
 }
 
-pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn metrics(app: &Arc<App>) -> Answer {
     let stats = app.blocking(|s| Ok(s.stats()?)).await?;
     let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
     resp.headers_mut().insert(
@@ -72,8 +74,7 @@ pub async fn metrics(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiErr
     Ok(resp)
 }
 
-pub async fn partners(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn partners(app: &Arc<App>) -> Answer {
     let list = app.blocking(|s| Ok(s.partners()?)).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -81,12 +82,7 @@ pub async fn partners(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiEr
     ))
 }
 
-pub async fn create_partner(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn create_partner(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let name = f.req_str("name")?;
     let email = f.opt_str("email")?.filter(|e| !e.is_empty());
@@ -107,12 +103,7 @@ async fn require_partner_exists(app: &Arc<App>, partner: &str) -> Result<(), Api
         .ok_or_else(|| ApiError::not_found("unknown_partner", "partner not found"))
 }
 
-pub async fn rotate_secret(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn rotate_secret(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
     let actor = ctx.principal.actor();
     let secret = app
         .blocking(move |s| Ok(s.rotate_partner_secret(&actor, &partner)?))
@@ -124,13 +115,7 @@ pub async fn rotate_secret(
     ))
 }
 
-pub async fn create_user(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn create_user(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     require_partner_exists(app, &partner).await?;
     let f = Fields::read(app, body).await?;
     let username = f.req_str("username")?;
@@ -147,8 +132,7 @@ pub async fn create_user(
     ))
 }
 
-pub async fn users(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn users(app: &Arc<App>, partner: String) -> Answer {
     require_partner_exists(app, &partner).await?;
     let list = app.blocking(move |s| Ok(s.users(&partner)?)).await?;
     let out: Vec<Value> = list
@@ -158,13 +142,7 @@ pub async fn users(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Respons
     Ok(json_response(StatusCode::OK, &Value::Array(out)))
 }
 
-pub async fn delete_user(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    username: String,
-) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn delete_user(app: &Arc<App>, ctx: &Ctx, partner: String, username: String) -> Answer {
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.remove_user(&actor, &partner, &username)?))
         .await?;
@@ -173,11 +151,10 @@ pub async fn delete_user(
 }
 
 /// `GET /v1/admin/audit?page=&size=&since=<ms>`: newest first, paged.
-pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Answer {
     let mut window = super::paging::Window::default();
     let mut since = 0u64;
-    for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in query_form(ctx.query.as_deref()) {
         if window.take(&k, &v)? {
             continue;
         }
@@ -199,8 +176,7 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError
 }
 
 /// `GET /v1/admin/backup`: a consistent copy of the database, streamed as a redb file.
-pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    ctx.principal.require_admin()?;
+pub async fn backup(app: &Arc<App>) -> Answer {
     let dir = app.data_dir.join("backup-tmp");
     let path = dir.join(format!("backup-{}.redb", crate::secrets::new_secret()));
     let target = path.clone();
@@ -252,13 +228,13 @@ pub async fn backup(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiErro
 
 /// `GET /v1/me`: who the token belongs to, so that the web UI knows the partner to show and
 /// whether to offer the admin screens. Device tokens get 403 (they have no partner view).
-pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Answer {
     let (actor, partner_id, role) = match &ctx.principal {
         auth::Principal::Admin { actor } => (actor.clone(), None, "admin"),
         auth::Principal::Partner { actor, partner_id } => {
             (actor.clone(), Some(partner_id.clone()), "partner")
         }
-        auth::Principal::Device { .. } => {
+        auth::Principal::Device { .. } | auth::Principal::Anonymous => {
             return Err(ApiError::forbidden(
                 "forbidden",
                 "a device token has no partner view",

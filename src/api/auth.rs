@@ -1,8 +1,10 @@
 //! Who is calling: OAuth token issue and revocation (`/oauth/*`, RFC 6749/7009 errors), bearer
-//! token checks, the roles (appliance admin, partner user or client, device) and the
-//! failed-login limiter.
+//! token checks, the roles (appliance admin, partner user or client, device), the access
+//! rules a route may name, and the failed-login limiter.
 //!
 //! Precedence (api.md): 401 (no or bad token) before 403 (wrong partner) before any 400/404.
+//!
+//! Not here: which route has which rule (`routes.rs`), form parsing (`extract.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -25,6 +27,8 @@ pub enum Principal {
     Partner { actor: String, partner_id: String },
     /// A device presenting its own token.
     Device { device_id: String },
+    /// Nobody checked: the caller of a route open to anyone (health, OAuth).
+    Anonymous,
 }
 
 impl Principal {
@@ -33,6 +37,7 @@ impl Principal {
         match self {
             Principal::Admin { actor } | Principal::Partner { actor, .. } => actor.clone(),
             Principal::Device { device_id } => format!("device:{device_id}"),
+            Principal::Anonymous => "anonymous".to_string(),
         }
     }
 
@@ -46,11 +51,12 @@ impl Principal {
             Principal::Admin { .. } => "admin",
             Principal::Partner { partner_id, .. } => partner_id,
             Principal::Device { device_id } => device_id,
+            Principal::Anonymous => "",
         }
     }
 
-    /// May this caller act on `partner_id`'s paths? Devices never (except downloads, checked
-    /// by the download handler itself).
+    /// May this caller act on `partner_id`'s paths? Devices never (downloads admit them by
+    /// their own rule, `Access::PartnerOrDevice`).
     pub fn require_partner(&self, partner_id: &str) -> Result<(), ApiError> {
         match self {
             Principal::Admin { .. } => Ok(()),
@@ -72,6 +78,42 @@ impl Principal {
                 "admin_only",
                 "this call needs an appliance admin",
             ))
+        }
+    }
+}
+
+/// Who may call a route (the `auth` column of the route table), checked after the token and
+/// before the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: no token is asked for (the handler checks any credentials itself).
+    Anonymous,
+    /// Any valid token; the handler may refuse some callers.
+    Authenticated,
+    /// An appliance admin.
+    Admin,
+    /// The partner of the path's `{partnerId}`, or an admin.
+    Partner,
+    /// As `Partner`, or any device: a binary download, where the handler checks that the
+    /// device is entitled to the binary.
+    PartnerOrDevice,
+}
+
+impl Access {
+    /// Does the route act on the path's partner (its first path parameter)?
+    pub fn partner_scoped(self) -> bool {
+        matches!(self, Access::Partner | Access::PartnerOrDevice)
+    }
+
+    /// 403 unless `principal` may call a route with this rule; `partner` is the path's
+    /// partner id for partner-scoped routes.
+    pub fn check(self, principal: &Principal, partner: &str) -> Result<(), ApiError> {
+        match self {
+            Access::Anonymous | Access::Authenticated => Ok(()),
+            Access::Admin => principal.require_admin(),
+            Access::Partner => principal.require_partner(partner),
+            Access::PartnerOrDevice if matches!(principal, Principal::Device { .. }) => Ok(()),
+            Access::PartnerOrDevice => principal.require_partner(partner),
         }
     }
 }
@@ -229,54 +271,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
-}
-
-/// Parses an `application/x-www-form-urlencoded` body or query string.
-pub fn parse_form(bytes: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'+' => {
-                    out.push(b' ');
-                    i += 1;
-                }
-                b'%' => {
-                    // Two hex digits exactly: from_str_radix alone also takes "+7".
-                    let v = bytes
-                        .get(i + 1..i + 3)
-                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok());
-                    match v {
-                        Some(v) => {
-                            out.push(v);
-                            i += 3;
-                        }
-                        None => {
-                            out.push(b'%');
-                            i += 1;
-                        }
-                    }
-                }
-                _ => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(bytes)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
 }
 
 /// The successful token answer.
@@ -487,24 +481,6 @@ pub fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_decoding() {
-        let f = parse_form(b"grant_type=password&username=a%40b.c&password=p+w%2B&flag&=x");
-        assert_eq!(f[0], ("grant_type".into(), "password".into()));
-        assert_eq!(f[1], ("username".into(), "a@b.c".into()));
-        assert_eq!(f[2], ("password".into(), "p w+".into()));
-        assert_eq!(f[3], ("flag".into(), String::new()));
-        assert_eq!(
-            parse_form(b"bad=%zz%").first().map(|p| p.1.as_str()),
-            Some("%zz%")
-        );
-        // Found by the query_paging fuzz target: "%+7" decoded to byte 7.
-        assert_eq!(
-            parse_form(b"a=%+7").first().map(|p| p.1.as_str()),
-            Some("% 7")
-        );
-    }
 
     #[test]
     fn limiter_counts_failures_per_key() {

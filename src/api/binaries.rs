@@ -6,17 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::auth::Principal;
 use super::body::{Body, ChannelBody, full, json_response, next_chunk};
-use super::catalog::Fields;
 use super::errors::ApiError;
+use super::extract::Fields;
 use super::multipart::{MultipartReader, SNIFF_BYTES, boundary_from_content_type, sniff_boundary};
-use super::{App, Ctx};
+use super::{Answer, App, Ctx};
 use crate::model::{hex, parse_hash_hex};
 use crate::store::blobs::BlobMeta;
 
@@ -40,12 +40,7 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256.
-pub async fn upload(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    mut body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incoming) -> Answer {
     let limit = app.config.storage.max_binary_size;
     let declared = ctx
         .headers
@@ -183,7 +178,7 @@ pub async fn move_to_repository(
     ctx: &Ctx,
     partner: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
     let sha = parse_sha(&f.req_str("value")?)?;
     let actor = ctx.principal.actor();
@@ -244,18 +239,11 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeAnswer {
     }
 }
 
-/// `GET|HEAD .../binaries/{sha256}`.
-pub async fn download(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    raw_sha: String,
-    head: bool,
-) -> Result<Response<Body>, ApiError> {
+/// `GET|HEAD .../binaries/{sha256}`: the caller is the path's partner (or an admin) or a
+/// device, by the route's access rule; a device's entitlement is checked here.
+pub async fn download(app: &Arc<App>, ctx: &Ctx, partner: String, raw_sha: String) -> Answer {
     let principal = ctx.principal.clone();
-    if !matches!(principal, Principal::Device { .. }) {
-        principal.require_partner(&partner)?;
-    }
+    let head = ctx.method == Method::HEAD;
     let sha = parse_sha(&raw_sha)?;
     let range = ctx
         .headers

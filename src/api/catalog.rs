@@ -8,178 +8,15 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::body::{Body, json_response, parse_json, read_limited, status_only};
+use super::body::{Body, json_response, status_only};
 use super::errors::ApiError;
+use super::extract::{Fields, path_number, path_type, path_version, query_form};
 use super::paging::PageQuery;
-use super::{App, Ctx, render};
-use crate::model::{DEVICE_DESCRIPTION_TYPE, RecordFields, parse_hash_hex};
+use super::{Answer, App, Ctx, render};
+use crate::model::{DEVICE_DESCRIPTION_TYPE, parse_hash_hex};
 use crate::store::catalog::{NewDeviceDescription, NewRecord};
-
-/// A JSON object body with typed, non-coercing field access.
-pub struct Fields(Map<String, Value>);
-
-impl Fields {
-    pub async fn read(app: &App, body: Incoming) -> Result<Self, ApiError> {
-        let bytes = read_limited(body, app.max_json(), app.request_timeout()).await?;
-        Self::parse(&bytes)
-    }
-
-    /// Parses a whole body, which must be one JSON object. Split from `read` so the fuzz
-    /// targets reach the parsing without a connection.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
-        match parse_json::<Value>(bytes)? {
-            Value::Object(map) => Ok(Fields(map)),
-            _ => Err(ApiError::bad_request(
-                "invalid_json",
-                "the body must be a JSON object",
-            )),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
-    }
-
-    pub fn opt_str(&self, key: &str) -> Result<Option<String>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::bad_request(
-                "invalid_field",
-                format!("{key} must be a string"),
-            )),
-        }
-    }
-
-    pub fn req_str(&self, key: &str) -> Result<String, ApiError> {
-        self.opt_str(key)?
-            .ok_or_else(|| ApiError::bad_request("missing_field", format!("{key} is required")))
-    }
-
-    pub fn opt_int(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                ApiError::bad_request("invalid_field", format!("{key} must be an integer"))
-            }),
-            Some(_) => Err(ApiError::bad_request(
-                "invalid_field",
-                format!("{key} must be an integer"),
-            )),
-        }
-    }
-
-    pub fn req_int(&self, key: &str) -> Result<i64, ApiError> {
-        self.opt_int(key)?
-            .ok_or_else(|| ApiError::bad_request("missing_field", format!("{key} is required")))
-    }
-
-    /// An id or version number: a JSON string holding an integer (as the API renders it), or
-    /// a plain integer.
-    pub fn opt_id(&self, key: &str) -> Result<Option<u64>, ApiError> {
-        let bad = || {
-            ApiError::bad_request(
-                "invalid_field",
-                format!("{key} must be a number in a string"),
-            )
-        };
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => s.parse().map(Some).map_err(|_| bad()),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
-            Some(_) => Err(bad()),
-        }
-    }
-
-    pub fn tags(&self) -> Result<Vec<String>, ApiError> {
-        match self.get("tags") {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    _ => Err(ApiError::bad_request(
-                        "invalid_field",
-                        "tags must be strings",
-                    )),
-                })
-                .collect(),
-            Some(_) => Err(ApiError::bad_request(
-                "invalid_field",
-                "tags must be an array of strings",
-            )),
-        }
-    }
-
-    /// name, description (empty = absent), version and tags.
-    pub fn record_fields(&self) -> Result<RecordFields, ApiError> {
-        Ok(RecordFields {
-            name: self.req_str("name")?,
-            description: self.opt_str("description")?.unwrap_or_default(),
-            version: self.req_str("version")?,
-            tags: self.tags()?,
-        })
-    }
-
-    /// `associations` of a pool record: `{"<partnerId>": ["<deviceTypeId>", ...]}` as
-    /// (owner, device type id) pairs. Only an appliance admin may name another partner.
-    pub fn associations(
-        &self,
-        partner: &str,
-        admin: bool,
-    ) -> Result<Vec<(String, String)>, ApiError> {
-        let mut associations = Vec::new();
-        match self.get("associations") {
-            None => {}
-            Some(Value::Object(map)) => {
-                for (owner, list) in map {
-                    if owner != partner && !admin {
-                        return Err(ApiError::forbidden(
-                            "foreign_association",
-                            "only an appliance admin may associate with another partner's device types",
-                        ));
-                    }
-                    let Value::Array(ids) = list else {
-                        return Err(ApiError::bad_request(
-                            "invalid_field",
-                            "associations values must be arrays of device type ids",
-                        ));
-                    };
-                    for id in ids {
-                        let Value::String(id) = id else {
-                            return Err(ApiError::bad_request(
-                                "invalid_field",
-                                "device type ids must be strings",
-                            ));
-                        };
-                        associations.push((owner.clone(), id.clone()));
-                    }
-                }
-            }
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    "associations must be an object",
-                ));
-            }
-        }
-        Ok(associations)
-    }
-}
-
-/// A firmware type number from the path: must be a number; range is checked by the store.
-pub fn path_type(raw: &str) -> Result<u16, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::bad_request("bad_type", format!("firmware type {raw:?} is not a number"))
-    })
-}
-
-pub fn path_number(raw: &str, what: &str) -> Result<u64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request("bad_number", format!("{what} {raw:?} is not a number")))
-}
 
 /// Resolves a record's `url`: empty = no binary; otherwise it must name a binary of this
 /// partner as moveToRepository returned it (any base URL, so a changed public_base_url keeps
@@ -210,18 +47,14 @@ fn ok(value: &Value) -> Response<Body> {
     json_response(StatusCode::OK, value)
 }
 
-pub async fn types(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn types(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.types(&partner)?)).await?;
     Ok(ok(&Value::Array(
         list.iter().map(render::fw_type).collect(),
     )))
 }
 
-pub async fn get_type(
-    app: &Arc<App>,
-    partner: String,
-    raw: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get_type(app: &Arc<App>, partner: String, raw: String) -> Answer {
     let t = path_type(&raw)?;
     let found = app.blocking(move |s| Ok(s.fw_type(&partner, t)?)).await?;
     let ft = found.ok_or_else(|| {
@@ -230,16 +63,10 @@ pub async fn get_type(
     Ok(ok(&json!([render::fw_type(&ft)])))
 }
 
-pub async fn create_type(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn create_type(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let (actor, admin) = (ctx.principal.actor(), ctx.principal.is_admin());
     let ft = app
         .blocking(move |s| {
@@ -255,11 +82,10 @@ pub async fn update_type(
     partner: String,
     raw: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let t = path_type(&raw)?;
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let (actor, admin) = (ctx.principal.actor(), ctx.principal.is_admin());
     app.blocking(move |s| Ok(s.update_type(&actor, admin, &partner, t, &name, &description)?))
         .await?;
@@ -271,7 +97,7 @@ pub async fn pool_list(
     ctx: &Ctx,
     partner: String,
     raw_type: Option<String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let query = PageQuery::parse(ctx.query.as_deref())?;
     let t = raw_type.as_deref().map(path_type).transpose()?;
     let records = app
@@ -280,12 +106,7 @@ pub async fn pool_list(
     Ok(ok(&query.apply(records, render::pool_record)))
 }
 
-pub async fn pool_create(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn pool_create(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
     let fields = f.record_fields()?;
@@ -326,9 +147,9 @@ pub async fn pool_exists(
     raw_type: String,
     name: String,
     version: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let t = path_type(&raw_type)?;
-    let exclude = match crate::api::auth::parse_form(ctx.query.as_deref().unwrap_or("").as_bytes())
+    let exclude = match query_form(ctx.query.as_deref())
         .into_iter()
         .find(|(k, _)| k == "excludeFirmwareImageId")
     {
@@ -347,8 +168,7 @@ async fn find_pool_record(
     raw_type: &str,
     raw_vn: &str,
 ) -> Result<crate::model::Record, ApiError> {
-    let t = path_type(raw_type)?;
-    let vn = path_number(raw_vn, "versionNumber")?;
+    let (t, vn) = path_version(raw_type, raw_vn)?;
     app.blocking(move |s| Ok(s.pool_record(&partner, t, vn)?))
         .await?
         .ok_or_else(|| {
@@ -359,12 +179,7 @@ async fn find_pool_record(
         })
 }
 
-pub async fn pool_get(
-    app: &Arc<App>,
-    partner: String,
-    raw_type: String,
-    raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn pool_get(app: &Arc<App>, partner: String, raw_type: String, raw_vn: String) -> Answer {
     let record = find_pool_record(app, partner, &raw_type, &raw_vn).await?;
     Ok(ok(&render::pool_record(&record)))
 }
@@ -376,9 +191,8 @@ pub async fn pool_update(
     raw_type: String,
     raw_vn: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    let t = path_type(&raw_type)?;
-    let vn = path_number(&raw_vn, "versionNumber")?;
+) -> Answer {
+    let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let f = Fields::read(app, body).await?;
     let fields = f.record_fields()?;
     let url = f.req_str("url")?;
@@ -395,9 +209,8 @@ pub async fn pool_delete(
     partner: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
-    let t = path_type(&raw_type)?;
-    let vn = path_number(&raw_vn, "versionNumber")?;
+) -> Answer {
+    let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_pool_record(&actor, &partner, t, vn)?))
         .await?;
@@ -409,7 +222,7 @@ pub async fn pool_associations(
     partner: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let record = find_pool_record(app, partner, &raw_type, &raw_vn).await?;
     let id = record.id;
     let list = app.blocking(move |s| Ok(s.associations_of(id)?)).await?;
@@ -418,12 +231,12 @@ pub async fn pool_associations(
     )))
 }
 
-pub async fn tags(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn tags(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.tags(&partner)?)).await?;
     Ok(ok(&json!(list)))
 }
 
-pub async fn device_types(app: &Arc<App>, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn device_types(app: &Arc<App>, partner: String) -> Answer {
     let list = app.blocking(move |s| Ok(s.device_types(&partner)?)).await?;
     Ok(ok(&Value::Array(
         list.iter().map(render::device_type).collect(),
@@ -435,10 +248,9 @@ pub async fn create_device_type(
     ctx: &Ctx,
     partner: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let actor = ctx.principal.actor();
     let dt = app
         .blocking(move |s| Ok(s.create_device_type(&actor, &partner, &name, &description)?))
@@ -456,11 +268,7 @@ async fn find_device_type(
         .ok_or_else(|| ApiError::not_found("unknown_device_type", "device type not found"))
 }
 
-pub async fn get_device_type(
-    app: &Arc<App>,
-    partner: String,
-    dt: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get_device_type(app: &Arc<App>, partner: String, dt: String) -> Answer {
     let d = find_device_type(app, partner, dt).await?;
     Ok(ok(&render::device_type(&d)))
 }
@@ -471,26 +279,32 @@ pub async fn update_device_type(
     partner: String,
     dt: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
-    let name = f.req_str("name")?;
-    let description = f.opt_str("description")?.unwrap_or_default();
+    let (name, description) = f.name_description()?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.update_device_type(&actor, &partner, &dt, &name, &description)?))
         .await?;
     Ok(status_only(StatusCode::NO_CONTENT))
 }
 
-pub async fn delete_device_type(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    dt: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete_device_type(app: &Arc<App>, ctx: &Ctx, partner: String, dt: String) -> Answer {
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_device_type(&actor, &partner, &dt)?))
         .await?;
     Ok(status_only(StatusCode::NO_CONTENT))
+}
+
+/// The images of a device type that must exist (404 otherwise), of one firmware type or all.
+async fn images_of(
+    app: &Arc<App>,
+    partner: String,
+    dt: &str,
+    t: Option<u16>,
+) -> Result<Vec<crate::model::Record>, ApiError> {
+    find_device_type(app, partner, dt.to_string()).await?;
+    let id = dt.to_string();
+    app.blocking(move |s| Ok(s.images(&id, t)?)).await
 }
 
 pub async fn images(
@@ -499,12 +313,10 @@ pub async fn images(
     partner: String,
     dt: String,
     raw_type: Option<String>,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let query = PageQuery::parse(ctx.query.as_deref())?;
     let t = raw_type.as_deref().map(path_type).transpose()?;
-    find_device_type(app, partner, dt.clone()).await?;
-    let id = dt.clone();
-    let records = app.blocking(move |s| Ok(s.images(&id, t)?)).await?;
+    let records = images_of(app, partner, &dt, t).await?;
     Ok(ok(&query.apply(records, |r| render::image_record(r, &dt))))
 }
 
@@ -514,12 +326,9 @@ pub async fn image_get(
     dt: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
-    let t = path_type(&raw_type)?;
-    let vn = path_number(&raw_vn, "versionNumber")?;
-    find_device_type(app, partner, dt.clone()).await?;
-    let id = dt.clone();
-    let records = app.blocking(move |s| Ok(s.images(&id, Some(t))?)).await?;
+) -> Answer {
+    let (t, vn) = path_version(&raw_type, &raw_vn)?;
+    let records = images_of(app, partner, &dt, Some(t)).await?;
     let record = records
         .into_iter()
         .find(|r| r.version_number == vn)
@@ -540,7 +349,7 @@ pub async fn image_create(
     partner: String,
     dt: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let f = Fields::read(app, body).await?;
     let fw_type = f.req_int("type")?;
     let actor = ctx.principal.actor();
@@ -597,9 +406,8 @@ pub async fn image_delete(
     dt: String,
     raw_type: String,
     raw_vn: String,
-) -> Result<Response<Body>, ApiError> {
-    let t = path_type(&raw_type)?;
-    let vn = path_number(&raw_vn, "versionNumber")?;
+) -> Answer {
+    let (t, vn) = path_version(&raw_type, &raw_vn)?;
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.dissociate(&actor, &partner, &dt, t, vn)?))
         .await?;
@@ -613,7 +421,7 @@ pub async fn push(
     dt: String,
     raw_image: String,
     body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+) -> Answer {
     let image = path_number(&raw_image, "firmwareImageId")?;
     let f = Fields::read(app, body).await?;
     let device = f.req_str("value")?;

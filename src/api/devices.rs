@@ -7,20 +7,14 @@ use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::auth::parse_form;
-use super::body::{Body, full, json_response, read_limited, status_only};
-use super::catalog::{Fields, path_number, path_type};
+use super::body::{full, json_response, read_limited, status_only};
 use super::errors::ApiError;
-use super::{App, Ctx, render};
+use super::extract::{Fields, path_number, path_type, query_form};
+use super::{Answer, App, Ctx, render};
 use crate::secrets::{new_secret, token_hash};
 use crate::store::devices::{DeviceFilter, ImportRow};
 
-pub async fn register(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn register(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;
     let device_id = f.req_str("deviceId")?;
     let device_type = f.req_str("deviceTypeId")?;
@@ -77,12 +71,7 @@ pub fn parse_import(text: &str, ndjson: bool) -> Result<Vec<(usize, String, Stri
     Ok(rows)
 }
 
-pub async fn import(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
+pub async fn import(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let content_type = ctx
         .headers
         .get(header::CONTENT_TYPE)
@@ -125,11 +114,11 @@ pub async fn import(
     Ok(resp)
 }
 
-pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response<Body>, ApiError> {
+pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
     let mut filter = DeviceFilter::default();
     let mut window = super::paging::Window::default();
     let (mut fw_type, mut installed) = (None, None);
-    for (k, v) in parse_form(ctx.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in query_form(ctx.query.as_deref()) {
         match k.as_str() {
             "deviceTypeId" => filter.device_type_id = Some(v),
             "type" => fw_type = Some(path_type(&v)?),
@@ -157,11 +146,7 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Result<Response
     ))
 }
 
-pub async fn get(
-    app: &Arc<App>,
-    partner: String,
-    device: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
     let found = app.blocking(move |s| Ok(s.device(&device)?)).await?;
     let d = found
         .filter(|d| d.partner_id == partner)
@@ -169,12 +154,7 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, &render::device(&d)))
 }
 
-pub async fn delete(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    device: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_device(&actor, &partner, &device)?))
         .await?;
@@ -182,12 +162,7 @@ pub async fn delete(
     Ok(status_only(StatusCode::NO_CONTENT))
 }
 
-pub async fn rotate_token(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    partner: String,
-    device: String,
-) -> Result<Response<Body>, ApiError> {
+pub async fn rotate_token(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {
     let token = new_secret();
     let hash = token_hash(&token);
     let actor = ctx.principal.actor();

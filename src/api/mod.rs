@@ -1,11 +1,15 @@
 //! The HTTP API (api.md): one entry point per request that routes, authenticates, calls the
 //! handler, renders any error as the one error body, and logs and counts the request.
 //!
-//! Rooms: `routes.rs` (path → route), `auth.rs` (OAuth, tokens, roles), `errors.rs` (the
-//! error body and the store-error mapping), `body.rs` (bounded bodies, JSON, streaming),
-//! `paging.rs`, `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images,
-//! device types, tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (partners,
-//! users, audit, backup, health, metrics) and `metrics.rs`. The listener is in `server/`.
+//! Rooms: `routes.rs` (the route table: method, template, access rule, handler; and the
+//! matcher), `auth.rs` (OAuth, tokens, roles, access rules), `extract.rs` (request parsing:
+//! path segments, forms and queries, JSON fields), `errors.rs` (the error body and the
+//! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
+//! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
+//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (OAuth, partners, users,
+//! audit, backup, health, metrics, me) and `metrics.rs` (request counters).
+//!
+//! Not here: the listener (`server/`), the web UI's files (`web/`).
 
 pub mod admin;
 pub mod auth;
@@ -14,6 +18,7 @@ pub mod body;
 pub mod catalog;
 pub mod devices;
 pub mod errors;
+pub mod extract;
 pub mod metrics;
 pub mod multipart;
 pub mod paging;
@@ -27,10 +32,10 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use self::auth::{LoginLimiter, Principal};
+use self::auth::{Access, LoginLimiter, Principal};
 use self::body::{Body, json_response};
 use self::errors::ApiError;
-use self::routes::Route;
+use self::routes::Matched;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -49,6 +54,9 @@ pub struct App {
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
 }
+
+/// What a handler answers: the response, or the error `handle` renders as the error body.
+pub type Answer = Result<Response<Body>, ApiError>;
 
 /// What a handler knows about its request besides the route.
 pub struct Ctx {
@@ -125,8 +133,8 @@ pub async fn handle(
         return Ok(resp);
     }
     let (template, label, result) = match routes::route(&method, &path) {
-        Ok((route, template)) => {
-            let (label, result) = dispatch(&app, route, req).await;
+        Ok((matched, template)) => {
+            let (label, result) = dispatch(&app, matched, req).await;
             (template, label, result)
         }
         Err(e) => ("(unmatched)", String::new(), Err(e)),
@@ -167,37 +175,23 @@ pub fn error_response(e: &ApiError, path: &str, head: bool) -> Response<Body> {
     resp
 }
 
+/// Checks the caller as the route's access rule says, then runs its handler. Returns the
+/// partner label for the request log with the answer.
 async fn dispatch(
     app: &Arc<App>,
-    route: Route,
+    matched: Matched,
     req: Request<Incoming>,
 ) -> (String, Result<Response<Body>, ApiError>) {
     let (parts, body) = req.into_parts();
-    match route {
-        Route::Health => return (String::new(), admin::health(app).await),
-        Route::OauthToken => {
-            return (
-                String::new(),
-                admin::oauth_token(app, &parts.headers, body).await,
-            );
-        }
-        Route::OauthRevoke => {
-            return (
-                String::new(),
-                admin::oauth_revoke(app, &parts.headers, body).await,
-            );
-        }
-        _ => {}
-    }
-    let principal = match principal_of(app, &parts.headers).await {
-        Ok(p) => p,
-        Err(e) => return (String::new(), Err(e)),
+    let principal = match matched.route.access {
+        Access::Anonymous => Principal::Anonymous,
+        _ => match principal_of(app, &parts.headers).await {
+            Ok(p) => p,
+            Err(e) => return (String::new(), Err(e)),
+        },
     };
     let label = principal.partner_label().to_string();
-    if let Some(partner) = route.partner()
-        && !matches!(route, Route::BinaryDownload { .. })
-        && let Err(e) = principal.require_partner(partner)
-    {
+    if let Err(e) = matched.authorize(&principal) {
         return (label, Err(e));
     }
     let ctx = Ctx {
@@ -207,7 +201,7 @@ async fn dispatch(
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
     };
-    let result = route_to_handler(app, &ctx, route, body).await;
+    let result = (matched.route.handler)(app, &ctx, matched.params, body).await;
     (label, result)
 }
 
@@ -225,102 +219,4 @@ async fn principal_of(app: &Arc<App>, headers: &HeaderMap) -> Result<Principal, 
         .await?;
     app.auth.put(token, principal.clone(), expires);
     Ok(principal)
-}
-
-async fn route_to_handler(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    route: Route,
-    body: Incoming,
-) -> Result<Response<Body>, ApiError> {
-    use Route::*;
-    match route {
-        Health | OauthToken | OauthRevoke => Err(ApiError::internal("route handled earlier")),
-        Metrics => admin::metrics(app, ctx).await,
-        AdminPartners => admin::partners(app, ctx).await,
-        AdminPartnersCreate => admin::create_partner(app, ctx, body).await,
-        AdminPartnerSecret { partner } => admin::rotate_secret(app, ctx, partner).await,
-        AdminUsersCreate { partner } => admin::create_user(app, ctx, partner, body).await,
-        AdminUsersList { partner } => admin::users(app, ctx, partner).await,
-        AdminUserDelete { partner, username } => {
-            admin::delete_user(app, ctx, partner, username).await
-        }
-        AdminAudit => admin::audit(app, ctx).await,
-        AdminBackup => admin::backup(app, ctx).await,
-        Me => admin::me(app, ctx).await,
-        TypesList { partner } => catalog::types(app, partner).await,
-        TypesCreate { partner } => catalog::create_type(app, ctx, partner, body).await,
-        TypeGet { partner, fw_type } => catalog::get_type(app, partner, fw_type).await,
-        TypeUpdate { partner, fw_type } => {
-            catalog::update_type(app, ctx, partner, fw_type, body).await
-        }
-        BinaryUpload { partner } => binaries::upload(app, ctx, partner, body).await,
-        BinaryMove { partner } => binaries::move_to_repository(app, ctx, partner, body).await,
-        BinaryDownload { partner, sha, head } => {
-            binaries::download(app, ctx, partner, sha, head).await
-        }
-        PoolList { partner, fw_type } => catalog::pool_list(app, ctx, partner, fw_type).await,
-        PoolCreate { partner } => catalog::pool_create(app, ctx, partner, body).await,
-        PoolExists {
-            partner,
-            fw_type,
-            name,
-            version,
-        } => catalog::pool_exists(app, ctx, partner, fw_type, name, version).await,
-        PoolGet {
-            partner,
-            fw_type,
-            vn,
-        } => catalog::pool_get(app, partner, fw_type, vn).await,
-        PoolUpdate {
-            partner,
-            fw_type,
-            vn,
-        } => catalog::pool_update(app, ctx, partner, fw_type, vn, body).await,
-        PoolDelete {
-            partner,
-            fw_type,
-            vn,
-        } => catalog::pool_delete(app, ctx, partner, fw_type, vn).await,
-        PoolAssociations {
-            partner,
-            fw_type,
-            vn,
-        } => catalog::pool_associations(app, partner, fw_type, vn).await,
-        Tags { partner } => catalog::tags(app, partner).await,
-        DeviceTypesList { partner } => catalog::device_types(app, partner).await,
-        DeviceTypesCreate { partner } => catalog::create_device_type(app, ctx, partner, body).await,
-        DeviceTypeGet { partner, dt } => catalog::get_device_type(app, partner, dt).await,
-        DeviceTypeUpdate { partner, dt } => {
-            catalog::update_device_type(app, ctx, partner, dt, body).await
-        }
-        DeviceTypeDelete { partner, dt } => {
-            catalog::delete_device_type(app, ctx, partner, dt).await
-        }
-        ImagesList {
-            partner,
-            dt,
-            fw_type,
-        } => catalog::images(app, ctx, partner, dt, fw_type).await,
-        ImageCreate { partner, dt } => catalog::image_create(app, ctx, partner, dt, body).await,
-        ImageGet {
-            partner,
-            dt,
-            fw_type,
-            vn,
-        } => catalog::image_get(app, partner, dt, fw_type, vn).await,
-        ImageDelete {
-            partner,
-            dt,
-            fw_type,
-            vn,
-        } => catalog::image_delete(app, ctx, partner, dt, fw_type, vn).await,
-        ImagePush { partner, dt, image } => catalog::push(app, ctx, partner, dt, image, body).await,
-        DevicesList { partner } => devices::list(app, ctx, partner).await,
-        DeviceRegister { partner } => devices::register(app, ctx, partner, body).await,
-        DevicesImport { partner } => devices::import(app, ctx, partner, body).await,
-        DeviceGet { partner, device } => devices::get(app, partner, device).await,
-        DeviceDelete { partner, device } => devices::delete(app, ctx, partner, device).await,
-        DeviceToken { partner, device } => devices::rotate_token(app, ctx, partner, device).await,
-    }
 }

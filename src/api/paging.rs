@@ -6,8 +6,8 @@
 use std::cmp::Ordering;
 use std::num::IntErrorKind;
 
-use super::auth::parse_form;
 use super::errors::ApiError;
+use super::extract::query_form;
 use crate::model::Record;
 
 pub const DEFAULT_SIZE: usize = 50;
@@ -165,7 +165,7 @@ impl PageQuery {
             descending: true,
             tags: Vec::new(),
         };
-        for (key, value) in parse_form(query.unwrap_or("").as_bytes()) {
+        for (key, value) in query_form(query) {
             if q.window.take(&key, &value)? {
                 continue;
             }

@@ -1,372 +1,263 @@
-//! The path → route table of the HTTP API: every endpoint, its method and its path template
-//! (used in logs and metrics). Pure: takes the method and raw path, returns the route with its
-//! decoded path parameters, 404 for no route, 405 for a known path with another method.
+//! The route table of the HTTP API: every endpoint once, as method, path template (the name
+//! in logs and metrics), access rule and handler; and the matcher that finds a request's row
+//! (404 for no route, 405 for a known path with another method). The dispatcher (`mod.rs`)
+//! and tests/api_authorization.rs read `ROUTES`; that test holds docs/security.md's matrix
+//! to it.
+//!
+//! Not here: what the handlers do (the handler files), token checks and the rules themselves
+//! (`auth.rs`), percent-decoding (`extract.rs`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use http::Method;
+use hyper::body::Incoming;
 
+use super::auth::{Access, Principal};
 use super::errors::ApiError;
+use super::extract::path_segment;
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices};
 
-/// One endpoint with its path parameters (percent-decoded, not otherwise validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    Health,
-    Metrics,
-    OauthToken,
-    OauthRevoke,
-    AdminPartners,
-    AdminPartnersCreate,
-    AdminPartnerSecret {
-        partner: String,
-    },
-    AdminUsersCreate {
-        partner: String,
-    },
-    AdminUsersList {
-        partner: String,
-    },
-    AdminUserDelete {
-        partner: String,
-        username: String,
-    },
-    AdminAudit,
-    AdminBackup,
-    /// The caller of the token (extension for the web UI).
-    Me,
-    TypesList {
-        partner: String,
-    },
-    TypesCreate {
-        partner: String,
-    },
-    TypeGet {
-        partner: String,
-        fw_type: String,
-    },
-    TypeUpdate {
-        partner: String,
-        fw_type: String,
-    },
-    BinaryUpload {
-        partner: String,
-    },
-    BinaryMove {
-        partner: String,
-    },
-    BinaryDownload {
-        partner: String,
-        sha: String,
-        head: bool,
-    },
-    PoolList {
-        partner: String,
-        fw_type: Option<String>,
-    },
-    PoolCreate {
-        partner: String,
-    },
-    PoolExists {
-        partner: String,
-        fw_type: String,
-        name: String,
-        version: String,
-    },
-    PoolGet {
-        partner: String,
-        fw_type: String,
-        vn: String,
-    },
-    PoolUpdate {
-        partner: String,
-        fw_type: String,
-        vn: String,
-    },
-    PoolDelete {
-        partner: String,
-        fw_type: String,
-        vn: String,
-    },
-    PoolAssociations {
-        partner: String,
-        fw_type: String,
-        vn: String,
-    },
-    Tags {
-        partner: String,
-    },
-    DeviceTypesList {
-        partner: String,
-    },
-    DeviceTypesCreate {
-        partner: String,
-    },
-    DeviceTypeGet {
-        partner: String,
-        dt: String,
-    },
-    DeviceTypeUpdate {
-        partner: String,
-        dt: String,
-    },
-    DeviceTypeDelete {
-        partner: String,
-        dt: String,
-    },
-    ImagesList {
-        partner: String,
-        dt: String,
-        fw_type: Option<String>,
-    },
-    ImageCreate {
-        partner: String,
-        dt: String,
-    },
-    ImageGet {
-        partner: String,
-        dt: String,
-        fw_type: String,
-        vn: String,
-    },
-    ImageDelete {
-        partner: String,
-        dt: String,
-        fw_type: String,
-        vn: String,
-    },
-    ImagePush {
-        partner: String,
-        dt: String,
-        image: String,
-    },
-    DevicesList {
-        partner: String,
-    },
-    DeviceRegister {
-        partner: String,
-    },
-    DevicesImport {
-        partner: String,
-    },
-    DeviceGet {
-        partner: String,
-        device: String,
-    },
-    DeviceDelete {
-        partner: String,
-        device: String,
-    },
-    DeviceToken {
-        partner: String,
-        device: String,
-    },
+/// Path parameters a template holds at the most.
+pub const MAX_PARAMS: usize = 4;
+
+/// A route's path parameters in template order, percent-decoded and not otherwise validated;
+/// the slots past the template's parameters are empty.
+pub type Params = [String; MAX_PARAMS];
+
+/// What a handler returns, boxed so that every row has the same handler type.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+/// A row's handler: the app, the request's context, its path parameters and its body.
+pub type Handler = for<'a> fn(&'a Arc<App>, &'a Ctx, Params, Incoming) -> Reply<'a>;
+
+/// The methods a row answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// GET, and HEAD answered the same way (the routes outside the partner paths; the matrix
+    /// names only the GET).
+    GetHead,
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
 }
 
-impl Route {
+impl Verb {
+    fn allows(self, method: &Method) -> bool {
+        match self {
+            Verb::GetHead => *method == Method::GET || *method == Method::HEAD,
+            Verb::Get => *method == Method::GET,
+            Verb::Head => *method == Method::HEAD,
+            Verb::Post => *method == Method::POST,
+            Verb::Put => *method == Method::PUT,
+            Verb::Delete => *method == Method::DELETE,
+        }
+    }
+
+    /// The method as docs/security.md's matrix names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::GetHead | Verb::Get => "GET",
+            Verb::Head => "HEAD",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
+/// One row of the table.
+pub struct Route {
+    pub verb: Verb,
+    /// The path, `{name}` for a parameter.
+    pub template: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+    /// The template's segment count, so that most rows are passed over at a glance.
+    segments: usize,
+}
+
+/// The number of `/`-separated segments of a template.
+const fn segment_count(template: &str) -> usize {
+    let mut count = 0;
+    let mut rest = template.as_bytes();
+    while let [byte, tail @ ..] = rest {
+        if *byte == b'/' {
+            count += 1;
+        }
+        rest = tail;
+    }
+    count
+}
+
+/// Segments a template holds at the most; a longer path is no route.
+const MAX_SEGMENTS: usize = 12;
+
+/// Builds `ROUTES`, one line a row: verb, template, access rule, then the handler call as a
+/// closure over (app, ctx, params, body), which the macro boxes.
+macro_rules! table {
+    ($($verb:ident $template:literal $access:ident |$($arg:pat_param),*| $call:expr;)*) => {
+        /// Every endpoint, in matching order: the first template that fits the path decides
+        /// (so a literal segment is listed before a parameter in its place), then the row of
+        /// that template for the method (the rows of one template stand together).
+        pub static ROUTES: &[Route] = &[$(Route {
+            verb: Verb::$verb,
+            template: $template,
+            access: Access::$access,
+            handler: |$($arg),*| Box::pin($call),
+            segments: segment_count($template),
+        }),*];
+    };
+}
+
+table! {
+    GetHead "/healthz" Anonymous |a, _, _, _| admin::health(a);
+    GetHead "/metrics" Admin |a, _, _, _| admin::metrics(a);
+    Post "/oauth/token" Anonymous |a, c, _, b| admin::oauth_token(a, c, b);
+    Post "/oauth/revoke" Anonymous |a, c, _, b| admin::oauth_revoke(a, c, b);
+    GetHead "/v1/admin/partners" Admin |a, _, _, _| admin::partners(a);
+    Post "/v1/admin/partners" Admin |a, c, _, b| admin::create_partner(a, c, b);
+    Post "/v1/admin/partners/{partnerId}/secret" Admin |a, c, [p, ..], _| admin::rotate_secret(a, c, p);
+    Post "/v1/admin/partners/{partnerId}/users" Admin |a, c, [p, ..], b| admin::create_user(a, c, p, b);
+    GetHead "/v1/admin/partners/{partnerId}/users" Admin |a, _, [p, ..], _| admin::users(a, p);
+    Delete "/v1/admin/partners/{partnerId}/users/{username}" Admin |a, c, [p, u, ..], _| admin::delete_user(a, c, p, u);
+    GetHead "/v1/admin/audit" Admin |a, c, _, _| admin::audit(a, c);
+    GetHead "/v1/admin/backup" Admin |a, _, _, _| admin::backup(a);
+    GetHead "/v1/me" Authenticated |a, c, _, _| admin::me(a, c);
+    Get "/v1/ota/partners/{partnerId}/types" Partner |a, _, [p, ..], _| catalog::types(a, p);
+    Post "/v1/ota/partners/{partnerId}/types" Partner |a, c, [p, ..], b| catalog::create_type(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/types/{type}" Partner |a, _, [p, t, ..], _| catalog::get_type(a, p, t);
+    Put "/v1/ota/partners/{partnerId}/types/{type}" Partner |a, c, [p, t, ..], b| catalog::update_type(a, c, p, t, b);
+    Post "/v1/ota/partners/{partnerId}/binaries" Partner |a, c, [p, ..], b| binaries::upload(a, c, p, b);
+    Post "/v1/ota/partners/{partnerId}/binaries/moveToRepository" Partner |a, c, [p, ..], b| binaries::move_to_repository(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/binaries/{sha256}" PartnerOrDevice |a, c, [p, sha, ..], _| binaries::download(a, c, p, sha);
+    Head "/v1/ota/partners/{partnerId}/binaries/{sha256}" PartnerOrDevice |a, c, [p, sha, ..], _| binaries::download(a, c, p, sha);
+    Get "/v1/ota/partners/{partnerId}/pool" Partner |a, c, [p, ..], _| catalog::pool_list(a, c, p, None);
+    Post "/v1/ota/partners/{partnerId}/pool" Partner |a, c, [p, ..], b| catalog::pool_create(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/pool/types/{type}" Partner |a, c, [p, t, ..], _| catalog::pool_list(a, c, p, Some(t));
+    Get "/v1/ota/partners/{partnerId}/pool/types/{type}/names/{name}/versions/{version}/exists" Partner |a, c, [p, t, n, v], _| catalog::pool_exists(a, c, p, t, n, v);
+    Get "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, _, [p, t, vn, _], _| catalog::pool_get(a, p, t, vn);
+    Put "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, t, vn, _], b| catalog::pool_update(a, c, p, t, vn, b);
+    Delete "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, t, vn, _], _| catalog::pool_delete(a, c, p, t, vn);
+    Get "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}/associations" Partner |a, _, [p, t, vn, _], _| catalog::pool_associations(a, p, t, vn);
+    Get "/v1/ota/partners/{partnerId}/tags" Partner |a, _, [p, ..], _| catalog::tags(a, p);
+    Get "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, _, [p, ..], _| catalog::device_types(a, p);
+    Post "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, c, [p, ..], b| catalog::create_device_type(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, _, [p, dt, ..], _| catalog::get_device_type(a, p, dt);
+    Put "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, c, [p, dt, ..], b| catalog::update_device_type(a, c, p, dt, b);
+    Delete "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, c, [p, dt, ..], _| catalog::delete_device_type(a, c, p, dt);
+    Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages" Partner |a, c, [p, dt, ..], _| catalog::images(a, c, p, dt, None);
+    Post "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages" Partner |a, c, [p, dt, ..], b| catalog::image_create(a, c, p, dt, b);
+    Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}" Partner |a, c, [p, dt, t, _], _| catalog::images(a, c, p, dt, Some(t));
+    Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}" Partner |a, _, [p, dt, t, vn], _| catalog::image_get(a, p, dt, t, vn);
+    Delete "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, dt, t, vn], _| catalog::image_delete(a, c, p, dt, t, vn);
+    Put "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/{firmwareImageId}/push" Partner |a, c, [p, dt, id, _], b| catalog::push(a, c, p, dt, id, b);
+    Get "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], _| devices::list(a, c, p);
+    Post "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], b| devices::register(a, c, p, b);
+    Post "/v1/ota/partners/{partnerId}/devices/import" Partner |a, c, [p, ..], b| devices::import(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, _, [p, d, ..], _| devices::get(a, p, d);
+    Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
+    Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
+}
+
+/// A request's row and its path parameters.
+pub struct Matched {
+    pub route: &'static Route,
+    pub params: Params,
+}
+
+impl Matched {
     /// The partner id in the path, for partner-scoped routes.
     pub fn partner(&self) -> Option<&str> {
-        use Route::*;
-        match self {
-            TypesList { partner }
-            | TypesCreate { partner }
-            | TypeGet { partner, .. }
-            | TypeUpdate { partner, .. }
-            | BinaryUpload { partner }
-            | BinaryMove { partner }
-            | BinaryDownload { partner, .. }
-            | PoolList { partner, .. }
-            | PoolCreate { partner }
-            | PoolExists { partner, .. }
-            | PoolGet { partner, .. }
-            | PoolUpdate { partner, .. }
-            | PoolDelete { partner, .. }
-            | PoolAssociations { partner, .. }
-            | Tags { partner }
-            | DeviceTypesList { partner }
-            | DeviceTypesCreate { partner }
-            | DeviceTypeGet { partner, .. }
-            | DeviceTypeUpdate { partner, .. }
-            | DeviceTypeDelete { partner, .. }
-            | ImagesList { partner, .. }
-            | ImageCreate { partner, .. }
-            | ImageGet { partner, .. }
-            | ImageDelete { partner, .. }
-            | ImagePush { partner, .. }
-            | DevicesList { partner }
-            | DeviceRegister { partner }
-            | DevicesImport { partner }
-            | DeviceGet { partner, .. }
-            | DeviceDelete { partner, .. }
-            | DeviceToken { partner, .. } => Some(partner),
-            _ => None,
-        }
+        let [partner, ..] = &self.params;
+        self.route
+            .access
+            .partner_scoped()
+            .then_some(partner.as_str())
+    }
+
+    /// 403 unless the route's access rule admits `principal`.
+    pub fn authorize(&self, principal: &Principal) -> Result<(), ApiError> {
+        let [partner, ..] = &self.params;
+        self.route.access.check(principal, partner)
     }
 }
 
-/// Percent-decodes one path segment (`+` stays literal); the result must be UTF-8.
-pub fn decode_segment(raw: &str) -> Result<String, ApiError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            // Two hex digits exactly: from_str_radix alone also takes "+7".
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("bad_path", "malformed percent-encoding in the path")
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+impl PartialEq for Matched {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.route, other.route) && self.params == other.params
     }
-    String::from_utf8(out)
-        .map_err(|_| ApiError::bad_request("bad_path", "the path is not valid UTF-8"))
+}
+
+impl Eq for Matched {}
+
+impl fmt::Debug for Matched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Matched")
+            .field("verb", &self.route.verb)
+            .field("template", &self.route.template)
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+fn is_param(part: &str) -> bool {
+    part.starts_with('{')
+}
+
+/// The template's segments after the leading `/`.
+fn parts(template: &str) -> std::str::Split<'_, char> {
+    template.strip_prefix('/').unwrap_or(template).split('/')
+}
+
+/// Does the row's template fit the decoded path segments?
+fn fits(route: &Route, segments: &[Cow<'_, str>]) -> bool {
+    route.segments == segments.len()
+        && parts(route.template)
+            .zip(segments)
+            .all(|(p, s)| is_param(p) || p == s)
 }
 
 /// Matches a request to a route. Returns the route and its path template.
-pub fn route(method: &Method, path: &str) -> Result<(Route, &'static str), ApiError> {
-    let raw: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let mut segs = Vec::with_capacity(raw.len());
-    for s in &raw {
-        segs.push(decode_segment(s)?);
-    }
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method;
-    let get = *m == Method::GET || *m == Method::HEAD;
-    let post = *m == Method::POST;
-    let delete = *m == Method::DELETE;
-    let own = |x: &str| x.to_string();
-    macro_rules! pick {
-        ($tpl:literal, $($cond:expr => $route:expr),+ $(,)?) => {{
-            $( if $cond { return Ok(($route, $tpl)); } )+
-            return Err(method_not_allowed(path));
-        }};
-    }
-    match s.as_slice() {
-        ["healthz"] => pick!("/healthz", get => Route::Health),
-        ["metrics"] => pick!("/metrics", get => Route::Metrics),
-        ["oauth", "token"] => pick!("/oauth/token", post => Route::OauthToken),
-        ["oauth", "revoke"] => pick!("/oauth/revoke", post => Route::OauthRevoke),
-        ["v1", "admin", "partners"] => pick!("/v1/admin/partners",
-            get => Route::AdminPartners, post => Route::AdminPartnersCreate),
-        ["v1", "admin", "partners", p, "secret"] => pick!("/v1/admin/partners/{partnerId}/secret",
-            post => Route::AdminPartnerSecret { partner: own(p) }),
-        ["v1", "admin", "partners", p, "users"] => pick!("/v1/admin/partners/{partnerId}/users",
-            post => Route::AdminUsersCreate { partner: own(p) },
-            get => Route::AdminUsersList { partner: own(p) }),
-        ["v1", "admin", "partners", p, "users", u] => {
-            pick!("/v1/admin/partners/{partnerId}/users/{username}",
-            delete => Route::AdminUserDelete { partner: own(p), username: own(u) })
+pub fn route(method: &Method, path: &str) -> Result<(Matched, &'static str), ApiError> {
+    // Every segment is decoded first: a bad one is 400 wherever it stands.
+    let mut segments: [Cow<'_, str>; MAX_SEGMENTS] = Default::default();
+    let mut count = 0;
+    for raw in path.strip_prefix('/').unwrap_or(path).split('/') {
+        let segment = path_segment(raw)?;
+        if let Some(slot) = segments.get_mut(count) {
+            *slot = segment;
         }
-        ["v1", "admin", "audit"] => pick!("/v1/admin/audit", get => Route::AdminAudit),
-        ["v1", "admin", "backup"] => pick!("/v1/admin/backup", get => Route::AdminBackup),
-        ["v1", "me"] => pick!("/v1/me", get => Route::Me),
-        ["v1", "ota", "partners", p, rest @ ..] => partner_route(m, path, p, rest),
-        _ => Err(ApiError::not_found(
+        count += 1;
+    }
+    let segments = segments.get_mut(..count).unwrap_or_default();
+    let mut rows = ROUTES.iter().skip_while(|r| !fits(r, segments)).peekable();
+    let Some(template) = rows.peek().map(|r| r.template) else {
+        return Err(ApiError::not_found(
             "no_route",
             format!("no such endpoint: {path}"),
-        )),
+        ));
+    };
+    let Some(route) = rows
+        .take_while(|r| r.template == template)
+        .find(|r| r.verb.allows(method))
+    else {
+        return Err(method_not_allowed(path));
+    };
+    let mut params = Params::default();
+    let values = parts(template)
+        .zip(segments)
+        .filter(|(part, _)| is_param(part))
+        .map(|(_, segment)| std::mem::take(segment).into_owned());
+    for (slot, value) in params.iter_mut().zip(values) {
+        *slot = value;
     }
-}
-
-fn partner_route(
-    m: &Method,
-    path: &str,
-    p: &str,
-    rest: &[&str],
-) -> Result<(Route, &'static str), ApiError> {
-    let get = *m == Method::GET;
-    let head = *m == Method::HEAD;
-    let post = *m == Method::POST;
-    let put = *m == Method::PUT;
-    let delete = *m == Method::DELETE;
-    let partner = p.to_string();
-    let own = |x: &str| x.to_string();
-    macro_rules! pick {
-        ($tpl:literal, $($cond:expr => $route:expr),+ $(,)?) => {{
-            $( if $cond { return Ok(($route, concat!("/v1/ota/partners/{partnerId}", $tpl))); } )+
-            return Err(method_not_allowed(path));
-        }};
-    }
-    match rest {
-        ["types"] => pick!("/types",
-            get => Route::TypesList { partner },
-            post => Route::TypesCreate { partner }),
-        ["types", t] => pick!("/types/{type}",
-            get => Route::TypeGet { partner: partner.clone(), fw_type: own(t) },
-            put => Route::TypeUpdate { partner, fw_type: own(t) }),
-        ["binaries"] => pick!("/binaries", post => Route::BinaryUpload { partner }),
-        ["binaries", "moveToRepository"] => pick!("/binaries/moveToRepository",
-            post => Route::BinaryMove { partner }),
-        ["binaries", sha] => pick!("/binaries/{sha256}",
-            get || head => Route::BinaryDownload { partner, sha: own(sha), head }),
-        ["pool"] => pick!("/pool",
-            get => Route::PoolList { partner: partner.clone(), fw_type: None },
-            post => Route::PoolCreate { partner }),
-        ["pool", "types", t] => pick!("/pool/types/{type}",
-            get => Route::PoolList { partner, fw_type: Some(own(t)) }),
-        ["pool", "types", t, "names", n, "versions", v, "exists"] => pick!(
-            "/pool/types/{type}/names/{name}/versions/{version}/exists",
-            get => Route::PoolExists { partner, fw_type: own(t), name: own(n), version: own(v) }),
-        ["pool", "types", t, "versionNumbers", vn] => {
-            pick!("/pool/types/{type}/versionNumbers/{versionNumber}",
-            get => Route::PoolGet { partner: partner.clone(), fw_type: own(t), vn: own(vn) },
-            put => Route::PoolUpdate { partner: partner.clone(), fw_type: own(t), vn: own(vn) },
-            delete => Route::PoolDelete { partner, fw_type: own(t), vn: own(vn) })
-        }
-        ["pool", "types", t, "versionNumbers", vn, "associations"] => pick!(
-            "/pool/types/{type}/versionNumbers/{versionNumber}/associations",
-            get => Route::PoolAssociations { partner, fw_type: own(t), vn: own(vn) }),
-        ["tags"] => pick!("/tags", get => Route::Tags { partner }),
-        ["deviceTypes"] => pick!("/deviceTypes",
-            get => Route::DeviceTypesList { partner: partner.clone() },
-            post => Route::DeviceTypesCreate { partner }),
-        ["deviceTypes", dt] => pick!("/deviceTypes/{deviceTypeId}",
-            get => Route::DeviceTypeGet { partner: partner.clone(), dt: own(dt) },
-            put => Route::DeviceTypeUpdate { partner: partner.clone(), dt: own(dt) },
-            delete => Route::DeviceTypeDelete { partner, dt: own(dt) }),
-        ["deviceTypes", dt, "firmwareImages"] => {
-            pick!("/deviceTypes/{deviceTypeId}/firmwareImages",
-            get => Route::ImagesList { partner: partner.clone(), dt: own(dt), fw_type: None },
-            post => Route::ImageCreate { partner, dt: own(dt) })
-        }
-        ["deviceTypes", dt, "firmwareImages", "types", t] => pick!(
-            "/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}",
-            get => Route::ImagesList { partner, dt: own(dt), fw_type: Some(own(t)) }),
-        [
-            "deviceTypes",
-            dt,
-            "firmwareImages",
-            "types",
-            t,
-            "versionNumbers",
-            vn,
-        ] => pick!(
-            "/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}",
-            get => Route::ImageGet { partner: partner.clone(), dt: own(dt), fw_type: own(t), vn: own(vn) },
-            delete => Route::ImageDelete { partner, dt: own(dt), fw_type: own(t), vn: own(vn) }),
-        ["deviceTypes", dt, "firmwareImages", id, "push"] => pick!(
-            "/deviceTypes/{deviceTypeId}/firmwareImages/{firmwareImageId}/push",
-            put => Route::ImagePush { partner, dt: own(dt), image: own(id) }),
-        ["devices"] => pick!("/devices",
-            get => Route::DevicesList { partner: partner.clone() },
-            post => Route::DeviceRegister { partner }),
-        ["devices", "import"] => pick!("/devices/import", post => Route::DevicesImport { partner }),
-        ["devices", d] => pick!("/devices/{deviceId}",
-            get => Route::DeviceGet { partner: partner.clone(), device: own(d) },
-            delete => Route::DeviceDelete { partner, device: own(d) }),
-        ["devices", d, "token"] => pick!("/devices/{deviceId}/token",
-            post => Route::DeviceToken { partner, device: own(d) }),
-        _ => Err(ApiError::not_found(
-            "no_route",
-            format!("no such endpoint: {path}"),
-        )),
-    }
+    Ok((Matched { route, params }, template))
 }
 
 fn method_not_allowed(path: &str) -> ApiError {
@@ -381,6 +272,14 @@ fn method_not_allowed(path: &str) -> ApiError {
 mod tests {
     use super::*;
 
+    fn params(values: &[&str]) -> Params {
+        let mut out = Params::default();
+        for (slot, v) in out.iter_mut().zip(values) {
+            *slot = v.to_string();
+        }
+        out
+    }
+
     #[test]
     fn routes_and_templates() {
         let (r, t) = route(
@@ -388,14 +287,8 @@ mod tests {
             "/v1/ota/partners/p1/pool/types/3/versionNumbers/17",
         )
         .unwrap();
-        assert_eq!(
-            r,
-            Route::PoolGet {
-                partner: "p1".into(),
-                fw_type: "3".into(),
-                vn: "17".into()
-            }
-        );
+        assert_eq!(r.route.verb, Verb::Get);
+        assert_eq!(r.params, params(&["p1", "3", "17"]));
         assert_eq!(
             t,
             "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}"
@@ -405,36 +298,36 @@ mod tests {
             "/v1/ota/partners/p/pool/types/3/names/a%20b+c/versions/1.0%2B7/exists",
         )
         .unwrap();
-        assert_eq!(
-            r,
-            Route::PoolExists {
-                partner: "p".into(),
-                fw_type: "3".into(),
-                name: "a b+c".into(),
-                version: "1.0+7".into()
-            }
-        );
-        let (r, _) = route(&Method::HEAD, "/v1/ota/partners/p/binaries/abc").unwrap();
-        assert_eq!(
-            r,
-            Route::BinaryDownload {
-                partner: "p".into(),
-                sha: "abc".into(),
-                head: true
-            }
-        );
+        assert_eq!(r.params, params(&["p", "3", "a b+c", "1.0+7"]));
+        let (r, t) = route(&Method::HEAD, "/v1/ota/partners/p/binaries/abc").unwrap();
+        assert_eq!(t, "/v1/ota/partners/{partnerId}/binaries/{sha256}");
+        assert_eq!(r.route.verb, Verb::Head);
+        assert_eq!(r.params, params(&["p", "abc"]));
         assert_eq!(r.partner(), Some("p"));
-        let (r, _) = route(
+        let (r, t) = route(
             &Method::POST,
             "/v1/ota/partners/p/binaries/moveToRepository",
         )
         .unwrap();
-        assert_eq!(
-            r,
-            Route::BinaryMove {
-                partner: "p".into()
+        assert_eq!(t, "/v1/ota/partners/{partnerId}/binaries/moveToRepository");
+        assert_eq!(r.params, params(&["p"]));
+    }
+
+    #[test]
+    fn every_row_fits_the_table() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            let names: Vec<&str> = parts(r.template).filter(|p| is_param(p)).collect();
+            assert!(names.len() <= MAX_PARAMS, "{}", r.template);
+            assert!(r.segments <= MAX_SEGMENTS, "{}", r.template);
+            assert_eq!(r.segments, parts(r.template).count(), "{}", r.template);
+            // The rows of one template stand together, as the matcher expects.
+            if ROUTES[..i].iter().any(|o| o.template == r.template) {
+                assert_eq!(ROUTES[i - 1].template, r.template, "{}", r.template);
             }
-        );
+            if r.access.partner_scoped() {
+                assert_eq!(names.first(), Some(&"{partnerId}"), "{}", r.template);
+            }
+        }
     }
 
     #[test]
