@@ -21,7 +21,7 @@ use sha2::Digest;
 
 use super::output::{size, table};
 use crate::client::device::{Client, ClientConfig, ClientError, Progress};
-use crate::client::simulate::{self, DeviceCreds, Options, explain};
+use crate::client::simulate::{self, DeviceCreds, Options};
 use crate::datadir::{DataDir, local_address};
 use crate::model::hex;
 use crate::ocp::wire::{self, OfferItem};
@@ -420,7 +420,7 @@ fn check(args: &CheckArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
             let offers = client.check(&installed).await?;
             Ok::<_, ClientError>((client.granted, offers))
         })
-        .map_err(|e| Fail::Error(explain(&e, &target.addr)))?;
+        .map_err(|e| Fail::Error(e.explain(&target.addr)))?;
     if args.json {
         let v = json!({
             "deviceId": cfg.device_id,
@@ -737,7 +737,7 @@ async fn download_async(
     saved: Option<DownloadState>,
 ) -> Result<ExitCode, Fail> {
     let addr = target.addr.as_str();
-    let net = |e: ClientError| Fail::Error(explain(&e, addr));
+    let net = |e: ClientError| Fail::Error(e.explain(addr));
     let out_path = &args.out;
     let file_err = |what: &str, p: &Path, e: std::io::Error| {
         Fail::Error(format!("cannot {what} {}: {e}", p.display()))
@@ -878,7 +878,7 @@ async fn download_async(
             "download stopped at {} of {}: {}{how}",
             size(progress.verified_upto),
             size(offer.size),
-            explain(&e, addr)
+            e.explain(addr)
         )));
     }
     file.set_len(offer.size)

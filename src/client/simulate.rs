@@ -1,8 +1,7 @@
 //! The fleet simulator behind `otad device simulate`, usable from tests and benchmarks.
 //!
 //! Lives here: the options, the per-device flows, the latency statistics and the
-//! [`Report`] with its stable JSON form. Also the one-line explanation of a
-//! [`ClientError`], shared with the other `otad device` commands.
+//! [`Report`] with its stable JSON form.
 //!
 //! Three modes ([`Mode`]):
 //! - **once** (the default): every device connects + HELLO, CHECKs, downloads the offered
@@ -37,7 +36,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::device::{Client, ClientConfig, ClientError, Progress};
 use crate::hashtree;
-use crate::ocp::wire::{ErrorCode, Message, OfferItem, PROOF_ROOM};
+use crate::ocp::wire::{Message, OfferItem, PROOF_ROOM};
 
 /// How many device failures a [`Report`] keeps (the first ones, by time).
 pub const MAX_ERRORS: usize = 10;
@@ -418,73 +417,6 @@ pub fn parse_devices_csv(text: &str) -> Result<Vec<DeviceCreds>, String> {
     Ok(devices)
 }
 
-/// The protocol name of an OCP error code.
-pub fn error_code_name(code: u16) -> &'static str {
-    match ErrorCode::from_u16(code) {
-        Some(ErrorCode::BadFrame) => "BAD_FRAME",
-        Some(ErrorCode::UnsupportedVersion) => "UNSUPPORTED_VERSION",
-        Some(ErrorCode::AuthFailed) => "AUTH_FAILED",
-        Some(ErrorCode::Forbidden) => "FORBIDDEN",
-        Some(ErrorCode::NotFound) => "NOT_FOUND",
-        Some(ErrorCode::BadRange) => "BAD_RANGE",
-        Some(ErrorCode::TooLarge) => "TOO_LARGE",
-        Some(ErrorCode::TooManyInflight) => "TOO_MANY_INFLIGHT",
-        Some(ErrorCode::Busy) => "BUSY",
-        Some(ErrorCode::BadState) => "BAD_STATE",
-        Some(ErrorCode::Internal) => "INTERNAL",
-        None => "UNKNOWN",
-    }
-}
-
-/// One line saying what went wrong talking to `addr` and, where it is clear, what to do.
-pub fn explain(e: &ClientError, addr: &str) -> String {
-    let text = match e {
-        ClientError::Server {
-            code,
-            retry_after_ms,
-            message,
-        } => {
-            let name = error_code_name(*code);
-            match ErrorCode::from_u16(*code) {
-                Some(ErrorCode::AuthFailed) => format!(
-                    "the server refused the device ({name}: {message}); check the device id and token"
-                ),
-                Some(ErrorCode::Busy) => {
-                    format!("the server is busy ({name}); retry in {retry_after_ms} ms")
-                }
-                _ => format!("the server answered {name} ({code}): {message}"),
-            }
-        }
-        ClientError::Io(io) => {
-            use std::io::ErrorKind;
-            match io.kind() {
-                ErrorKind::ConnectionRefused => format!(
-                    "cannot connect to {addr}: connection refused (is otad serve listening there?)"
-                ),
-                // tokio-rustls reports TLS failures (certificate, ALPN) as InvalidData.
-                ErrorKind::InvalidData => {
-                    format!("TLS with {addr} failed: {io} (check the CA file and the server name)")
-                }
-                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => {
-                    format!("the server at {addr} closed the connection ({io})")
-                }
-                // EMFILE: every device is a socket; the limit is the usual culprit.
-                _ if io.raw_os_error() == Some(24) => {
-                    format!("{addr}: {io} (raise `ulimit -n` or lower the concurrency)")
-                }
-                _ => format!("{addr}: {io}"),
-            }
-        }
-        ClientError::Tls(t) => format!("TLS setup: {t} (check the CA file and the server name)"),
-        ClientError::Protocol(p) => format!("protocol error from {addr}: {p}"),
-        ClientError::Verify(v) => format!(
-            "verification failed {v}: the server sent data that does not match the offered image"
-        ),
-    };
-    // Errors are printed as one line; nothing from the network may break that.
-    text.replace(['\n', '\r'], " ")
-}
-
 /// Checks up front that the CA file holds a certificate, so a wrong path is one error
 /// instead of one per device.
 fn check_ca(path: &std::path::Path) -> Result<(), SimError> {
@@ -760,7 +692,7 @@ async fn within<T>(
 ) -> Result<T, (Stage, String)> {
     match tokio::time::timeout_at(deadline, step).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err((stage, explain(&e, addr))),
+        Ok(Err(e)) => Err((stage, e.explain(addr))),
         Err(_) => Err((stage, "timed out".to_string())),
     }
 }
@@ -1075,7 +1007,7 @@ async fn fetch_image(
             retry_after_ms,
             message,
         };
-        (Stage::Download, explain(&e, addr))
+        (Stage::Download, e.explain(addr))
     };
     let mut hash = fetch.hash_image.then(|| ImageHash {
         b3: blake3::Hasher::new(),
@@ -1259,17 +1191,5 @@ mod tests {
         let one = Percentiles::of(vec![ms(7)]);
         assert_eq!((one.p50, one.p99, one.max), (ms(7), ms(7), ms(7)));
         assert_eq!(Percentiles::of(Vec::new()).count, 0);
-    }
-
-    #[test]
-    fn explanations_are_one_line() {
-        let e = ClientError::Server {
-            code: 3,
-            retry_after_ms: 0,
-            message: "authentication\nfailed".into(),
-        };
-        let text = explain(&e, "127.0.0.1:1");
-        assert!(!text.contains('\n'), "{text}");
-        assert!(text.contains("AUTH_FAILED"), "{text}");
     }
 }
