@@ -2,7 +2,7 @@
 //!
 //! Commands: `serve` (the service); the offline database tools (`db verify|compact|
 //! restore`), which open the redb file directly and refuse while a server holds it;
-//! `device check|download|simulate` (a device over OCP/1, `device.rs`); and the admin
+//! `device check|download|simulate` (a device over OCP/1, `device/`); and the admin
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
 //! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),

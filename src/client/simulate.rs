@@ -17,7 +17,7 @@
 //! GETs are verified slices of one group by default; [`Options::raw`] asks for raw bytes
 //! without proof and [`Options::get_size`] for more than one group per GET.
 //!
-//! Not here: argument parsing and human output (`src/cli/device.rs`) and the protocol itself
+//! Not here: argument parsing and human output (`src/cli/device/`) and the protocol itself
 //! (`device.rs`; its verified download is what the default once mode uses).
 
 use std::collections::{BTreeMap, HashMap};
