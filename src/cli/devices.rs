@@ -10,9 +10,10 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, seg};
+use super::client::{CliError, Context, Result};
 use super::output::{Progress, fields, table, text, time};
 use super::session::{Common, Ctx};
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceAdminCommand {

@@ -7,8 +7,8 @@
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
 //! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
 //! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
-//! `completions`. The HTTPS client and the error type are in `client.rs`, printing in
-//! `output.rs`.
+//! `completions`. The error type and its exit codes are in `client.rs`, printing in
+//! `output.rs`; the HTTPS transport is the API's client, `client/http.rs`.
 //!
 //! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
 //! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::client::http::Meter;
+
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -200,36 +202,6 @@ impl Progress {
         f(&mut guard)
     }
 
-    pub fn set_total(&self, bytes: Option<u64>) {
-        self.with(|d| match d {
-            Draw::Bar(bar) => {
-                if let Some(n) = bytes {
-                    bar.set_length(n);
-                }
-            }
-            Draw::Plain { total, .. } => *total = bytes,
-        });
-    }
-
-    pub fn inc(&self, n: u64) {
-        self.with(|d| match d {
-            Draw::Bar(bar) => bar.inc(n),
-            Draw::Plain {
-                label,
-                total,
-                done,
-                started,
-                last,
-            } => {
-                *done += n;
-                if last.elapsed() >= PLAIN_EVERY {
-                    *last = Instant::now();
-                    eprintln!("{}", plain_line(label, *done, *total, started.elapsed()));
-                }
-            }
-        });
-    }
-
     /// Ends the display; plain mode prints a last line only if it printed any before.
     pub fn finish(&self) {
         self.with(|d| match d {
@@ -247,6 +219,39 @@ impl Progress {
             }
         });
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// The bar counts what the HTTP client sends or receives.
+impl Meter for Progress {
+    fn set_total(&self, bytes: Option<u64>) {
+        self.with(|d| match d {
+            Draw::Bar(bar) => {
+                if let Some(n) = bytes {
+                    bar.set_length(n);
+                }
+            }
+            Draw::Plain { total, .. } => *total = bytes,
+        });
+    }
+
+    fn inc(&self, n: u64) {
+        self.with(|d| match d {
+            Draw::Bar(bar) => bar.inc(n),
+            Draw::Plain {
+                label,
+                total,
+                done,
+                started,
+                last,
+            } => {
+                *done += n;
+                if last.elapsed() >= PLAIN_EVERY {
+                    *last = Instant::now();
+                    eprintln!("{}", plain_line(label, *done, *total, started.elapsed()));
+                }
+            }
+        });
     }
 }
 

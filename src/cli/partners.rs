@@ -8,9 +8,10 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, record_mut, seg};
+use super::client::{CliError, Context, Result, record_mut};
 use super::output::{fields, table, text, time};
 use super::session::Ctx;
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {

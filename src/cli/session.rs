@@ -18,8 +18,9 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::client::{CliError, Client, Kind, Result, ServerUrl, api_error, seg};
+use super::client::{CliError, Kind, Result, api_error};
 use super::output::Output;
+use crate::client::http::{Client, ServerUrl, seg};
 use crate::datadir::{
     Credentials, DataDir, LISTEN_FILE, create_private_dir, local_address, write_private_file,
 };

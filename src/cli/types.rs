@@ -6,10 +6,11 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, seg};
+use super::client::{CliError, Context, Result};
 use super::output::{fields, table, text, time};
 use super::partners::items;
 use super::session::Ctx;
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum TypeCommand {
