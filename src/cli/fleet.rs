@@ -11,8 +11,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::client::Result;
-use super::output::{table, text};
-use super::partners::items;
+use super::output::{items, table, text};
 use super::session::Ctx;
 use crate::client::http::seg;
 

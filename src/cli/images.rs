@@ -11,8 +11,7 @@ use http::Method;
 use serde_json::{Map, Value, json};
 
 use super::client::{CliError, Context, Kind, Result, record_mut};
-use super::output::{Progress, fields, table, text, time};
-use super::partners::items;
+use super::output::{Progress, fields, items, table, text, time};
 use super::session::Ctx;
 use crate::client::http::seg;
 use crate::model::hex;

@@ -86,6 +86,11 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// The array of a list answer (an empty slice for anything else).
+pub fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
 /// A string field of a JSON object, "" when absent; numbers are shown as written.
 pub fn text(v: &Value, key: &str) -> String {
     match v.get(key) {

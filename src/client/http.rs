@@ -257,26 +257,50 @@ impl Client {
         self.token = token;
     }
 
+    /// A request for `path` below the URL's prefix, sending the bearer token unless the caller
+    /// gives its own `authorization` (OAuth Basic).
     fn request(
         &self,
         method: Method,
         path: &str,
+        authorization: Option<&str>,
         content_type: Option<&str>,
         length: Option<u64>,
         body: Body,
     ) -> Result<Request<Body>> {
-        build_request(
-            &self.conn.url,
-            self.token
-                .as_ref()
-                .map(|t| format!("Bearer {t}"))
-                .as_deref(),
-            method,
-            path,
-            content_type,
-            length,
-            body,
-        )
+        let url = &self.conn.url;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", url.prefix))
+            .body(body)
+            .map_err(|e| HttpError::Failed(format!("cannot build the request for {path}: {e}")))?;
+        let h = req.headers_mut();
+        let value = |s: &str| {
+            HeaderValue::from_str(s)
+                .map_err(|_| HttpError::Failed(format!("{s:?} cannot be sent in a header")))
+        };
+        let host = if url.host.contains(':') {
+            format!("[{}]:{}", url.host, url.port)
+        } else {
+            format!("{}:{}", url.host, url.port)
+        };
+        h.insert(header::HOST, value(&host)?);
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("otad-cli/", env!("CARGO_PKG_VERSION"))),
+        );
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        if let Some(a) = authorization.or(bearer.as_deref()) {
+            h.insert(header::AUTHORIZATION, value(a)?);
+        }
+        if let Some(ct) = content_type {
+            h.insert(header::CONTENT_TYPE, value(ct)?);
+        }
+        if let Some(n) = length {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Ok(req)
     }
 
     /// Sends `body` and reads the whole answer (any status).
@@ -288,7 +312,7 @@ impl Client {
         body: Bytes,
     ) -> Result<Answer> {
         let len = u64::try_from(body.len()).unwrap_or(u64::MAX);
-        let req = self.request(method, path, content_type, Some(len), full(body))?;
+        let req = self.request(method, path, None, content_type, Some(len), full(body))?;
         self.answer(req, path)
     }
 
@@ -302,11 +326,10 @@ impl Client {
         body: Bytes,
     ) -> Result<Answer> {
         let len = u64::try_from(body.len()).unwrap_or(u64::MAX);
-        let req = build_request(
-            &self.conn.url,
-            Some(authorization),
+        let req = self.request(
             method,
             path,
+            Some(authorization),
             Some(content_type),
             Some(len),
             full(body),
@@ -363,7 +386,7 @@ impl Client {
             .len();
         progress.set_total(Some(len));
         let (tx, body) = ChannelBody::channel(8);
-        let req = self.request(method, path, Some(content_type), Some(len), body)?;
+        let req = self.request(method, path, None, Some(content_type), Some(len), body)?;
         let conn = &mut self.conn;
         let reader_progress = progress.clone();
         let sent = Arc::new(AtomicU64::new(0));
@@ -450,7 +473,7 @@ impl Client {
         progress: &impl Meter,
         timeout: Duration,
     ) -> Result<u64> {
-        let req = self.request(Method::GET, path, None, None, full(Bytes::new()))?;
+        let req = self.request(Method::GET, path, None, None, None, full(Bytes::new()))?;
         let conn = &mut self.conn;
         self.rt.block_on(async {
             let (head, mut incoming) = conn.exchange(req, timeout).await?;
@@ -552,48 +575,6 @@ impl Connection {
 
 fn path_of(path: &str) -> String {
     path.split('?').next().unwrap_or(path).to_string()
-}
-
-fn build_request(
-    url: &ServerUrl,
-    authorization: Option<&str>,
-    method: Method,
-    path: &str,
-    content_type: Option<&str>,
-    length: Option<u64>,
-    body: Body,
-) -> Result<Request<Body>> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", url.prefix))
-        .body(body)
-        .map_err(|e| HttpError::Failed(format!("cannot build the request for {path}: {e}")))?;
-    let h = req.headers_mut();
-    let value = |s: &str| {
-        HeaderValue::from_str(s)
-            .map_err(|_| HttpError::Failed(format!("{s:?} cannot be sent in a header")))
-    };
-    let host = if url.host.contains(':') {
-        format!("[{}]:{}", url.host, url.port)
-    } else {
-        format!("{}:{}", url.host, url.port)
-    };
-    h.insert(header::HOST, value(&host)?);
-    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    h.insert(
-        header::USER_AGENT,
-        HeaderValue::from_static(concat!("otad-cli/", env!("CARGO_PKG_VERSION"))),
-    );
-    if let Some(a) = authorization {
-        h.insert(header::AUTHORIZATION, value(a)?);
-    }
-    if let Some(ct) = content_type {
-        h.insert(header::CONTENT_TYPE, value(ct)?);
-    }
-    if let Some(n) = length {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-    }
-    Ok(req)
 }
 
 /// The next data piece of an answer body; a stall longer than [`ANSWER_TIMEOUT`] fails.
