@@ -1,7 +1,7 @@
 //! `otad device register|import|list|show|rotate-token|delete`: the partner's device
 //! registry over the HTTP API. Device tokens are shown only by register, import and
 //! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
-//! simulate`, in `device.rs`), or fleet summaries (`fleet.rs`).
+//! simulate`, in `device/`), or fleet summaries (`fleet.rs`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

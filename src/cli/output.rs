@@ -1,5 +1,6 @@
-//! How admin commands print: aligned tables or one JSON document on stdout, and progress
-//! on stderr (an indicatif bar on a terminal, a plain line every few seconds otherwise).
+//! How admin commands print: aligned tables or one JSON document on stdout, the fields and
+//! lists read from an answer for them, and progress on stderr (an indicatif bar on a
+//! terminal, a plain line every few seconds otherwise; it is the HTTP client's `Meter`).
 //!
 //! Not here: what each command prints (its noun file) and errors (`client.rs`, printed by
 //! `cli/mod.rs`).

@@ -6,7 +6,7 @@
 //! `OTAD_PARTNER`), local-server discovery (the data directory's `listen.json`,
 //! `tls/cert.pem` and `initial-credentials.json`, for an admin on the appliance host who has
 //! not logged in), and [`Ctx`], the connected client every command gets.
-//! Not here: the HTTP client itself (`client.rs`) or any command (one file per noun).
+//! Not here: the HTTP client itself (`client/http.rs`) or any command (one file per noun).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
