@@ -65,6 +65,7 @@ pub fn backup(args: BackupArgs, ctx: &mut Ctx) -> Result<()> {
     let result = ctx
         .client
         .download_to("/v1/admin/backup", &mut out, &progress, BACKUP_TIMEOUT)
+        .map_err(CliError::from)
         .and_then(|n| {
             out.sync_all()
                 .map_err(|e| CliError::fail(format!("cannot write {}: {e}", part.display())))?;

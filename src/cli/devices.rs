@@ -1,7 +1,7 @@
 //! `otad device register|import|list|show|rotate-token|delete`: the partner's device
 //! registry over the HTTP API. Device tokens are shown only by register, import and
 //! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
-//! simulate`, in `device.rs`), or fleet summaries (`fleet.rs`).
+//! simulate`, in `device/`), or fleet summaries (`fleet.rs`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,10 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, seg};
-use super::output::{Progress, fields, table, text, time};
+use super::client::{CliError, Context, Result};
+use super::output::{Progress, fields, items, table, text, time};
 use super::session::{Common, Ctx};
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceAdminCommand {
@@ -244,50 +245,33 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                     ("created", time(&d, "createdTimestamp")),
                     ("lastSeen", time(&d, "lastSeenTimestamp")),
                 ]);
-                let ota: Vec<Vec<String>> = d
-                    .get("ota")
-                    .and_then(Value::as_array)
-                    .map(|l| {
-                        l.iter()
-                            .map(|o| {
-                                vec![
-                                    text(o, "type"),
-                                    text(o, "versionNumber"),
-                                    text(o, "state"),
-                                    text(o, "result"),
-                                    text(o, "bytesDone"),
-                                    time(o, "timestamp"),
-                                ]
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !ota.is_empty() {
-                    t.push('\n');
-                    t.push_str(&table(
-                        &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT"],
-                        &ota,
-                    ));
-                }
-                let pushes: Vec<Vec<String>> = d
-                    .get("pushes")
-                    .and_then(Value::as_array)
-                    .map(|l| {
-                        l.iter()
-                            .map(|p| {
-                                vec![
-                                    text(p, "type"),
-                                    text(p, "firmwareImageId"),
-                                    text(p, "state"),
-                                ]
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !pushes.is_empty() {
-                    t.push('\n');
-                    t.push_str(&table(&["PUSH TYPE", "IMAGE ID", "STATE"], &pushes));
-                }
+                t.push_str(&sub_table(
+                    &d,
+                    "ota",
+                    &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT"],
+                    |o| {
+                        vec![
+                            text(o, "type"),
+                            text(o, "versionNumber"),
+                            text(o, "state"),
+                            text(o, "result"),
+                            text(o, "bytesDone"),
+                            time(o, "timestamp"),
+                        ]
+                    },
+                ));
+                t.push_str(&sub_table(
+                    &d,
+                    "pushes",
+                    &["PUSH TYPE", "IMAGE ID", "STATE"],
+                    |p| {
+                        vec![
+                            text(p, "type"),
+                            text(p, "firmwareImageId"),
+                            text(p, "state"),
+                        ]
+                    },
+                ));
                 t
             });
         }
@@ -321,4 +305,14 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The records of the list `d[key]` as a table after a blank line, below a record's fields;
+/// nothing for a missing or empty list.
+fn sub_table(d: &Value, key: &str, header: &[&str], row: impl Fn(&Value) -> Vec<String>) -> String {
+    let rows: Vec<Vec<String>> = d.get(key).map_or(&[][..], items).iter().map(row).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", table(header, &rows))
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::client::{Result, seg};
-use super::output::{table, text};
-use super::partners::items;
+use super::client::Result;
+use super::output::{items, table, text};
 use super::session::Ctx;
+use crate::client::http::seg;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {

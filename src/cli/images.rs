@@ -10,10 +10,10 @@ use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::{CliError, Kind, Result, record_mut, seg};
-use super::output::{Progress, fields, table, text, time};
-use super::partners::items;
+use super::client::{CliError, Context, Kind, Result, record_mut};
+use super::output::{Progress, fields, items, table, text, time};
 use super::session::Ctx;
+use crate::client::http::seg;
 use crate::model::hex;
 
 #[derive(Debug, Subcommand)]
@@ -572,6 +572,7 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                     Some(&json!({ "value": device })),
                 )
                 .map_err(|e| {
+                    let e = CliError::from(e);
                     // The push goes through the device's own device type, so "no such
                     // image" there means the image is not associated with it.
                     if e.kind == Kind::NotFound && e.message.contains("unknown_image") {

@@ -2,13 +2,13 @@
 //!
 //! Commands: `serve` (the service); the offline database tools (`db verify|compact|
 //! restore`), which open the redb file directly and refuse while a server holds it;
-//! `device check|download|simulate` (a device over OCP/1, `device.rs`); and the admin
+//! `device check|download|simulate` (a device over OCP/1, `device/`); and the admin
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
 //! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
 //! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
-//! `completions`. The HTTPS client and the error type are in `client.rs`, printing in
-//! `output.rs`.
+//! `completions`. The error type and its exit codes are in `client.rs`, printing in
+//! `output.rs`; the HTTPS transport is the API's client, `client/http.rs`.
 //!
 //! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
 //! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),

@@ -1,5 +1,6 @@
-//! How admin commands print: aligned tables or one JSON document on stdout, and progress
-//! on stderr (an indicatif bar on a terminal, a plain line every few seconds otherwise).
+//! How admin commands print: aligned tables or one JSON document on stdout, the fields and
+//! lists read from an answer for them, and progress on stderr (an indicatif bar on a
+//! terminal, a plain line every few seconds otherwise; it is the HTTP client's `Meter`).
 //!
 //! Not here: what each command prints (its noun file) and errors (`client.rs`, printed by
 //! `cli/mod.rs`).
@@ -9,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::client::http::Meter;
 
 /// How a command prints its result.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +85,11 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
         }
     }
     out
+}
+
+/// The array of a list answer (an empty slice for anything else).
+pub fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// A string field of a JSON object, "" when absent; numbers are shown as written.
@@ -200,36 +208,6 @@ impl Progress {
         f(&mut guard)
     }
 
-    pub fn set_total(&self, bytes: Option<u64>) {
-        self.with(|d| match d {
-            Draw::Bar(bar) => {
-                if let Some(n) = bytes {
-                    bar.set_length(n);
-                }
-            }
-            Draw::Plain { total, .. } => *total = bytes,
-        });
-    }
-
-    pub fn inc(&self, n: u64) {
-        self.with(|d| match d {
-            Draw::Bar(bar) => bar.inc(n),
-            Draw::Plain {
-                label,
-                total,
-                done,
-                started,
-                last,
-            } => {
-                *done += n;
-                if last.elapsed() >= PLAIN_EVERY {
-                    *last = Instant::now();
-                    eprintln!("{}", plain_line(label, *done, *total, started.elapsed()));
-                }
-            }
-        });
-    }
-
     /// Ends the display; plain mode prints a last line only if it printed any before.
     pub fn finish(&self) {
         self.with(|d| match d {
@@ -247,6 +225,39 @@ impl Progress {
             }
         });
         let _ = std::io::stderr().flush();
+    }
+}
+
+/// The bar counts what the HTTP client sends or receives.
+impl Meter for Progress {
+    fn set_total(&self, bytes: Option<u64>) {
+        self.with(|d| match d {
+            Draw::Bar(bar) => {
+                if let Some(n) = bytes {
+                    bar.set_length(n);
+                }
+            }
+            Draw::Plain { total, .. } => *total = bytes,
+        });
+    }
+
+    fn inc(&self, n: u64) {
+        self.with(|d| match d {
+            Draw::Bar(bar) => bar.inc(n),
+            Draw::Plain {
+                label,
+                total,
+                done,
+                started,
+                last,
+            } => {
+                *done += n;
+                if last.elapsed() >= PLAIN_EVERY {
+                    *last = Instant::now();
+                    eprintln!("{}", plain_line(label, *done, *total, started.elapsed()));
+                }
+            }
+        });
     }
 }
 

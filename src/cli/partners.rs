@@ -8,9 +8,10 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, record_mut, seg};
-use super::output::{fields, table, text, time};
+use super::client::{CliError, Context, Result, record_mut};
+use super::output::{fields, items, table, text, time};
 use super::session::Ctx;
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
@@ -123,11 +124,6 @@ pub fn partner(cmd: PartnerCommand, ctx: &mut Ctx) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The array of a list answer (an empty slice for anything else).
-pub fn items(v: &Value) -> &[Value] {
-    v.as_array().map_or(&[], Vec::as_slice)
 }
 
 pub fn user(cmd: UserCommand, ctx: &mut Ctx) -> Result<()> {

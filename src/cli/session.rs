@@ -6,7 +6,7 @@
 //! `OTAD_PARTNER`), local-server discovery (the data directory's `listen.json`,
 //! `tls/cert.pem` and `initial-credentials.json`, for an admin on the appliance host who has
 //! not logged in), and [`Ctx`], the connected client every command gets.
-//! Not here: the HTTP client itself (`client.rs`) or any command (one file per noun).
+//! Not here: the HTTP client itself (`client/http.rs`) or any command (one file per noun).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,9 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::client::{CliError, Client, Kind, Result, ServerUrl, api_error, seg};
+use super::client::{CliError, Kind, Result, api_error};
 use super::output::Output;
+use crate::client::http::{Client, ServerUrl, seg};
 use crate::datadir::{
     Credentials, DataDir, LISTEN_FILE, create_private_dir, local_address, write_private_file,
 };

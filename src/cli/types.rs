@@ -6,10 +6,10 @@ use clap::Subcommand;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::client::{CliError, Result, seg};
-use super::output::{fields, table, text, time};
-use super::partners::items;
+use super::client::{CliError, Context, Result};
+use super::output::{fields, items, table, text, time};
 use super::session::Ctx;
+use crate::client::http::seg;
 
 #[derive(Debug, Subcommand)]
 pub enum TypeCommand {

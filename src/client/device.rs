@@ -1,6 +1,9 @@
 //! The reference OCP/1 device client: connect and HELLO, CHECK, REPORT, PING, and a
 //! pipelined, verifying, resumable download. Used by the tests, the `otad device` commands
-//! and the fleet simulator; it is also the executable companion of docs/protocol.md.
+//! and the fleet simulator; it is also the executable companion of docs/protocol.md. Its
+//! [`ClientError`] explains itself in one line ([`ClientError::explain`]).
+//!
+//! Not here: the fleet simulator (`simulate.rs`) and the codec (`ocp/wire.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::hashtree;
-use crate::ocp::wire::{self, HEADER_LEN, Message, OfferItem};
+use crate::ocp::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -31,6 +34,79 @@ pub enum ClientError {
     },
     #[error("verification failed: {0}")]
     Verify(String),
+}
+
+impl ClientError {
+    /// One line saying what went wrong talking to `addr` and, where it is clear, what to
+    /// do: the form every `otad device` command and the simulator's report print.
+    pub fn explain(&self, addr: &str) -> String {
+        let text = match self {
+            ClientError::Server {
+                code,
+                retry_after_ms,
+                message,
+            } => {
+                let known = ErrorCode::from_u16(*code);
+                let name = known.map_or("UNKNOWN", ErrorCode::name);
+                match known {
+                    Some(ErrorCode::AuthFailed) => format!(
+                        "the server refused the device ({name}: {message}); check the device id and token"
+                    ),
+                    Some(ErrorCode::Busy) => {
+                        format!("the server is busy ({name}); retry in {retry_after_ms} ms")
+                    }
+                    _ => format!("the server answered {name} ({code}): {message}"),
+                }
+            }
+            ClientError::Io(io) => {
+                use std::io::ErrorKind;
+                match io.kind() {
+                    ErrorKind::ConnectionRefused => format!(
+                        "cannot connect to {addr}: connection refused (is otad serve listening there?)"
+                    ),
+                    // tokio-rustls reports TLS failures (certificate, ALPN) as InvalidData.
+                    ErrorKind::InvalidData => {
+                        format!(
+                            "TLS with {addr} failed: {io} (check the CA file and the server name)"
+                        )
+                    }
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => {
+                        format!("the server at {addr} closed the connection ({io})")
+                    }
+                    // EMFILE: every device is a socket; the limit is the usual culprit.
+                    _ if io.raw_os_error() == Some(24) => {
+                        format!("{addr}: {io} (raise `ulimit -n` or lower the concurrency)")
+                    }
+                    _ => format!("{addr}: {io}"),
+                }
+            }
+            ClientError::Tls(t) => {
+                format!("TLS setup: {t} (check the CA file and the server name)")
+            }
+            ClientError::Protocol(p) => format!("protocol error from {addr}: {p}"),
+            ClientError::Verify(v) => format!(
+                "verification failed {v}: the server sent data that does not match the offered image"
+            ),
+        };
+        // Errors are printed as one line; nothing from the network may break that.
+        text.replace(['\n', '\r'], " ")
+    }
+
+    /// An ERROR frame becomes [`ClientError::Server`]; any other message is passed on.
+    fn from_error_frame(msg: Message) -> Result<Message, ClientError> {
+        match msg {
+            Message::Error {
+                code,
+                retry_after_ms,
+                message,
+            } => Err(ClientError::Server {
+                code,
+                retry_after_ms,
+                message,
+            }),
+            other => Ok(other),
+        }
+    }
 }
 
 /// How to reach the server and who this device is.
@@ -227,18 +303,9 @@ impl Client {
                 self.unsolicited.push(items);
                 Ok(())
             }
-            Message::Error {
-                code,
-                retry_after_ms,
-                message,
-            } => Err(ClientError::Server {
-                code,
-                retry_after_ms,
-                message,
-            }),
             other => Err(ClientError::Protocol(format!(
                 "unexpected {:?}",
-                other.msg_type()
+                ClientError::from_error_frame(other)?.msg_type()
             ))),
         }
     }
@@ -258,18 +325,7 @@ impl Client {
                     "answer to {got}, expected {rid}"
                 )));
             }
-            return match answer {
-                Message::Error {
-                    code,
-                    retry_after_ms,
-                    message,
-                } => Err(ClientError::Server {
-                    code,
-                    retry_after_ms,
-                    message,
-                }),
-                other => Ok(other),
-            };
+            return ClientError::from_error_frame(answer);
         }
     }
 
@@ -412,5 +468,22 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explanations_are_one_line() {
+        let e = ClientError::Server {
+            code: 3,
+            retry_after_ms: 0,
+            message: "authentication\nfailed".into(),
+        };
+        let text = e.explain("127.0.0.1:1");
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("AUTH_FAILED"), "{text}");
     }
 }

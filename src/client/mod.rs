@@ -1,8 +1,10 @@
-//! Clients of otad's servers: the reference OCP/1 device client (`device.rs`) and the fleet
-//! simulator built on it (`simulate.rs`).
+//! Clients of otad's servers: the HTTP client of the admin API (`http.rs`), the reference
+//! OCP/1 device client (`device.rs`) and the fleet simulator built on it (`simulate/`).
 //!
-//! Clients never import a server: they share only the protocol codec (`ocp/`) and the pure
-//! cores with it.
+//! Clients never import a server: they share only the body types (`body.rs`), the protocol
+//! codec (`ocp/`) and the pure cores with them. Not here: the command line that drives them
+//! (`cli/`).
 
 pub mod device;
+pub mod http;
 pub mod simulate;

@@ -22,76 +22,90 @@ pub const PAIR_LEN: u32 = 64;
 /// Room a device's max_frame must leave beside one group for its proof.
 pub const PROOF_ROOM: u32 = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum MsgType {
-    Hello = 0x01,
-    HelloOk = 0x02,
-    Check = 0x03,
-    Offer = 0x04,
-    Get = 0x05,
-    Data = 0x06,
-    Report = 0x07,
-    ReportOk = 0x08,
-    Ping = 0x09,
-    Pong = 0x0A,
-    Error = 0x7F,
+/// Writes a wire enum once: each variant beside its number, and the decoding from the
+/// number (`None` for a number the protocol does not define). With `=> "NAME"` per variant
+/// it also writes `name()`, the variant's name in docs/protocol.md.
+macro_rules! wire_enum {
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident: $repr:ident, fn $from:ident {
+            $($variant:ident = $number:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr($repr)]
+        pub enum $name {
+            $($variant = $number),+
+        }
+
+        impl $name {
+            pub fn $from(v: $repr) -> Option<Self> {
+                match v {
+                    $($number => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+    (
+        $(#[$attr:meta])*
+        pub enum $name:ident: $repr:ident, fn $from:ident {
+            $($variant:ident = $number:literal => $text:literal),+ $(,)?
+        }
+    ) => {
+        wire_enum! {
+            $(#[$attr])*
+            pub enum $name: $repr, fn $from {
+                $($variant = $number),+
+            }
+        }
+
+        impl $name {
+            /// The protocol name (docs/protocol.md), e.g. `BAD_FRAME`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+    };
 }
 
-impl MsgType {
-    pub fn from_u8(b: u8) -> Option<Self> {
-        Some(match b {
-            0x01 => MsgType::Hello,
-            0x02 => MsgType::HelloOk,
-            0x03 => MsgType::Check,
-            0x04 => MsgType::Offer,
-            0x05 => MsgType::Get,
-            0x06 => MsgType::Data,
-            0x07 => MsgType::Report,
-            0x08 => MsgType::ReportOk,
-            0x09 => MsgType::Ping,
-            0x0A => MsgType::Pong,
-            0x7F => MsgType::Error,
-            _ => return None,
-        })
+wire_enum! {
+    pub enum MsgType: u8, fn from_u8 {
+        Hello = 0x01,
+        HelloOk = 0x02,
+        Check = 0x03,
+        Offer = 0x04,
+        Get = 0x05,
+        Data = 0x06,
+        Report = 0x07,
+        ReportOk = 0x08,
+        Ping = 0x09,
+        Pong = 0x0A,
+        Error = 0x7F,
     }
 }
 
-/// OCP error codes (ERROR frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum ErrorCode {
-    BadFrame = 1,
-    UnsupportedVersion = 2,
-    AuthFailed = 3,
-    Forbidden = 4,
-    NotFound = 5,
-    BadRange = 6,
-    TooLarge = 7,
-    TooManyInflight = 8,
-    Busy = 9,
-    BadState = 10,
-    Internal = 11,
+wire_enum! {
+    /// OCP error codes (ERROR frame).
+    pub enum ErrorCode: u16, fn from_u16 {
+        BadFrame = 1 => "BAD_FRAME",
+        UnsupportedVersion = 2 => "UNSUPPORTED_VERSION",
+        AuthFailed = 3 => "AUTH_FAILED",
+        Forbidden = 4 => "FORBIDDEN",
+        NotFound = 5 => "NOT_FOUND",
+        BadRange = 6 => "BAD_RANGE",
+        TooLarge = 7 => "TOO_LARGE",
+        TooManyInflight = 8 => "TOO_MANY_INFLIGHT",
+        Busy = 9 => "BUSY",
+        BadState = 10 => "BAD_STATE",
+        Internal = 11 => "INTERNAL",
+    }
 }
 
 impl ErrorCode {
-    pub fn from_u16(v: u16) -> Option<Self> {
-        Some(match v {
-            1 => ErrorCode::BadFrame,
-            2 => ErrorCode::UnsupportedVersion,
-            3 => ErrorCode::AuthFailed,
-            4 => ErrorCode::Forbidden,
-            5 => ErrorCode::NotFound,
-            6 => ErrorCode::BadRange,
-            7 => ErrorCode::TooLarge,
-            8 => ErrorCode::TooManyInflight,
-            9 => ErrorCode::Busy,
-            10 => ErrorCode::BadState,
-            11 => ErrorCode::Internal,
-            _ => return None,
-        })
-    }
-
     /// Whether the server closes the connection after sending this error in answer to a
     /// request (BUSY refusing a connection also closes; that is decided by the server).
     pub fn closes(self) -> bool {

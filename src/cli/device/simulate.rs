@@ -1,0 +1,136 @@
+//! `otad device simulate`: the flags turned into simulator [`Options`], the run, and the
+//! progress lines of repeat and hold runs on stderr.
+//!
+//! Not here: the simulation (`client/simulate.rs`) and the printed totals (`report.rs`).
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::report::print_report;
+use super::target::resolve;
+use super::{Fail, SimulateArgs};
+use crate::client::simulate::{self, DeviceCreds, Options};
+
+pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
+    let target = resolve(&args.endpoint, data_dir)?;
+    let text = fs::read_to_string(&args.devices_file)
+        .map_err(|e| Fail::Error(format!("cannot read {}: {e}", args.devices_file.display())))?;
+    let mut devices: Vec<DeviceCreds> = simulate::parse_devices_csv(&text)
+        .map_err(|e| Fail::Error(format!("{}: {e}", args.devices_file.display())))?;
+    if devices.is_empty() {
+        return Err(Fail::Error(format!(
+            "{} lists no devices (expected deviceId,token lines)",
+            args.devices_file.display()
+        )));
+    }
+    if let Some(n) = args.devices {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if n > devices.len() {
+            return Err(Fail::Usage(format!(
+                "--devices {n} but {} lists only {}; import more devices or lower --devices",
+                args.devices_file.display(),
+                devices.len()
+            )));
+        }
+        devices.truncate(n);
+    }
+    let mut opts = Options::new(
+        target.addr.clone(),
+        target.server_name.clone(),
+        target.ca_file.clone(),
+        devices,
+    );
+    opts.concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
+    opts.fw_type = args.fw_type;
+    opts.chunk_log = args.chunk_log;
+    opts.max_inflight = args.max_inflight;
+    opts.timeout = Duration::from_secs(args.timeout);
+    opts.raw = args.raw;
+    opts.hash_image = !args.skip_image_hash;
+    if let Some(size) = args.get_size {
+        let group = crate::hashtree::group_size(args.chunk_log);
+        if !u64::from(size).is_multiple_of(group) {
+            return Err(Fail::Usage(format!(
+                "--get-size {size} must be a multiple of the group size {group} (1024·2^{})",
+                args.chunk_log
+            )));
+        }
+        opts.get_size = Some(size);
+    }
+    opts.mode = match (args.repeat_seconds, args.hold) {
+        (Some(window), _) => simulate::Mode::Repeat {
+            warmup: Duration::from_secs(args.warmup_seconds),
+            window: Duration::from_secs(window),
+        },
+        (None, Some(hold)) => simulate::Mode::Hold {
+            hold: Duration::from_secs(hold),
+            ping_every: Duration::from_secs(args.ping_every),
+        },
+        (None, None) => simulate::Mode::Once,
+    };
+    if opts.mode != simulate::Mode::Once {
+        // Progress lines for whoever measures alongside (bench/ocp/run.sh waits for them).
+        opts.hook = Some(simulate::Hook(std::sync::Arc::new(announce)));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::Error(format!("cannot start the async runtime: {e}")))?;
+    let report = rt
+        .block_on(simulate::run(opts))
+        .map_err(|e| Fail::Error(e.to_string()))?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print_report(&report);
+    }
+    if report.failed > 0 {
+        if !args.json {
+            eprintln!(
+                "otad: {} of {} devices failed",
+                report.failed, report.devices
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One stderr line per moment of a repeat or hold run, with the wall-clock time.
+fn announce(event: simulate::SimEvent) {
+    use simulate::SimEvent;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let text = match event {
+        SimEvent::AllConnected {
+            connected,
+            failed,
+            after,
+        } => format!(
+            "all connected: {connected} devices ({failed} failed) after {:.2} s",
+            after.as_secs_f64()
+        ),
+        SimEvent::WindowStart => "window started".to_string(),
+        SimEvent::WindowEnd => "window ended".to_string(),
+        SimEvent::HoldEnd => "hold ended".to_string(),
+    };
+    let cpu = process_cpu_seconds().map_or(String::new(), |s| format!(", process CPU {s:.2} s"));
+    eprintln!("otad: simulate: {text} (at {now:.3}{cpu})");
+}
+
+/// User + system CPU time of this process so far, from /proc/self/stat (Linux; the kernel
+/// reports it in USER_HZ = 100 ticks per second), so a benchmark can charge the simulator's
+/// own CPU to exactly its measuring window.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
