@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use super::flow::{once_flow, together_flow};
 use super::options::{Mode, Options, SimError, SimEvent, check_ca};
 use super::report::{Outcome, Report, record, summarize};
+use super::together::Together;
 use crate::hashtree;
 
 /// Runs the simulation. Per-device failures are counted and listed in the report; only a
@@ -65,17 +66,6 @@ async fn run_pool(opts: &Arc<Options>) -> Result<Vec<Outcome>, SimError> {
         });
     }
     join_all(tasks).await
-}
-
-/// Shared by the devices of a repeat or hold run.
-pub(super) struct Together {
-    /// Devices done connecting (successfully or not).
-    pub(super) settled: AtomicUsize,
-    pub(super) connected: AtomicUsize,
-    /// When counting starts and when everything stops; set once every device settled.
-    pub(super) times: watch::Sender<Option<(Instant, Instant)>>,
-    /// Bounds how many devices connect at the same time.
-    pub(super) connecting: Semaphore,
 }
 
 /// Repeat and hold: one task per device, all connected at once.
@@ -136,30 +126,6 @@ async fn run_together(opts: &Arc<Options>, started: Instant) -> Result<Vec<Outco
         announcer.abort();
     }
     outcomes
-}
-
-/// Marks a device settled; the last one fixes the run's times and says so.
-pub(super) fn settle(opts: &Options, shared: &Together, ok: bool, started: Instant) {
-    if ok {
-        shared.connected.fetch_add(1, Ordering::Relaxed);
-    }
-    let n = opts.devices.len();
-    if shared.settled.fetch_add(1, Ordering::AcqRel) + 1 != n {
-        return;
-    }
-    let now = Instant::now();
-    let times = match opts.mode {
-        Mode::Repeat { warmup, window } => (now + warmup, now + warmup + window),
-        Mode::Hold { hold, .. } => (now, now + hold),
-        Mode::Once => (now, now),
-    };
-    let connected = shared.connected.load(Ordering::Relaxed);
-    opts.emit(SimEvent::AllConnected {
-        connected,
-        failed: n - connected,
-        after: now - started,
-    });
-    shared.times.send_replace(Some(times));
 }
 
 async fn join_all(mut tasks: tokio::task::JoinSet<Vec<Outcome>>) -> Result<Vec<Outcome>, SimError> {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 use tokio::sync::watch;
 
-use super::fleet::{Together, settle};
 use super::options::{DeviceCreds, Mode, Options};
 use super::report::{Outcome, Stage, Tally, count};
+use super::together::{Together, settle};
 use crate::client::device::{Client, ClientConfig, ClientError, Progress};
 use crate::hashtree;
 use crate::ocp::wire::{Message, OfferItem, PROOF_ROOM};

@@ -1,8 +1,9 @@
 //! The fleet simulator behind `otad device simulate`, usable from tests and benchmarks.
 //!
 //! One concept a file: what to simulate ([`Options`], `options.rs`), the drivers that run
-//! the fleet ([`run`], `fleet.rs`), what one device does (`flow.rs`), and the latency
-//! statistics and the [`Report`] with its stable JSON form (`report.rs`).
+//! the fleet ([`run`], `fleet.rs`), what one device does (`flow.rs`), what the devices of a
+//! repeat or hold run share (`together.rs`), and the latency statistics and the [`Report`]
+//! with its stable JSON form (`report.rs`).
 //!
 //! Three modes ([`Mode`]):
 //! - **once** (the default): every device connects + HELLO, CHECKs, downloads the offered
@@ -25,6 +26,7 @@ mod fleet;
 mod flow;
 mod options;
 mod report;
+mod together;
 
 pub use self::fleet::run;
 pub use self::options::{DeviceCreds, Hook, Mode, Options, SimError, SimEvent, parse_devices_csv};
