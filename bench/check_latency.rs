@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use otad::config::StorageConfig;
 use otad::model::RecordFields;
 use otad::secrets::token_hash;
+use otad::store::ImportRow;
+use otad::store::NewRecord;
 use otad::store::Store;
-use otad::store::catalog::NewRecord;
-use otad::store::devices::ImportRow;
 
 struct Options {
     devices: usize,
@@ -88,7 +88,7 @@ fn main() {
     let o = options();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(
-        &otad::config::db_path(dir.path()),
+        &otad::datadir::DataDir::new(dir.path()).db(),
         &StorageConfig::default(),
     )
     .expect("open store");
@@ -160,7 +160,8 @@ fn main() {
             .expect("import");
         registered += n;
     }
-    let file = std::fs::metadata(otad::config::db_path(dir.path())).map_or(0, |m| m.len());
+    let file =
+        std::fs::metadata(otad::datadir::DataDir::new(dir.path()).db()).map_or(0, |m| m.len());
     println!(
         "devices: {} registered in {:.1} s; database {} MiB",
         o.devices,

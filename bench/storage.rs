@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use otad::config::StorageConfig;
 use otad::model::RecordFields;
+use otad::store::NewRecord;
+use otad::store::ROW_BYTES;
 use otad::store::Store;
-use otad::store::blobs::ROW_BYTES;
-use otad::store::catalog::NewRecord;
 use redb::{Database, DatabaseStats, TableDefinition};
 
 const MIB: u64 = 1 << 20;
@@ -275,7 +275,7 @@ fn bench_ingest(dir: &Path, input: &Path, scale: Scale) -> IngestResult {
 }
 
 fn otad_ingest(dir: &Path, input: &Path, len: u64) -> OtadRun {
-    let db_path = otad::config::db_path(dir);
+    let db_path = otad::datadir::DataDir::new(dir).db();
     let store = Store::open(&db_path, &StorageConfig::default()).expect("cannot open the store");
     store.bootstrap().expect("bootstrap failed");
     let (partner, _) = store

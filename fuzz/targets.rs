@@ -8,9 +8,9 @@ use std::path::Path;
 
 use otad::hashtree::{self, OutboardBuilder, SlicePart};
 use otad::model;
-use otad::store::blobs::{BlobMeta, Upload};
+use otad::store::Token;
 use otad::store::codec;
-use otad::store::tokens::Token;
+use otad::store::{BlobMeta, Upload};
 
 /// Reads `N` bytes at `at`; bytes past the end of the input count as zeros, so every input,
 /// however short, decodes to some value.
@@ -525,10 +525,10 @@ fn read_json_request(
     admin: bool,
     import_as: u8,
     body: &[u8],
-) -> Result<JsonRequest, otad::api::errors::ApiError> {
-    use otad::api::catalog::binary_from_url;
-    use otad::api::errors::ApiError;
-    use otad::api::extract::Fields;
+) -> Result<JsonRequest, otad::api::ApiError> {
+    use otad::api::ApiError;
+    use otad::api::Fields;
+    use otad::api::binary_from_url;
     let binary =
         |url: &str| binary_from_url(JSON_PARTNER, url).map(|found| found.map(|(sha, _)| sha));
     if kind == 10 {
@@ -541,7 +541,7 @@ fn read_json_request(
             1 => true,
             _ => text.trim_start().starts_with('{'),
         };
-        let rows = otad::api::devices::parse_import(text, ndjson)?;
+        let rows = otad::api::parse_import(text, ndjson)?;
         // Errors name lines, so the line numbers must be those of the text, in order.
         let lines = text.lines().count();
         for pair in rows.windows(2) {
@@ -797,7 +797,7 @@ fn validate_json_request(request: &JsonRequest) -> Result<(), model::ModelError>
 
 /// An error the API answers with must be a client error with a short machine code, and its
 /// body must render.
-fn check_api_error(e: &otad::api::errors::ApiError, what: &str) {
+fn check_api_error(e: &otad::api::ApiError, what: &str) {
     assert!(
         e.status.is_client_error(),
         "{what}: {e:?} is not a 4xx answer"
@@ -870,7 +870,7 @@ pub fn http_json(data: &[u8]) {
             "https://ota.example/v1/ota/partners/{JSON_PARTNER}/binaries/{}",
             model::hex(sha)
         );
-        let found = otad::api::catalog::binary_from_url(JSON_PARTNER, &url);
+        let found = otad::api::binary_from_url(JSON_PARTNER, &url);
         assert_eq!(found.ok().flatten().map(|(s, _)| s), Some(*sha));
     }
 }
@@ -885,8 +885,8 @@ fn read_multipart(
     boundary: &str,
     body: &[u8],
     lengths: &[usize],
-) -> Result<Vec<u8>, otad::api::multipart::MultipartError> {
-    let mut reader = otad::api::multipart::MultipartReader::new(boundary);
+) -> Result<Vec<u8>, otad::api::MultipartError> {
+    let mut reader = otad::api::MultipartReader::new(boundary);
     let mut out = Vec::new();
     if lengths.iter().all(|&n| n == 0) {
         for _ in lengths {
@@ -923,7 +923,7 @@ fn read_multipart(
 /// must yield exactly the file in any pieces, and its Content-Type and first line must name
 /// the boundary.
 pub fn multipart(data: &[u8]) {
-    use otad::api::multipart::{boundary_from_content_type, sniff_boundary};
+    use otad::api::{boundary_from_content_type, sniff_boundary};
     let [flags, boundary_len] = read(data, 0);
     let boundary_len = usize::from(boundary_len) % 72;
     let raw_boundary = data
@@ -1116,7 +1116,7 @@ pub fn query_paging(data: &[u8]) {
 }
 
 fn check_form(query: &str) {
-    use otad::api::extract::parse_form;
+    use otad::api::parse_form;
     let pairs = parse_form(query.as_bytes());
     let expected: Vec<(String, String)> = query
         .split('&')
@@ -1164,8 +1164,8 @@ fn seed_record(id: u64, b: [u8; 4]) -> model::Record {
 }
 
 fn check_page_query(query: &str, seed: &[u8]) {
-    use otad::api::extract::parse_form;
-    use otad::api::paging::{DEFAULT_SIZE, MAX_SIZE, PageQuery, SortField};
+    use otad::api::parse_form;
+    use otad::api::{DEFAULT_SIZE, MAX_SIZE, PageQuery, SortField};
     // The documented size rule, on its own: a decimal size ≥ 1 is accepted, clamped to 1000.
     for (k, v) in parse_form(query.as_bytes()) {
         if k == "size" && !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) {
@@ -1265,8 +1265,8 @@ fn check_page_query(query: &str, seed: &[u8]) {
 }
 
 fn check_route(selector: u8, path: &str) {
-    use otad::api::extract::decode_segment;
-    use otad::api::routes::route;
+    use otad::api::decode_segment;
+    use otad::api::route;
     let methods = fuzz_methods();
     let method = &methods[usize::from(selector) % methods.len()];
     let raw: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
@@ -1346,7 +1346,7 @@ fn check_route(selector: u8, path: &str) {
 }
 
 fn check_range_header(range: Option<&str>, seed: &[u8]) {
-    use otad::api::binaries::{RangeAnswer, parse_range};
+    use otad::api::{RangeAnswer, parse_range};
     let size = u64::from_le_bytes(read(seed, 0));
     // Small blobs are where the edges are; every other seed keeps the full width.
     let size = if size & 1 == 0 { size % 4096 } else { size };

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::datadir::DataDir;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -307,14 +309,10 @@ impl Config {
         Ok(())
     }
 
-    /// The database file inside the data directory.
-    pub fn db_path(&self) -> PathBuf {
-        db_path(&self.data_dir)
+    /// The data directory and every path inside it.
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(&self.data_dir)
     }
-}
-
-pub fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("otad.redb")
 }
 
 #[cfg(test)]

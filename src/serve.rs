@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::datadir::{Credentials, DataDir, ListenFile};
 use crate::server::DeviceHub;
 use crate::server::{device, http, maintenance, tls};
-use crate::store::catalog::FirstStart;
+use crate::store::FirstStart;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! every route × {anonymous, partner A user, partner A client credentials, partner B user,
 //! appliance admin, device of A} → allow (2xx), 401 or 403, read from the table in the
 //! document so that the document and the server cannot drift. Two more tests hold the table to
-//! the router's route table (`otad::api::routes::ROUTES`): the same routes, and the cells
+//! the router's route table (`otad::api::ROUTES`): the same routes, and the cells
 //! that a route's access rule fixes.
 
 mod api_common;
@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use api_common::{Api, Server, Tenant, num, s};
-use otad::api::auth::Access;
+use otad::api::Access;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -103,7 +103,7 @@ fn cells(line: &str) -> Vec<String> {
 /// (METHOD, template) of every row of the route table, partner routes written relative as
 /// in the matrix.
 fn router_routes() -> BTreeSet<(String, String)> {
-    otad::api::routes::ROUTES
+    otad::api::ROUTES
         .iter()
         .map(|r| (r.verb.name().to_string(), relative(r.template).to_string()))
         .collect()
@@ -152,7 +152,7 @@ fn cells_of(access: Access) -> Option<[Expect; 6]> {
 #[test]
 fn the_matrix_agrees_with_each_routes_access_rule() {
     let rows = matrix();
-    for r in otad::api::routes::ROUTES {
+    for r in otad::api::ROUTES {
         let Some(expected) = cells_of(r.access) else {
             continue;
         };

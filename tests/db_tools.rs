@@ -65,8 +65,11 @@ fn verify_clean_database_then_detect_damage() {
 
     // Repair it and verify clean; compact succeeds and keeps it clean.
     {
-        let store = otad::store::Store::open(&otad::config::db_path(tmp.path()), &storage_config())
-            .unwrap();
+        let store = otad::store::Store::open(
+            &otad::datadir::DataDir::new(tmp.path()).db(),
+            &storage_config(),
+        )
+        .unwrap();
         store
             .write(true, move |txn| {
                 let mut chunks = txn.open_table(otad::store::tables::CHUNKS)?;
@@ -103,7 +106,7 @@ fn missing_database_and_bad_usage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no database at"), "{}", text(&out));
     // Nothing was created by looking.
-    assert!(!otad::config::db_path(dir.path()).exists());
+    assert!(!otad::datadir::DataDir::new(dir.path()).db().exists());
     let out = otad(&["db", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

@@ -49,7 +49,7 @@ impl SmallDisk {
     }
 
     fn free(&self) -> u64 {
-        otad::store::space::free_bytes(self.path()).expect("statvfs")
+        otad::store::free_bytes(self.path()).expect("statvfs")
     }
 }
 

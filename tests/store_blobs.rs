@@ -9,7 +9,7 @@ use bao_tree::io::BaoContentItem;
 use bao_tree::io::sync::DecodeResponseIter;
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 use otad::hashtree::{check_range, group_size};
-use otad::store::blobs::{BlobMeta, ROW_BYTES, UploadState};
+use otad::store::{BlobMeta, ROW_BYTES, UploadState};
 use otad::store::{StoreError, verify};
 use proptest::prelude::*;
 use redb::ReadableTable;
@@ -133,7 +133,7 @@ fn check_blob(data: &[u8]) {
         assert_eq!(got, &data[a as usize..b as usize], "range {a}..{b}");
     }
     check_slices(&t.store, &meta, staged.blake3, data);
-    let report = verify::verify(&t.store.database().unwrap()).unwrap();
+    let report = verify(&t.store.database().unwrap()).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
 
@@ -196,7 +196,7 @@ fn same_bytes_are_stored_once_and_counted() {
     // The duplicate rows are swept, leaving one copy.
     let report = t.store.sweep(otad::ids::now_ms()).unwrap();
     assert!(report.rows_removed >= 5, "{report:?}");
-    let v = verify::verify(&t.store.database().unwrap()).unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
     assert_eq!(v.blobs, 1);
 }
@@ -224,7 +224,7 @@ fn empty_and_oversize_uploads_are_refused_and_swept() {
     assert_eq!(t.store.upload(data_id).unwrap(), None);
     // Exactly at the limit is fine.
     t.store.ingest_bytes(&p, &bytes(100_000, 3)).unwrap();
-    let v = verify::verify(&t.store.database().unwrap()).unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 
@@ -252,14 +252,14 @@ fn staging_is_per_partner_and_expires() {
         t.store.publish("test", &a, staged.sha256),
         Err(StoreError::NotFound { .. })
     ));
-    let v = verify::verify(&t.store.database().unwrap()).unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 
 #[test]
 fn interrupted_upload_is_swept_at_next_open() {
     let dir = tempfile::tempdir().unwrap();
-    let path = otad::config::db_path(dir.path());
+    let path = otad::datadir::DataDir::new(dir.path()).db();
     let data_id;
     {
         let store = otad::store::Store::open(&path, &storage_config()).unwrap();
@@ -267,7 +267,7 @@ fn interrupted_upload_is_swept_at_next_open() {
         let (p, _) = partner_with_device_type(&store, "p");
         // What a killed process leaves: an upload still "receiving", with some rows.
         data_id = 777;
-        let upload = otad::store::blobs::Upload {
+        let upload = otad::store::Upload {
             partner_id: p,
             state: UploadState::Receiving {
                 received: 2 * ROW_BYTES as u64,
@@ -292,7 +292,7 @@ fn interrupted_upload_is_swept_at_next_open() {
     }
     let store = otad::store::Store::open(&path, &storage_config()).unwrap();
     assert_eq!(store.upload(data_id).unwrap(), None);
-    let v = verify::verify(&store.database().unwrap()).unwrap();
+    let v = verify(&store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 
@@ -314,7 +314,7 @@ fn slice_refuses_bad_ranges() {
         assert!(
             matches!(
                 t.store.slice(&meta, log, off, len),
-                Err(otad::store::blobs::SliceError::Range(_))
+                Err(otad::store::SliceError::Range(_))
             ),
             "({log},{off},{len})"
         );
@@ -340,7 +340,7 @@ fn verify_detects_a_flipped_byte_in_a_chunk_row() {
             Ok(())
         })
         .unwrap();
-    let v = verify::verify(&t.store.database().unwrap()).unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
     assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
     assert!(v.problems[0].contains("BLAKE3"), "{:?}", v.problems);
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use otad::model::{RecordFields, Role};
-use otad::store::catalog::{NewDeviceDescription, NewRecord};
+use otad::store::{NewDeviceDescription, NewRecord};
 use otad::store::{Store, StoreError, verify};
 
 use common::*;
@@ -46,7 +46,7 @@ fn mcu_type(store: &Store, partner: &str, t: i64) {
 
 /// Counts every table's rows, so a refused call can be shown to have written nothing.
 fn snapshot(store: &Store) -> (u64, u64, usize) {
-    let v = verify::verify(&store.database().unwrap()).unwrap();
+    let v = verify(&store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
     (
         v.records,
@@ -261,7 +261,7 @@ fn users_and_roles() {
 #[test]
 fn bootstrap_runs_once_and_its_secrets_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let path = otad::config::db_path(dir.path());
+    let path = otad::datadir::DataDir::new(dir.path()).db();
     let store = Store::open(&path, &storage_config()).unwrap();
     let first = store.bootstrap().unwrap().expect("first start");
     assert!(store.bootstrap().unwrap().is_none());
@@ -372,7 +372,7 @@ fn records_update_binary_rules_and_delete() {
     assert!(t.store.pool_record(&p, 3, vn).unwrap().is_none());
     // The number is never reused.
     assert_eq!(create(&t.store, &p, 3, "app", "3.0"), vn2 + 1);
-    let v = verify::verify(&t.store.database().unwrap()).unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use otad::model::RecordFields;
-use otad::store::catalog::NewRecord;
+use otad::store::NewRecord;
 use otad::store::{Store, verify};
 use redb::ReadableDatabase;
 
@@ -63,7 +63,7 @@ fn crash_child() {
         .expect("seed")
         .parse()
         .expect("seed");
-    let store = Store::open(&otad::config::db_path(dir.as_ref()), &storage_config()).unwrap();
+    let store = Store::open(&otad::datadir::DataDir::new(&dir).db(), &storage_config()).unwrap();
     store.bootstrap().unwrap();
     let p = crash_partner(&store);
     println!("\nready");
@@ -158,8 +158,12 @@ fn crash_consistency_under_sigkill() {
         committed.extend(lines.iter().filter_map(|l| parse(l)));
 
         // The parent now opens the same file, as a restarted server would.
-        let store = Store::open(&otad::config::db_path(dir.path()), &storage_config()).unwrap();
-        let report = verify::verify(&store.database().unwrap()).unwrap();
+        let store = Store::open(
+            &otad::datadir::DataDir::new(dir.path()).db(),
+            &storage_config(),
+        )
+        .unwrap();
+        let report = verify(&store.database().unwrap()).unwrap();
         assert!(report.is_clean(), "cycle {cycle}: {:?}", report.problems);
         let p = crash_partner(&store);
         for c in &committed {

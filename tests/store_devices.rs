@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use otad::model::{OtaState, RecordFields};
 use otad::secrets::token_hash;
-use otad::store::catalog::NewRecord;
-use otad::store::devices::{DeviceFilter, ImportRow};
+use otad::store::NewRecord;
+use otad::store::{DeviceFilter, ImportRow};
 use otad::store::{Store, StoreError, verify};
 
 use common::*;
@@ -253,7 +253,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
 #[test]
 fn check_ins_become_durable_across_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let path = otad::config::db_path(dir.path());
+    let path = otad::datadir::DataDir::new(dir.path()).db();
     let (p, dt);
     {
         let store = Store::open(&path, &storage_config()).unwrap();
@@ -290,7 +290,7 @@ fn check_ins_become_durable_across_restart() {
     );
     store.delete_device("test", &p, "dev").unwrap();
     assert!(store.device("dev").unwrap().is_none());
-    let v = verify::verify(&store.database().unwrap()).unwrap();
+    let v = verify(&store.database().unwrap()).unwrap();
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 

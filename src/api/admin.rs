@@ -177,7 +177,7 @@ pub async fn audit(app: &Arc<App>, ctx: &Ctx) -> Answer {
 
 /// `GET /v1/admin/backup`: a consistent copy of the database, streamed as a redb file.
 pub async fn backup(app: &Arc<App>) -> Answer {
-    let dir = app.data_dir.join("backup-tmp");
+    let dir = app.data_dir.backup_tmp();
     let path = dir.join(format!("backup-{}.redb", crate::secrets::new_secret()));
     let target = path.clone();
     app.blocking(move |s| {

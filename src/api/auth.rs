@@ -16,7 +16,7 @@ use http::{HeaderMap, StatusCode, header};
 use super::errors::ApiError;
 use crate::secrets::{token_hash, verify_secret};
 use crate::store::Store;
-use crate::store::tokens::Token;
+use crate::store::Token;
 
 /// The caller of a request, after its bearer token was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use super::extract::Fields;
 use super::multipart::{MultipartReader, SNIFF_BYTES, boundary_from_content_type, sniff_boundary};
 use super::{Answer, App, Ctx};
 use crate::model::{hex, parse_hash_hex};
-use crate::store::blobs::BlobMeta;
+use crate::store::BlobMeta;
 
 /// Multipart framing allowed on top of the binary size limit before Content-Length alone
 /// refuses an upload.

@@ -16,7 +16,7 @@ use super::extract::{Fields, path_number, path_type, path_version, query_form};
 use super::paging::PageQuery;
 use super::{Answer, App, Ctx, render};
 use crate::model::{DEVICE_DESCRIPTION_TYPE, parse_hash_hex};
-use crate::store::catalog::{NewDeviceDescription, NewRecord};
+use crate::store::{NewDeviceDescription, NewRecord};
 
 /// Resolves a record's `url`: empty = no binary; otherwise it must name a binary of this
 /// partner as moveToRepository returned it (any base URL, so a changed public_base_url keeps

@@ -12,7 +12,7 @@ use super::errors::ApiError;
 use super::extract::{Fields, path_number, path_type, query_form};
 use super::{Answer, App, Ctx, render};
 use crate::secrets::{new_secret, token_hash};
-use crate::store::devices::{DeviceFilter, ImportRow};
+use crate::store::{DeviceFilter, ImportRow};
 
 pub async fn register(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let f = Fields::read(app, body).await?;

@@ -124,13 +124,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<crate::store::blobs::SliceError> for ApiError {
-    fn from(e: crate::store::blobs::SliceError) -> Self {
+impl From<crate::store::SliceError> for ApiError {
+    fn from(e: crate::store::SliceError) -> Self {
         match e {
-            crate::store::blobs::SliceError::Range(r) => {
-                ApiError::bad_request("bad_range", r.to_string())
-            }
-            crate::store::blobs::SliceError::Store(s) => s.into(),
+            crate::store::SliceError::Range(r) => ApiError::bad_request("bad_range", r.to_string()),
+            crate::store::SliceError::Store(s) => s.into(),
         }
     }
 }

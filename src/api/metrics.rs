@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::backup::StoreStats;
+use crate::store::StoreStats;
 
 #[derive(Default)]
 pub struct Metrics {

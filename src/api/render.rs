@@ -7,7 +7,7 @@ use crate::model::{
     AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
     version_attribute_id,
 };
-use crate::store::catalog::AssociationView;
+use crate::store::AssociationView;
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::client::{CliError, Result};
 use super::output::{Output, Progress, size};
 use super::session::Ctx;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::store::{self, StoreError, verify};
 
 /// A backup of a large database is written server-side before its first byte is sent.
@@ -90,7 +90,7 @@ pub fn backup(args: BackupArgs, ctx: &mut Ctx) -> Result<()> {
 
 pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
     let dir = &config.data_dir;
-    let target = config::db_path(dir);
+    let target = config.data_dir().db();
     if !args.file.is_file() {
         return Err(CliError::not_found(format!(
             "no backup file at {}",
@@ -146,8 +146,8 @@ pub fn restore(args: &RestoreArgs, config: &Config) -> Result<()> {
                 args.file.display()
             ))
         })?;
-        let report = verify::verify(&db)
-            .map_err(|e| CliError::fail(format!("cannot verify the backup: {e}")))?;
+        let report =
+            verify(&db).map_err(|e| CliError::fail(format!("cannot verify the backup: {e}")))?;
         drop(db);
         if !report.is_clean() {
             return Err(CliError::fail(format!(

@@ -14,17 +14,17 @@
 //! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),
 //! 5 authentication (not logged in, token expired or revoked, not allowed).
 
-pub mod audit;
-pub mod backup;
-pub mod client;
-pub mod device;
-pub mod devices;
-pub mod fleet;
-pub mod images;
-pub mod output;
-pub mod partners;
-pub mod session;
-pub mod types;
+mod audit;
+mod backup;
+mod client;
+mod device;
+mod devices;
+mod fleet;
+mod images;
+mod output;
+mod partners;
+mod session;
+mod types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +33,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use self::client::CliError;
 use self::session::{Common, Ctx};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::store::{self, StoreError, verify};
 
 #[derive(Debug, Parser)]
@@ -316,7 +316,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn open_existing(config: &Config) -> Result<redb::Database, String> {
-    let path = config::db_path(&config.data_dir);
+    let path = config.data_dir().db();
     if !path.exists() {
         return Err(format!(
             "no database at {} (pass --data-dir to point at the data directory)",
@@ -334,7 +334,7 @@ fn open_existing(config: &Config) -> Result<redb::Database, String> {
 
 fn db_verify(config: &Config) -> Result<ExitCode, String> {
     let db = open_existing(config)?;
-    let report = verify::verify(&db).map_err(|e| e.to_string())?;
+    let report = verify(&db).map_err(|e| e.to_string())?;
     println!(
         "checked {} blobs ({} bytes), {} records, {} devices",
         report.blobs, report.blob_bytes, report.records, report.devices
@@ -351,7 +351,7 @@ fn db_verify(config: &Config) -> Result<ExitCode, String> {
 }
 
 fn db_compact(config: &Config) -> Result<ExitCode, String> {
-    let path = config::db_path(&config.data_dir);
+    let path = config.data_dir().db();
     let mut db = open_existing(config)?;
     let before = file_len(&path);
     let compacted = db

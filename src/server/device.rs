@@ -27,8 +27,8 @@ use crate::ocp::session::Admission;
 use crate::ocp::wire::{
     self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError,
 };
-use crate::store::blobs::BlobMeta;
-use crate::store::devices::{BlobAccess, OfferedImage};
+use crate::store::BlobMeta;
+use crate::store::{BlobAccess, OfferedImage};
 use crate::store::{Store, StoreError};
 
 /// Accepts device connections until `shutdown` turns true.

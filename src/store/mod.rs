@@ -22,17 +22,29 @@
 //!
 //! Not here: secret creation and hashing (`secrets.rs`), clocks and ids (`ids.rs`).
 
-pub mod audit;
-pub mod backup;
-pub mod blobs;
-pub mod catalog;
+mod audit;
+mod backup;
+mod blobs;
+mod catalog;
+// The file format, public for the offline tools' tests that build or damage rows by hand.
 pub mod codec;
-pub mod devices;
-pub mod rowcache;
-pub mod space;
+mod devices;
+mod rowcache;
+mod space;
 pub mod tables;
-pub mod tokens;
-pub mod verify;
+mod tokens;
+mod verify;
+
+pub use backup::StoreStats;
+pub use blobs::{
+    BlobMeta, Ingest, OUTBOARD_ROW_PAIRS, Published, ROW_BYTES, SliceError, Staged, SweepReport,
+    Upload, UploadState,
+};
+pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
+pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
+pub use space::free_bytes;
+pub use tokens::Token;
+pub use verify::{Report as VerifyReport, verify};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -18,7 +18,7 @@ pub struct TempStore {
 
 impl TempStore {
     pub fn path(&self) -> PathBuf {
-        otad::config::db_path(self.dir.path())
+        otad::datadir::DataDir::new(self.dir.path()).db()
     }
 }
 
@@ -33,7 +33,8 @@ pub fn temp_store() -> TempStore {
 
 pub fn temp_store_with(config: StorageConfig) -> TempStore {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&otad::config::db_path(dir.path()), &config).expect("open store");
+    let store =
+        Store::open(&otad::datadir::DataDir::new(dir.path()).db(), &config).expect("open store");
     store.bootstrap().expect("bootstrap");
     TempStore { dir, store }
 }
