@@ -1,22 +1,25 @@
 //! otad: an on-premise over-the-air firmware update service in one binary.
 //!
-//! The rooms, from the pure core outwards:
+//! The rooms, from the pure core outwards. Each may import only the rooms above it in this
+//! list, as `tests/layout.rs` checks on the source (with no import cycle between files):
 //!
-//! - [`model`]: domain types (partners, firmware types, records, devices, audit entries) and
-//!   the rules that make them valid. Pure.
-//! - [`ota`]: eligibility, i.e. what a device should be offered. Pure.
-//! - [`hashtree`]: BLAKE3 outboards and verified-slice plans for chunked delivery. Pure.
-//! - [`store`]: the one redb file: catalog, counters, devices, audit log and the
-//!   content-addressed binaries, behind a group-committing writer thread.
-//! - [`api`]: the partner HTTP API (Afero-compatible, plus extensions).
-//! - [`serve`]: `otad serve`, the HTTPS listener, start-up and shutdown; [`tls`] its
-//!   certificates.
-//! - [`device`]: the OCP/1 device protocol (wire codec).
-//! - [`config`]: the TOML configuration, its defaults and validation; [`logsink`] where log
-//!   lines go.
-//! - [`cli`]: the `otad` command line: `serve`, the offline database tools, the device
-//!   commands, and the admin client of the HTTP API (tables or JSON, documented exit codes).
-//! - [`web`]: the OTA Manager web UI, static assets embedded in the binary.
+//! - Pure cores, which import nothing of otad's I/O: [`model`] (domain types and their
+//!   rules), [`ota`] (eligibility: what a device is offered), [`hashtree`] (BLAKE3 outboards
+//!   and verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules).
+//! - Leaves every layer may use: [`ids`] (clock, randomness, UUIDs), [`secrets`] (secret
+//!   creation, hashing, constant-time comparison), [`datadir`] (every path of the data
+//!   directory, `listen.json` and the first-start credentials), [`config`] (the TOML
+//!   configuration), [`logsink`] (where log lines go), [`body`] (HTTP body types).
+//! - [`store`]: the one redb file: catalog, counters, devices, tokens, audit log and the
+//!   content-addressed binaries, behind a group-committing writer. Imports cores and leaves.
+//! - Servers: [`server`] (the HTTPS and OCP/1 listeners, their shared accept loop, TLS, the
+//!   registry of connected devices), [`api`] (the partner HTTP API: one route table,
+//!   handlers per resource), [`web`] (the OTA Manager's embedded assets), and [`serve`]
+//!   (`otad serve`: the wiring). They may use the store; they never import a client.
+//! - Clients: [`client`] (the HTTPS client of the API, the reference OCP/1 device client and
+//!   the fleet simulator). Cores and leaves only: never the store or a server.
+//! - [`cli`]: the `otad` command line. It uses the clients, the store for the offline
+//!   database tools, and `serve` to run the server.
 
 // Input reaches the library: it returns errors, never panics on them (tests may).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -5,7 +5,7 @@
 //! identity (`target.rs`), the commands (`check.rs`, `download.rs`, `simulate.rs`), the
 //! download's resume state file (`state.rs`), its progress line (`progress.rs`) and the human
 //! and JSON output (`report.rs`). Not here: the protocol (`client/device.rs`) and the fleet
-//! simulation itself (`client/simulate.rs`, reusable from tests and benchmarks).
+//! simulation itself (`client/simulate/`, reusable from tests and benchmarks).
 //!
 //! Exit codes follow `cli/mod.rs`: 0 success, 1 failure (one line on stderr), 2 usage.
 

@@ -2,7 +2,7 @@
 //! the totals of a simulation, and notes beside a result.
 //!
 //! Not here: the progress line of a download (`progress.rs`) and the simulator's JSON form
-//! (`client/simulate.rs`'s `Report::to_json`, stable for scripts).
+//! (`client/simulate/`'s `Report::to_json`, stable for scripts).
 
 use std::path::Path;
 use std::time::Duration;

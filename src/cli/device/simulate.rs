@@ -1,7 +1,7 @@
 //! `otad device simulate`: the flags turned into simulator [`Options`], the run, and the
 //! progress lines of repeat and hold runs on stderr.
 //!
-//! Not here: the simulation (`client/simulate.rs`) and the printed totals (`report.rs`).
+//! Not here: the simulation (`client/simulate/`) and the printed totals (`report.rs`).
 
 use std::fs;
 use std::path::Path;
