@@ -704,6 +704,21 @@ fn firmware_images_associations_and_push() {
     unknown["versionNumber"] = json!("999");
     api.post_json(&images(&dt2), tok, &unknown)
         .expect_error(400, Some("unknown_version_number"));
+    // No coercion: versionNumber is a string holding an integer, never a JSON number.
+    let mut as_number = rec.clone();
+    as_number["versionNumber"] = json!(s(&rec, "versionNumber").parse::<u64>().unwrap());
+    let refused = api
+        .post_json(&images(&dt2), tok, &as_number)
+        .expect_error(400, Some("invalid_field"));
+    assert!(
+        refused.to_string().contains("versionNumber"),
+        "the error names the field: {refused}"
+    );
+    assert_eq!(
+        api.get(&images(&dt2), tok).ok_json(200)["totalElements"],
+        json!(0),
+        "nothing associated"
+    );
     let mut missing = rec.clone();
     missing.as_object_mut().unwrap().remove("versionNumber");
     api.post_json(&images(&dt2), tok, &missing)

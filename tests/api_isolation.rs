@@ -566,6 +566,37 @@ fn missing_or_invalid_tokens_are_401() {
     assert_b_intact(&w);
 }
 
+/// An unknown route under a partner's path reveals nothing before the caller is known:
+/// 401 without a valid token, 403 with another partner's, 404 (or 405) only for its own.
+#[test]
+fn unknown_routes_under_a_partner_path_check_the_caller_first() {
+    let w = world();
+    let api = &w.server.api;
+    let garbage = "garbage-token-0123456789abcdef0123456789";
+    for rest in ["/no-such-thing", "/pool/no/such/route/at/all", ""] {
+        let path = format!("{}{rest}", w.b.base());
+        for token in ["", garbage] {
+            api.get(&path, token).expect_error(401, None);
+        }
+        let r = api
+            .get(&path, &w.a.token)
+            .expect_error(403, Some("forbidden"));
+        assert_eq!(s(&r, "path"), path);
+        api.get(&path, &w.a_device_token)
+            .expect_error(403, Some("forbidden"));
+        api.get(&path, &w.b.token)
+            .expect_error(404, Some("no_route"));
+        api.get(&path, &w.admin).expect_error(404, Some("no_route"));
+    }
+    // A known path with a method it does not take: the same order, then 405.
+    let types = format!("{}/types", w.b.base());
+    let delete = |token: &str| api.send(api.req(Method::DELETE, &types, token));
+    delete("").expect_error(401, None);
+    delete(&w.a.token).expect_error(403, None);
+    delete(&w.b.token).expect_error(405, Some("method_not_allowed"));
+    assert_b_intact(&w);
+}
+
 #[test]
 fn device_tokens_only_download_entitled_binaries() {
     let w = world();

@@ -165,8 +165,8 @@ impl Fields {
             .ok_or_else(|| ApiError::bad_request("missing_field", format!("{key} is required")))
     }
 
-    /// An id or version number: a JSON string holding an integer (as the API renders it), or
-    /// a plain integer.
+    /// An id or version number: a JSON string holding an integer, as the API renders it. A
+    /// bare JSON number is refused like every other wrong JSON type (no coercion).
     pub fn opt_id(&self, key: &str) -> Result<Option<u64>, ApiError> {
         let bad = || {
             ApiError::bad_request(
@@ -177,7 +177,6 @@ impl Fields {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => s.parse().map(Some).map_err(|_| bad()),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
             Some(_) => Err(bad()),
         }
     }

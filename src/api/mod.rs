@@ -147,7 +147,10 @@ pub async fn handle(
             let (label, result) = dispatch(&app, matched, req).await;
             (template, label, result)
         }
-        Err(e) => ("(unmatched)", String::new(), Err(e)),
+        Err(e) => {
+            let (label, e) = unmatched(&app, &path, req.headers(), e).await;
+            ("(unmatched)", label, Err(e))
+        }
     };
     let mut resp = result.unwrap_or_else(|e| error_response(&e, &path, head));
     resp.headers_mut()
@@ -213,6 +216,35 @@ async fn dispatch(
     };
     let result = (matched.route.handler)(app, &ctx, matched.params, body).await;
     (label, result)
+}
+
+/// An unknown route (or method) under a partner's path answers what a known one would for
+/// the caller first — 401 without a valid token, 403 with another partner's — and only then
+/// `not_found`: no one learns which routes exist without credentials (api.md's precedence).
+async fn unmatched(
+    app: &Arc<App>,
+    path: &str,
+    headers: &HeaderMap,
+    e: ApiError,
+) -> (String, ApiError) {
+    let Some(partner) = path
+        .strip_prefix("/v1/ota/partners/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|raw| extract::decode_segment(raw).ok())
+        .filter(|p| !p.is_empty())
+    else {
+        return (String::new(), e);
+    };
+    match principal_of(app, headers).await {
+        Err(denied) => (String::new(), denied),
+        Ok(principal) => {
+            let label = principal.partner_label().to_string();
+            match principal.require_partner(&partner) {
+                Err(denied) => (label, denied),
+                Ok(()) => (label, e),
+            }
+        }
+    }
 }
 
 /// The caller of a request: from the token cache, or checked in the store and cached.
