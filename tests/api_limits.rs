@@ -385,6 +385,39 @@ fn garbage_paths_unknown_routes_and_methods() {
 }
 
 #[test]
+fn plain_http_on_the_https_port_gets_a_readable_answer() {
+    let mut server = Server::start();
+    let addr = server.api.addr;
+    for request in [
+        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(),
+        // A head larger than what is read before answering, and a body behind it.
+        format!(
+            "POST /v1/admin/partners HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+            "p".repeat(10_000)
+        ),
+    ] {
+        let mut tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(request.as_bytes()).expect("send plain HTTP");
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "answer: {answer:?}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.contains("Connection: close"), "{head}");
+        assert_eq!(
+            body,
+            format!("This port speaks HTTPS only: use {}/\n", server.api.base),
+            "the body names the HTTPS URL"
+        );
+    }
+    still_serving(&mut server);
+}
+
+#[test]
 fn slow_header_senders_are_cut_off() {
     let config = format!("{RELAXED}header_read_timeout_secs = 2\nmax_header_bytes = 8192\n");
     let (mut server, _admin, a) = setup(&config);

@@ -1,6 +1,6 @@
-//! The HTTPS listener of the API and the OTA Manager: TLS handshakes, hyper's HTTP/1.1
-//! connections with their header limits, idle and request timeouts, and the graceful end of
-//! requests in flight at shutdown.
+//! The HTTPS listener of the API and the OTA Manager: TLS handshakes (and a readable answer
+//! to plain HTTP sent to this port), hyper's HTTP/1.1 connections with their header limits,
+//! idle and request timeouts, and the graceful end of requests in flight at shutdown.
 //!
 //! Not here: what a request does (`api::handle`), binding and the accept loop (`accept.rs`).
 
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::accept::{WhenFull, accept_loop};
@@ -67,10 +67,17 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn run(self, tcp: TcpStream, peer: SocketAddr) {
         let api = &self.app.config.api;
         let head_timeout = Duration::from_secs(api.header_read_timeout_secs);
-        let tls = match tokio::time::timeout(head_timeout, self.acceptor.accept(tcp)).await {
+        // One deadline for the first byte and the whole handshake.
+        let deadline = tokio::time::Instant::now() + head_timeout;
+        if speaks_plain_http(&tcp, deadline).await {
+            answer_plain_http(tcp, deadline, self.app.public_base_url.as_str()).await;
+            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
+            return;
+        }
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -120,6 +127,55 @@ impl Connection {
             }
         }
     }
+}
+
+/// Whether the client's first byte starts a plain HTTP request (a method name) rather than
+/// a TLS record (0x16): `http://` typed for `https://`.
+async fn speaks_plain_http(tcp: &TcpStream, deadline: tokio::time::Instant) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0].is_ascii_uppercase()
+    )
+}
+
+/// Longest plain request head read before answering (the rest is not waited for).
+const PLAIN_HEAD_LIMIT: usize = 8192;
+/// Most read and dropped after the answer while waiting for the client to close.
+const PLAIN_DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Answers a plain HTTP request with a short readable 400 naming the HTTPS URL, instead of
+/// the TLS alert bytes a browser or curl would show as garbage, then closes.
+async fn answer_plain_http(mut tcp: TcpStream, deadline: tokio::time::Instant, base_url: &str) {
+    // Read the request head first: closing with unread bytes would reset the connection
+    // and the client might never see the answer.
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while head.len() < PLAIN_HEAD_LIMIT && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            _ => break,
+        }
+    }
+    let text = format!("This port speaks HTTPS only: use {base_url}/\n");
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = tokio::time::timeout_at(deadline, async {
+        tcp.write_all(answer.as_bytes()).await?;
+        tcp.shutdown().await?;
+        // Take what the client still sends (bounded) until it closes, for the same reason.
+        let mut drained = 0;
+        while drained < PLAIN_DRAIN_LIMIT {
+            match tcp.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// When a connection last moved a byte, and how many requests it has in a handler.
