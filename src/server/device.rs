@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::accept::{WhenFull, accept_loop, stopped};
 use super::hub::{ConnectionGuard, DeviceHub, Notice};
+use super::x509::common_name;
 
 use crate::config::DeviceConfig;
 use crate::hashtree;
@@ -159,49 +160,6 @@ async fn read_frame<R: AsyncRead + Unpin>(
 #[derive(Debug)]
 enum FrameError {
     Wire(WireError),
-}
-
-/// Splits one DER TLV off `input`: (tag, value, rest). Bounded; `None` on anything odd.
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = match first {
-        0..=0x7f => (usize::from(first), rest),
-        0x81 => {
-            let (&b, rest) = rest.split_first()?;
-            (usize::from(b), rest)
-        }
-        0x82 => {
-            let bytes = rest.get(..2)?;
-            (
-                usize::from(u16::from_be_bytes([bytes[0], bytes[1]])),
-                rest.get(2..)?,
-            )
-        }
-        _ => return None,
-    };
-    let value = rest.get(..len)?;
-    Some((tag, value, rest.get(len..)?))
-}
-
-/// The commonName of a DER-encoded Name (the contents of its outer SEQUENCE).
-pub fn common_name(subject: &[u8]) -> Option<&[u8]> {
-    const CN: &[u8] = &[0x55, 0x04, 0x03];
-    let mut sets = subject;
-    while let Some((0x31, set, rest)) = der_tlv(sets) {
-        sets = rest;
-        let mut attrs = set;
-        while let Some((0x30, attr, more)) = der_tlv(attrs) {
-            attrs = more;
-            if let Some((0x06, oid, value)) = der_tlv(attr)
-                && oid == CN
-                && let Some((0x0c | 0x13 | 0x16, text, _)) = der_tlv(value)
-            {
-                return Some(text);
-            }
-        }
-    }
-    None
 }
 
 /// Whether a client certificate (already chain-verified by rustls against the configured
