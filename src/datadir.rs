@@ -54,6 +54,11 @@ impl DataDir {
         self.root.join("tls").join("key.pem")
     }
 
+    /// Where `otad admin reset-password` writes a new password (0600) by default.
+    pub fn reset_credentials_file(&self) -> PathBuf {
+        self.root.join("reset-credentials.json")
+    }
+
     /// Where the server stages a backup before streaming it.
     pub fn backup_tmp(&self) -> PathBuf {
         self.root.join("backup-tmp")

@@ -1,6 +1,7 @@
 //! First start cannot lock the operator out: a start that fails because of something the
 //! operator fixes (a busy port, a bad certificate path, a bad device client CA) creates no
-//! admin, so the next start after the fix writes the first credentials and they sign in.
+//! admin, so the next start after the fix writes the first credentials and they sign in; and
+//! an operator who lost the password resets it offline (`otad admin reset-password`).
 
 mod api_common;
 
@@ -108,4 +109,70 @@ fn bad_tls_paths_at_first_start_leave_no_admin_behind() {
         }
     });
     first_admin_signs_in(&server);
+}
+
+/// Runs `otad admin reset-password` on the server's data directory.
+fn reset_password(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_otad"))
+        .args(["admin", "reset-password"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(&server.data)
+        .env_remove("OTAD_DATA_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run otad admin reset-password")
+}
+
+#[test]
+fn a_lost_password_is_reset_offline_and_old_sessions_end() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = Server::start();
+    let creds = server.creds();
+    let old_token = server.admin_token();
+
+    // Refused while the server holds the directory, and nothing changes.
+    let out = reset_password(&server, &["admin"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert!(!server.data.join("reset-credentials.json").exists());
+    server.api.get("/v1/me", &old_token).ok_json(200);
+
+    server.stop();
+    let out = reset_password(&server, &["no-such-user"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let out = reset_password(&server, &["admin"]);
+    assert!(out.status.success(), "{out:?}");
+    let path = server.data.join("reset-credentials.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(path.to_str().expect("utf-8")), "{stdout}");
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let new: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+    assert_eq!(s(&new, "username"), "admin");
+    let password = s(&new, "password");
+    assert!(!stdout.contains(&password), "the password is not printed");
+    assert_ne!(password, creds.password);
+
+    server.start_again();
+    let api = &server.api;
+    api.token_request(
+        &creds.client_id,
+        &creds.client_secret,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", &creds.password),
+        ],
+    )
+    .expect_error(400, None);
+    api.get("/v1/me", &old_token).expect_error(401, None);
+    let token = api.login(&creds.client_id, &creds.client_secret, "admin", &password);
+    api.get("/v1/me", &token).ok_json(200);
+    let audit = api.get("/v1/admin/audit", &token).ok_json(200);
+    assert!(
+        audit.to_string().contains("user.password_reset"),
+        "the reset is audited: {audit}"
+    );
 }

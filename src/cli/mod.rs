@@ -1,7 +1,8 @@
 //! The `otad` command line: flags, subcommands and their exit codes, in one place.
 //!
 //! Commands: `serve` (the service); the offline database tools (`db verify|compact|
-//! restore`), which open the redb file directly and refuse while a server holds it;
+//! restore`) and the offline recovery (`admin reset-password`, `recovery.rs`), which open
+//! the redb file directly and refuse while a server holds it;
 //! `device check|download|simulate` (a device over OCP/1, `device/`); and the admin
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
@@ -23,6 +24,7 @@ mod fleet;
 mod images;
 mod output;
 mod partners;
+mod recovery;
 mod session;
 mod types;
 
@@ -72,6 +74,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Offline recovery (refuses to run while a server holds the database).
+    ///
+    /// Example: otad admin reset-password admin --data-dir /var/lib/otad
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Offline database tools (refuse to run while a server holds the database).
     ///
     /// Example: otad db verify --data-dir /var/lib/otad
@@ -197,6 +204,15 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Give a user a new random password, written to a file only you can read, and sign
+    /// out its sessions: for an operator who lost the first admin's credentials.
+    ///
+    /// Example: otad admin reset-password admin --data-dir /var/lib/otad
+    ResetPassword(recovery::ResetPasswordArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Re-hash every binary and check every reference, counter and index.
     ///
@@ -259,6 +275,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             crate::logsink::flush();
             served?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(AdminCommand::ResetPassword(args)) => {
+            recovery::reset_password(&args, &config).map(|()| ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Verify) => Ok(db_verify(&config)?),
         Command::Db(DbCommand::Compact) => Ok(db_compact(&config)?),

@@ -259,6 +259,32 @@ impl Store {
             Ok(())
         })
     }
+
+    /// Gives a user a new password and revokes the tokens issued to it: the offline
+    /// recovery of `otad admin reset-password`, for an operator who lost the password.
+    pub fn reset_password(&self, actor: &str, username: &str, password: &str) -> Result<()> {
+        model::validate_password(password)?;
+        let hash = hash_secret(password)?;
+        let (name, actor) = (username.to_string(), actor.to_string());
+        self.write(true, move |txn| {
+            let mut user: User = codec::get(&txn.open_table(USERS)?, name.as_str())?
+                .ok_or_else(|| StoreError::not_found("user", "unknown_user"))?;
+            user.password_hash = hash;
+            put(txn, USERS, &name, &user)?;
+            txn.open_table(TOKENS)?.retain(|_, v| {
+                codec::decode::<Token>(v)
+                    .is_ok_and(|t| t.username.as_deref() != Some(name.as_str()))
+            })?;
+            audit::append(
+                txn,
+                &actor,
+                "user.password_reset",
+                &format!("partner/{}/users/{name}", user.partner_id),
+                "",
+            )?;
+            Ok(())
+        })
+    }
 }
 
 /// The platform partner, from the `PARTNERS` table of either transaction kind.
