@@ -10,6 +10,12 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 /// Highest platform firmware type number; 1..=100 are platform types.
+/// The OAuth client id of the public client (RFC 6749 §2.1): the OTA Manager, and `otad
+/// login` for a user without the partner's client secret. It sends `client_id` in the form
+/// instead of HTTP Basic, may use only the password grant, and its users act for their own
+/// partner.
+pub const PUBLIC_CLIENT_ID: &str = "otad-manager";
+
 pub const PLATFORM_TYPE_MAX: u16 = 100;
 /// MCU types a partner may own: 101..=200, so at most 100 per partner by construction.
 pub const MCU_TYPE_MIN: u16 = 101;

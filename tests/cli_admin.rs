@@ -132,6 +132,70 @@ fn partners_and_users_as_the_local_admin() {
 }
 
 #[test]
+fn partner_staff_log_in_with_their_own_password_only() {
+    let server = Server::start();
+    let admin = Cli::local(&server.data);
+    let p = admin.json(&["partner", "create", "Acme"]);
+    let partner = field(&p, "partnerId");
+    let u = admin.json(&["user", "create", "alice", "--partner", &partner]);
+    let password = field(&u, "password");
+
+    // On the appliance host, without the organisation's client secret.
+    let alice = Cli::local(&server.data);
+    alice
+        .run_stdin(
+            &["login", "--username", "alice", "--password-stdin"],
+            Some("wrong\n"),
+        )
+        .fails(5, &["login refused"]);
+    let login = alice
+        .run_stdin(
+            &["login", "--username", "alice", "--password-stdin", "--json"],
+            Some(&format!("{password}\n")),
+        )
+        .ok()
+        .json();
+    assert_eq!(field(&login, "partnerId"), partner);
+    assert_eq!(field(&login, "username"), "alice");
+    let t = alice.json(&["type", "create", "150", "MCU_MAIN"]);
+    assert_eq!(field(&t, "partnerId"), partner, "acts for her own partner");
+    alice.run(&["partner", "list"]).fails(5, &["admin"]);
+
+    // From elsewhere: --server and --ca, still no client secret; a --client-id that is not
+    // her partner's is refused before anything is saved.
+    let remote = Cli::remote();
+    let ca = server.data.join("tls").join("cert.pem");
+    let base = [
+        "login",
+        "--server",
+        server.api.base.as_str(),
+        "--ca",
+        ca.to_str().unwrap(),
+        "--username",
+        "alice",
+        "--password-stdin",
+    ];
+    let mut wrong_id = base.to_vec();
+    wrong_id.extend(["--client-id", "someone-else"]);
+    remote
+        .run_stdin(&wrong_id, Some(&format!("{password}\n")))
+        .fails(2, &["belongs to partner"]);
+    remote.run_stdin(&base, Some(&format!("{password}\n"))).ok();
+    let session = remote.config_home().join("otad").join("session.json");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&session).unwrap()).unwrap();
+    let token = field(&saved, "token");
+    remote.json(&["type", "list"]);
+
+    // Logout revokes the public-client token without any secret.
+    remote.run(&["logout"]).ok();
+    assert!(!session.exists());
+    server
+        .api
+        .get(&format!("/v1/ota/partners/{partner}/types"), &token)
+        .expect(401);
+}
+
+#[test]
 fn login_logout_and_the_environment_overrides() {
     let server = Server::start();
     let admin = Cli::local(&server.data);

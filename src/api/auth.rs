@@ -418,10 +418,8 @@ pub fn token_grant(
     })
 }
 
-/// The OAuth client id of the OTA Manager web UI. It is a public client (RFC 6749 §2.1): a
-/// browser cannot keep a client secret, so it sends `client_id` in the form instead of HTTP
-/// Basic, may use only the password grant, and its users act for their own partner.
-pub const WEB_CLIENT_ID: &str = "otad-manager";
+/// The OAuth client id of the OTA Manager web UI: a browser cannot keep a client secret.
+const WEB_CLIENT_ID: &str = crate::model::PUBLIC_CLIENT_ID;
 
 /// `POST /oauth/revoke` (RFC 7009): client-authenticated; unknown tokens are fine.
 pub fn revoke(

@@ -25,6 +25,7 @@ use crate::datadir::{
     Credentials, DataDir, LISTEN_FILE, create_private_dir, local_address, write_private_file,
 };
 use crate::ids::now_ms;
+use crate::model::PUBLIC_CLIENT_ID;
 
 /// File name of the saved session inside the config directory.
 pub const SESSION_FILE: &str = "session.json";
@@ -54,6 +55,9 @@ pub struct Saved {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     pub expires_timestamp: u64,
+    /// Signed in as the public client (a user without the client secret).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_client: bool,
 }
 
 /// The config directory: `$XDG_CONFIG_HOME/otad`, else `$HOME/.config/otad`.
@@ -163,8 +167,37 @@ fn grant(
         ),
         None => "grant_type=client_credentials".to_string(),
     };
-    let answer = oauth_call(client, "/oauth/token", client_id, secret, form)?;
-    let v: Value = serde_json::from_slice(&answer)
+    let answer = oauth_call(client, "/oauth/token", Some((client_id, secret)), form)?;
+    token_of(&answer)
+}
+
+/// The password grant as the public client: for a user who has no client secret (a partner's
+/// staff), as the OTA Manager signs in. Returns (token, lifetime, partner id).
+fn public_grant(
+    client: &mut Client,
+    username: &str,
+    password: &str,
+) -> Result<(String, u64, String)> {
+    let form = format!(
+        "grant_type=password&username={}&password={}&client_id={}",
+        seg(username),
+        seg(password),
+        seg(PUBLIC_CLIENT_ID)
+    );
+    let answer = oauth_call(client, "/oauth/token", None, form)?;
+    let (token, ttl) = token_of(&answer)?;
+    client.set_token(Some(token.clone()));
+    let me = client.get("/v1/me")?;
+    client.set_token(None);
+    let partner = me
+        .get("partnerId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CliError::fail("the server's /v1/me answer has no partnerId"))?;
+    Ok((token, ttl, partner.to_string()))
+}
+
+fn token_of(answer: &[u8]) -> Result<(String, u64)> {
+    let v: Value = serde_json::from_slice(answer)
         .map_err(|e| CliError::fail(format!("the token answer is not JSON: {e}")))?;
     let token = v
         .get("access_token")
@@ -174,22 +207,24 @@ fn grant(
     Ok((token.to_string(), ttl))
 }
 
+/// An OAuth call with client Basic auth, or none for the public client.
 fn oauth_call(
     client: &mut Client,
     path: &str,
-    client_id: &str,
-    secret: &str,
+    credentials: Option<(&str, &str)>,
     form: String,
 ) -> Result<Bytes> {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    const FORM: &str = "application/x-www-form-urlencoded";
     client.set_token(None);
-    let answer = client.send_with_auth(
-        Method::POST,
-        path,
-        &format!("Basic {basic}"),
-        "application/x-www-form-urlencoded",
-        Bytes::from(form),
-    )?;
+    let answer = match credentials {
+        Some((client_id, secret)) => {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+            let auth = format!("Basic {basic}");
+            client.send_with_auth(Method::POST, path, &auth, FORM, Bytes::from(form))?
+        }
+        None => client.send(Method::POST, path, Some(FORM), Bytes::from(form))?,
+    };
     if answer.status.is_success() {
         return Ok(answer.body);
     }
@@ -305,6 +340,34 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
         None => local.as_ref().and_then(|l| l.ca.clone()),
     };
     let first = local.as_ref().and_then(|l| l.admin.clone());
+    // A named user without a client secret (a partner's staff, or an admin elsewhere than
+    // as the first admin on the appliance) signs in through the public client.
+    let first_admin =
+        |u: &String| args.client_id.is_none() && first.as_ref().is_some_and(|f| &f.username == u);
+    if let Some(username) = args.username.as_ref().filter(|u| !first_admin(u))
+        && args.client_secret.is_none()
+    {
+        let password = read_password(username, args.password_stdin)?;
+        let mut client = Client::new(url.clone(), ca.as_deref(), None)?;
+        let (token, ttl, partner_id) = public_grant(&mut client, username, &password)?;
+        if let Some(id) = &args.client_id
+            && id != &partner_id
+        {
+            return Err(CliError::usage(format!(
+                "{username} belongs to partner {partner_id}, not to --client-id {id}"
+            )));
+        }
+        let saved = Saved {
+            url: url.display(),
+            ca: ca.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            token,
+            partner_id,
+            username: Some(username.clone()),
+            expires_timestamp: now_ms().saturating_add(ttl.saturating_mul(1000)),
+            public_client: true,
+        };
+        return report_login(&saved, args.json);
+    }
     let client_id = args
         .client_id
         .clone()
@@ -340,10 +403,20 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
         partner_id: client_id.clone(),
         username: username.clone(),
         expires_timestamp: now_ms().saturating_add(ttl.saturating_mul(1000)),
+        public_client: false,
     };
-    let path = save(&saved)?;
-    let who = username.unwrap_or_else(|| format!("client {client_id}"));
-    let out = Output { json: args.json };
+    report_login(&saved, args.json)
+}
+
+/// Saves the session and says who is logged in where.
+fn report_login(saved: &Saved, json: bool) -> Result<()> {
+    let path = save(saved)?;
+    let client_id = &saved.partner_id;
+    let who = saved
+        .username
+        .clone()
+        .unwrap_or_else(|| format!("client {client_id}"));
+    let out = Output { json };
     let mut doc = json!({
         "url": saved.url,
         "partnerId": saved.partner_id,
@@ -375,9 +448,23 @@ pub fn logout(args: &LogoutArgs) -> Result<()> {
         oauth_call(
             &mut client,
             "/oauth/revoke",
-            &saved.partner_id,
-            secret,
+            Some((&saved.partner_id, secret)),
             format!("token={}", seg(&saved.token)),
+        )
+        .map_err(|e| e.context("cannot revoke the token (the session file is kept)"))?;
+    } else if saved.public_client {
+        // A user's public-client token is revoked as the OTA Manager revokes its own.
+        let url = ServerUrl::parse(&saved.url)?;
+        let mut client = Client::new(url, saved.ca.as_ref().map(String::as_bytes), None)?;
+        oauth_call(
+            &mut client,
+            "/oauth/revoke",
+            None,
+            format!(
+                "token={}&client_id={}",
+                seg(&saved.token),
+                seg(PUBLIC_CLIENT_ID)
+            ),
         )
         .map_err(|e| e.context("cannot revoke the token (the session file is kept)"))?;
     }
