@@ -31,7 +31,31 @@ fn partners_and_users_as_the_local_admin() {
     assert_eq!(field(&p, "email"), "ops@acme.example");
     assert!(field(&p, "clientSecret").len() >= 32, "{p}");
 
+    // --out: the answer with its secret goes to a new 0600 file, never to the terminal.
+    let out = cli.dir().join("bravo.json");
+    let shown = cli.text(&["partner", "create", "Bravo", "--out", out.to_str().unwrap()]);
+    assert_eq!(mode(&out), 0o600);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let secret = field(&saved, "clientSecret");
+    assert!(secret.len() >= 32, "{saved}");
+    assert!(!shown.contains(&secret), "the secret is not shown: {shown}");
+    assert!(shown.contains(&field(&saved, "partnerId")), "{shown}");
+    cli.run(&[
+        "partner",
+        "create",
+        "Charlie",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .fails(4, &["exists"]);
+    let unchanged: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(unchanged, saved, "an existing file is never overwritten");
+
     let list = array(&cli.json(&["partner", "list"]));
+    assert!(
+        !list.iter().any(|x| x["name"] == "Charlie"),
+        "a refused --out creates no partner: {list:?}"
+    );
     assert!(
         list.iter().any(|x| x["partnerId"] == partner.as_str()),
         "{list:?}"

@@ -24,6 +24,10 @@ pub enum PartnerCommand {
         /// Contact email.
         #[arg(long)]
         email: Option<String>,
+        /// Write the answer, client secret included, to FILE (mode 0600; refused if FILE
+        /// exists) instead of showing the secret.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
     },
     /// List every partner.
     ///
@@ -68,7 +72,15 @@ pub enum UserCommand {
 
 pub fn partner(cmd: PartnerCommand, ctx: &mut Ctx) -> Result<()> {
     match cmd {
-        PartnerCommand::Create { name, email } => {
+        PartnerCommand::Create { name, email, out } => {
+            if let Some(path) = &out
+                && path.exists()
+            {
+                return Err(CliError::conflict(format!(
+                    "{} exists; the client secret is written only to a new file",
+                    path.display()
+                )));
+            }
             let mut body = json!({ "name": name });
             if let Some(e) = email {
                 body["email"] = Value::String(e);
@@ -77,6 +89,32 @@ pub fn partner(cmd: PartnerCommand, ctx: &mut Ctx) -> Result<()> {
                 .client
                 .json(Method::POST, "/v1/admin/partners", Some(&body))
                 .map_err(|e| e.context(&format!("cannot create partner {name:?}")))?;
+            if let Some(path) = &out {
+                let doc =
+                    serde_json::to_vec_pretty(&p).map_err(|e| CliError::fail(e.to_string()))?;
+                crate::datadir::write_private_file(path, &doc).map_err(|e| {
+                    CliError::fail(format!(
+                        "partner created, but {} cannot be written ({e}); issue a new secret with `otad partner rotate-secret {}`",
+                        path.display(),
+                        text(&p, "partnerId")
+                    ))
+                })?;
+                let shown = json!({
+                    "partnerId": p.get("partnerId"),
+                    "name": p.get("name"),
+                    "file": path.display().to_string(),
+                });
+                ctx.out.show(&shown, || {
+                    fields(&[
+                        ("partnerId", text(&p, "partnerId")),
+                        ("name", text(&p, "name")),
+                    ]) + &format!(
+                        "(the client secret is in {}, readable only by you)",
+                        path.display()
+                    )
+                });
+                return Ok(());
+            }
             ctx.out.show(&p, || {
                 fields(&[
                     ("partnerId", text(&p, "partnerId")),
