@@ -95,6 +95,9 @@ pub struct ApiConfig {
     pub login_attempts_per_minute: u32,
     /// In-flight requests get this long to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// A long-lived bearer token that may read `/metrics` and nothing else (for a scraper,
+    /// which cannot renew a 4-hour admin token); empty = none.
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -149,6 +152,7 @@ impl Default for ApiConfig {
             token_ttl_secs: 4 * 3600,
             login_attempts_per_minute: 10,
             shutdown_grace_secs: 10,
+            metrics_token: String::new(),
         }
     }
 }
@@ -282,6 +286,15 @@ impl Config {
         if a.login_attempts_per_minute == 0 {
             return invalid("api.login_attempts_per_minute", "must be at least 1");
         }
+        if !a.metrics_token.is_empty()
+            && (a.metrics_token.len() < 32
+                || !a.metrics_token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return invalid(
+                "api.metrics_token",
+                "must be at least 32 printable characters without spaces (e.g. `openssl rand -hex 20`)",
+            );
+        }
         if s.max_binary_size == 0 {
             return invalid("storage.max_binary_size", "must be at least 1 byte");
         }
@@ -358,6 +371,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn a_metrics_token_must_be_long_and_printable() {
+        for bad in ["short", "0123456789abcdef 0123456789abcdef"] {
+            let err = Config::from_toml(
+                &format!("[api]\nmetrics_token = \"{bad}\"\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("api.metrics_token"), "{err}");
+        }
+        let ok = Config::from_toml(
+            "[api]\nmetrics_token = \"0123456789abcdef0123456789abcdef\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.api.metrics_token.len(), 32);
     }
 
     #[test]

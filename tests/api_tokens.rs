@@ -1,7 +1,8 @@
 //! Withdrawing credentials takes effect at once, even for tokens the server has seen moments
 //! before (it caches checked tokens briefly): removing a user ends that user's tokens,
 //! rotating a partner's secret ends its client-credentials tokens, rotating or deleting a
-//! device ends its token.
+//! device ends its token. And the one long-lived credential, the configured metrics token,
+//! reads `/metrics` and nothing else.
 
 mod api_common;
 
@@ -74,4 +75,42 @@ fn withdrawn_credentials_stop_working_immediately() {
     ))
     .expect(204);
     api.get(&types, &device_token).expect_error(401, None);
+}
+
+#[test]
+fn the_metrics_token_reads_metrics_and_nothing_else() {
+    const SCRAPE: &str = "scrape-0123456789abcdef0123456789abcdef";
+    let server = Server::start_with_config(&format!("[api]\nmetrics_token = \"{SCRAPE}\"\n"));
+    let api = &server.api;
+    let admin = server.admin_token();
+    let t = api.tenant(&admin, "Scraped");
+
+    let r = api.get("/metrics", SCRAPE);
+    r.expect(200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{:?}",
+        r.header("content-type")
+    );
+    assert!(r.text().contains("otad_"), "{}", r.text());
+    // Admins still read it; anything else with the scrape token is 403, a near miss is 401.
+    api.get("/metrics", &admin).expect(200);
+    api.get("/metrics", &t.token).expect_error(403, None);
+    api.get("/v1/admin/partners", SCRAPE)
+        .expect_error(403, None);
+    api.get(&format!("{}/types", t.base()), SCRAPE)
+        .expect_error(403, None);
+    api.get("/v1/me", SCRAPE).expect_error(403, None);
+    api.get("/metrics", &format!("{SCRAPE}x"))
+        .expect_error(401, None);
+}
+
+#[test]
+fn without_a_configured_metrics_token_there_is_none() {
+    let server = Server::start();
+    server
+        .api
+        .get("/metrics", "scrape-0123456789abcdef0123456789abcdef")
+        .expect_error(401, None);
 }

@@ -234,7 +234,7 @@ pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Answer {
         auth::Principal::Partner { actor, partner_id } => {
             (actor.clone(), Some(partner_id.clone()), "partner")
         }
-        auth::Principal::Device { .. } | auth::Principal::Anonymous => {
+        auth::Principal::Device { .. } | auth::Principal::Scraper | auth::Principal::Anonymous => {
             return Err(ApiError::forbidden(
                 "forbidden",
                 "a device token has no partner view",

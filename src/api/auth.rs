@@ -27,6 +27,8 @@ pub enum Principal {
     Partner { actor: String, partner_id: String },
     /// A device presenting its own token.
     Device { device_id: String },
+    /// The configured metrics token (`api.metrics_token`): `/metrics` only.
+    Scraper,
     /// Nobody checked: the caller of a route open to anyone (health, OAuth).
     Anonymous,
 }
@@ -37,6 +39,7 @@ impl Principal {
         match self {
             Principal::Admin { actor } | Principal::Partner { actor, .. } => actor.clone(),
             Principal::Device { device_id } => format!("device:{device_id}"),
+            Principal::Scraper => "metrics".to_string(),
             Principal::Anonymous => "anonymous".to_string(),
         }
     }
@@ -51,6 +54,7 @@ impl Principal {
             Principal::Admin { .. } => "admin",
             Principal::Partner { partner_id, .. } => partner_id,
             Principal::Device { device_id } => device_id,
+            Principal::Scraper => "metrics",
             Principal::Anonymous => "",
         }
     }
@@ -92,6 +96,8 @@ pub enum Access {
     Authenticated,
     /// An appliance admin.
     Admin,
+    /// An appliance admin, or the metrics token: `/metrics`.
+    AdminOrScraper,
     /// The partner of the path's `{partnerId}`, or an admin.
     Partner,
     /// As `Partner`, or any device: a binary download, where the handler checks that the
@@ -111,6 +117,8 @@ impl Access {
         match self {
             Access::Anonymous | Access::Authenticated => Ok(()),
             Access::Admin => principal.require_admin(),
+            Access::AdminOrScraper if matches!(principal, Principal::Scraper) => Ok(()),
+            Access::AdminOrScraper => principal.require_admin(),
             Access::Partner => principal.require_partner(partner),
             Access::PartnerOrDevice if matches!(principal, Principal::Device { .. }) => Ok(()),
             Access::PartnerOrDevice => principal.require_partner(partner),

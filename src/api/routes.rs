@@ -117,7 +117,7 @@ macro_rules! table {
 
 table! {
     GetHead "/healthz" Anonymous |a, _, _, _| admin::health(a);
-    GetHead "/metrics" Admin |a, _, _, _| admin::metrics(a);
+    GetHead "/metrics" AdminOrScraper |a, _, _, _| admin::metrics(a);
     Post "/oauth/token" Anonymous |a, c, _, b| admin::oauth_token(a, c, b);
     Post "/oauth/revoke" Anonymous |a, c, _, b| admin::oauth_revoke(a, c, b);
     GetHead "/v1/admin/partners" Admin |a, _, _, _| admin::partners(a);
