@@ -196,6 +196,12 @@ fn public_grant(
     Ok((token, ttl, partner.to_string()))
 }
 
+/// Revokes a public-client token (which needs no secret, as the OTA Manager's sign-out).
+fn revoke_public(client: &mut Client, token: &str) -> Result<Bytes> {
+    let form = format!("token={}&client_id={}", seg(token), seg(PUBLIC_CLIENT_ID));
+    oauth_call(client, "/oauth/revoke", None, form)
+}
+
 fn token_of(answer: &[u8]) -> Result<(String, u64)> {
     let v: Value = serde_json::from_slice(answer)
         .map_err(|e| CliError::fail(format!("the token answer is not JSON: {e}")))?;
@@ -353,6 +359,8 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
         if let Some(id) = &args.client_id
             && id != &partner_id
         {
+            // The token is not kept: withdraw it rather than leave it valid for hours.
+            let _ = revoke_public(&mut client, &token);
             return Err(CliError::usage(format!(
                 "{username} belongs to partner {partner_id}, not to --client-id {id}"
             )));
@@ -456,17 +464,8 @@ pub fn logout(args: &LogoutArgs) -> Result<()> {
         // A user's public-client token is revoked as the OTA Manager revokes its own.
         let url = ServerUrl::parse(&saved.url)?;
         let mut client = Client::new(url, saved.ca.as_ref().map(String::as_bytes), None)?;
-        oauth_call(
-            &mut client,
-            "/oauth/revoke",
-            None,
-            format!(
-                "token={}&client_id={}",
-                seg(&saved.token),
-                seg(PUBLIC_CLIENT_ID)
-            ),
-        )
-        .map_err(|e| e.context("cannot revoke the token (the session file is kept)"))?;
+        revoke_public(&mut client, &saved.token)
+            .map_err(|e| e.context("cannot revoke the token (the session file is kept)"))?;
     }
     std::fs::remove_file(&path)
         .map_err(|e| CliError::fail(format!("cannot remove {}: {e}", path.display())))?;
