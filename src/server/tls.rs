@@ -80,7 +80,7 @@ fn ensure_self_signed_at(
     let today = now.div_euclid(86_400);
     let date = |days: i64| {
         // rcgen refuses years past 9999; a clock that far off gets the last valid day.
-        match super::x509::civil_from_days(days) {
+        match crate::ids::civil_from_days(days) {
             (year @ 1..=9999, month, day) => rcgen::date_time_ymd(year as i32, month, day),
             _ => rcgen::date_time_ymd(9999, 12, 31),
         }

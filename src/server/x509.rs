@@ -1,7 +1,6 @@
 //! Just enough DER reading of X.509 for the servers: the commonName of a subject (device
-//! client certificates) and a certificate's notAfter (renewing the self-signed one), and
-//! the calendar arithmetic both directions of that need. Pure and bounded: anything odd is
-//! `None`, never a panic.
+//! client certificates) and a certificate's notAfter (renewing the self-signed one). Pure
+//! and bounded: anything odd is `None`, never a panic.
 //!
 //! Not here: verifying certificates (rustls and webpki do that).
 
@@ -103,50 +102,15 @@ fn parse_time(tag: u8, text: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date (year, month 1–12, day 1–31) of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction (month 1–12, day 1–31).
-    (year, month as u8, day as u8)
+    Some(
+        crate::ids::days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calendar_round_trips() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        for d in (-800_000..800_000).step_by(997) {
-            let (y, m, day) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(day)), d);
-        }
-    }
+    use crate::ids::days_from_civil;
 
     #[test]
     fn not_after_of_a_generated_certificate() {

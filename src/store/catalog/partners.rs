@@ -4,7 +4,7 @@
 //! Not here: password and secret hashing (`secrets.rs`), tokens (`tokens.rs`), firmware and
 //! device types (`types.rs`).
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::put;
 use crate::ids::{new_uuid, now_ms};
@@ -245,10 +245,7 @@ impl Store {
                 return Err(StoreError::not_found("user", "unknown_user"));
             }
             txn.open_table(USERS)?.remove(name.as_str())?;
-            txn.open_table(TOKENS)?.retain(|_, v| {
-                codec::decode::<Token>(v)
-                    .is_ok_and(|t| t.username.as_deref() != Some(name.as_str()))
-            })?;
+            revoke_tokens_of(txn, &name)?;
             audit::append(
                 txn,
                 &actor,
@@ -271,10 +268,7 @@ impl Store {
                 .ok_or_else(|| StoreError::not_found("user", "unknown_user"))?;
             user.password_hash = hash;
             put(txn, USERS, &name, &user)?;
-            txn.open_table(TOKENS)?.retain(|_, v| {
-                codec::decode::<Token>(v)
-                    .is_ok_and(|t| t.username.as_deref() != Some(name.as_str()))
-            })?;
+            revoke_tokens_of(txn, &name)?;
             audit::append(
                 txn,
                 &actor,
@@ -285,6 +279,14 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Removes every token issued to the user `username`.
+fn revoke_tokens_of(txn: &WriteTransaction, username: &str) -> Result<()> {
+    txn.open_table(TOKENS)?.retain(|_, v| {
+        codec::decode::<Token>(v).is_ok_and(|t| t.username.as_deref() != Some(username))
+    })?;
+    Ok(())
 }
 
 /// The platform partner, from the `PARTNERS` table of either transaction kind.
