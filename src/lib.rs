@@ -6,10 +6,10 @@
 //! - Pure cores, which import nothing of otad's I/O: [`model`] (domain types and their
 //!   rules), [`ota`] (eligibility: what a device is offered), [`hashtree`] (BLAKE3 outboards
 //!   and verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules).
-//! - Leaves every layer may use: [`ids`] (clock, randomness, UUIDs), [`secrets`] (secret
-//!   creation, hashing, constant-time comparison), [`datadir`] (every path of the data
-//!   directory, `listen.json` and the first-start credentials), [`config`] (the TOML
-//!   configuration), [`logsink`] (where log lines go), [`body`] (HTTP body types).
+//! - Leaves every layer may use: [`ids`] (clock and calendar, randomness, UUIDs),
+//!   [`secrets`] (secret creation, hashing, constant-time comparison), [`datadir`] (every
+//!   path of the data directory, `listen.json` and the first-start credentials), [`config`]
+//!   (the TOML configuration), [`logsink`] (where log lines go), [`body`] (HTTP body types).
 //! - [`store`]: the one redb file: catalog, counters, devices, tokens, audit log and the
 //!   content-addressed binaries, behind a group-committing writer. Imports cores and leaves.
 //! - Servers: [`server`] (the HTTPS and OCP/1 listeners, their shared accept loop, TLS, the
