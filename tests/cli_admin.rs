@@ -156,6 +156,37 @@ fn partners_and_users_as_the_local_admin() {
 }
 
 #[test]
+fn an_admin_login_remembers_the_partner_to_act_on() {
+    let server = Server::start();
+    let admin = Cli::local(&server.data);
+    let acme = field(&admin.json(&["partner", "create", "Acme"]), "partnerId");
+    let bravo = field(&admin.json(&["partner", "create", "Bravo"]), "partnerId");
+
+    // The partner given at login is kept in the session file, for every later process.
+    let login = admin.json(&["login", "--partner", &acme]);
+    assert_eq!(field(&login, "actingPartner"), acme);
+    let t = admin.json(&["type", "create", "150", "MCU_MAIN"]);
+    assert_eq!(
+        field(&t, "partnerId"),
+        acme,
+        "the remembered partner, in a new process"
+    );
+    // A command's own --partner still wins, and so does OTAD_PARTNER.
+    let t = admin.json(&["type", "create", "151", "MCU_AUX", "--partner", &bravo]);
+    assert_eq!(field(&t, "partnerId"), bravo);
+    let mut env = Cli::local(&server.data);
+    std::fs::create_dir_all(env.config_home().join("otad")).unwrap();
+    std::fs::copy(
+        admin.config_home().join("otad").join("session.json"),
+        env.config_home().join("otad").join("session.json"),
+    )
+    .unwrap();
+    env.env("OTAD_PARTNER", &bravo);
+    let t = env.json(&["type", "create", "152", "MCU_ENV"]);
+    assert_eq!(field(&t, "partnerId"), bravo);
+}
+
+#[test]
 fn partner_staff_log_in_with_their_own_password_only() {
     let server = Server::start();
     let admin = Cli::local(&server.data);

@@ -58,6 +58,10 @@ pub struct Saved {
     /// Signed in as the public client (a user without the client secret).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public_client: bool,
+    /// The partner commands act on unless `--partner`/`OTAD_PARTNER` say otherwise (an
+    /// admin's `otad login --partner ID`); absent: the logged-in partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_partner: Option<String>,
 }
 
 /// The config directory: `$XDG_CONFIG_HOME/otad`, else `$HOME/.config/otad`.
@@ -278,6 +282,10 @@ pub struct LoginArgs {
     /// prompt on a terminal).
     #[arg(long)]
     password_stdin: bool,
+    /// Partner the later commands act on (appliance admins), kept with the session;
+    /// `--partner` or OTAD_PARTNER on a command still win.
+    #[arg(long, value_name = "ID")]
+    partner: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -373,6 +381,7 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
             username: Some(username.clone()),
             expires_timestamp: now_ms().saturating_add(ttl.saturating_mul(1000)),
             public_client: true,
+            acting_partner: args.partner.clone(),
         };
         return report_login(&saved, args.json);
     }
@@ -412,6 +421,7 @@ pub fn login(args: &LoginArgs, data_dir: &Path) -> Result<()> {
         username: username.clone(),
         expires_timestamp: now_ms().saturating_add(ttl.saturating_mul(1000)),
         public_client: false,
+        acting_partner: args.partner.clone(),
     };
     report_login(&saved, args.json)
 }
@@ -431,12 +441,20 @@ fn report_login(saved: &Saved, json: bool) -> Result<()> {
         "expiresTimestamp": saved.expires_timestamp,
         "sessionFile": path.display().to_string(),
     });
+    if let Some(p) = &saved.acting_partner {
+        doc["actingPartner"] = json!(p);
+    }
     if let Some(u) = &saved.username {
         doc["username"] = json!(u);
     }
     out.show(&doc, || {
+        let acting = saved
+            .acting_partner
+            .as_ref()
+            .map(|p| format!("; commands act on partner {p}"))
+            .unwrap_or_default();
         format!(
-            "logged in to {} as {who} (partner {client_id}); the token expires {} UTC",
+            "logged in to {} as {who} (partner {client_id}); the token expires {} UTC{acting}",
             saved.url,
             super::output::utc(saved.expires_timestamp)
         )
@@ -528,7 +546,11 @@ impl Ctx {
             return Ok(Ctx {
                 client,
                 out,
-                partner: common.partner.clone().or(Some(saved.partner_id)),
+                partner: common
+                    .partner
+                    .clone()
+                    .or(saved.acting_partner)
+                    .or(Some(saved.partner_id)),
             });
         }
         let local = discover(data_dir)?.ok_or_else(not_logged_in)?;
