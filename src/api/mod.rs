@@ -63,6 +63,8 @@ pub struct App {
     pub auth: auth::AuthCache,
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
+    /// SHA-256 of `api.metrics_token`, hashed once: requests compare against it.
+    metrics_token_hash: Option<[u8; 32]>,
 }
 
 /// What a handler answers: the response, or the error `handle` renders as the error body.
@@ -86,6 +88,8 @@ impl App {
     ) -> Self {
         let logins = LoginLimiter::new(config.api.login_attempts_per_minute);
         let data_dir = config.data_dir();
+        let metrics_token_hash = (!config.api.metrics_token.is_empty())
+            .then(|| crate::secrets::token_hash(&config.api.metrics_token));
         Self {
             store,
             config,
@@ -96,6 +100,7 @@ impl App {
             devices,
             auth: auth::AuthCache::default(),
             downloads: binaries::DownloadCache::default(),
+            metrics_token_hash,
         }
     }
 
@@ -252,12 +257,8 @@ async fn principal_of(app: &Arc<App>, headers: &HeaderMap) -> Result<Principal, 
     let Some(token) = auth::bearer(headers) else {
         return Err(ApiError::unauthorized("a bearer token is required"));
     };
-    let scrape = &app.config.api.metrics_token;
-    if !scrape.is_empty()
-        && crate::secrets::same_hash(
-            &crate::secrets::token_hash(token),
-            &crate::secrets::token_hash(scrape),
-        )
+    if let Some(scrape) = &app.metrics_token_hash
+        && crate::secrets::same_hash(&crate::secrets::token_hash(token), scrape)
     {
         return Ok(Principal::Scraper);
     }
