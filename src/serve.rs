@@ -166,6 +166,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     if let Some(first) = first {
         write_credentials(&data_dir, first, &base_url)?;
     }
+    let shutdown = shutdown_signal();
     let listen = ListenFile {
         api: addr,
         device: device_addr,
@@ -195,7 +196,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(http::run(listener, tls.api, app, http_stopped));
 
-    shutdown_signal().await;
+    shutdown.await;
     // The API first (it pushes to devices), then the devices, then the store.
     let _ = stop_http.send(true);
     let _ = http_task.await;
@@ -213,24 +214,32 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, so that a signal sent as soon as
+/// `listen.json` appears is not lost, and returns the wait for either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|term| signal(SignalKind::interrupt()).map(|int| (term, int)));
+        async move {
+            match handlers {
+                Ok((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
