@@ -1,5 +1,5 @@
-//! `otad serve`: the wiring. Opens the data directory, loads or makes the TLS certificate,
-//! binds both listeners, opens the store, creates the first admin on first start and writes
+//! `otad serve`: the wiring. Opens the data directory and the store, loads or makes the TLS
+//! certificate, binds both listeners, creates the first admin on first start and writes
 //! its credentials, writes `listen.json`, runs the HTTPS server, the device server
 //! and the background tasks, and stops them in order on SIGINT/SIGTERM.
 //!
@@ -148,6 +148,10 @@ async fn serve(config: Config) -> Result<(), ServeError> {
         "cannot create data directory {}",
         data_dir.root().display()
     )))?;
+    // Opening the store takes the data directory's lock first: a second server on it stops
+    // here, before it could touch the running one's certificate.
+    let (db_path, storage) = (data_dir.db(), config.storage.clone());
+    let store = blocking(move || Store::open(&db_path, &storage)).await?;
     // Everything that can fail for a reason the operator fixes (a busy port, a bad TLS or
     // client-CA path) fails before the first admin exists: the first start that succeeds
     // is the one that creates it, and writes its credentials at once.
@@ -157,8 +161,6 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let base_url = public_base_url(&config, addr);
     let device_listener = bind(&config.device.listen)?;
     let device_addr = local_addr(&device_listener, "cannot read the device listening address")?;
-    let (db_path, storage) = (data_dir.db(), config.storage.clone());
-    let store = blocking(move || Store::open(&db_path, &storage)).await?;
     let first = {
         let s = store.clone();
         blocking(move || s.bootstrap()).await?

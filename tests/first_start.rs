@@ -40,6 +40,12 @@ fn failing_start(data: &Path, args: &[&str]) -> String {
     let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!status.success(), "otad serve {args:?} succeeded: {stderr}");
+    stderr
+}
+
+/// `failing_start` as a first start: it must leave no credentials (so no admin) behind.
+fn failing_first_start(data: &Path, args: &[&str]) -> String {
+    let stderr = failing_start(data, args);
     assert!(
         !data.join("initial-credentials.json").exists(),
         "a failed first start wrote credentials"
@@ -66,12 +72,12 @@ fn a_busy_port_at_first_start_leaves_no_admin_behind() {
     let port = busy.local_addr().expect("addr").port();
     let server = Server::start_prepared(None, |data| {
         let listen = format!("127.0.0.1:{port}");
-        let err = failing_start(
+        let err = failing_first_start(
             data,
             &["--api-listen", &listen, "--device-listen", "127.0.0.1:0"],
         );
         assert!(err.contains("cannot listen on"), "{err}");
-        let err = failing_start(
+        let err = failing_first_start(
             data,
             &["--api-listen", "127.0.0.1:0", "--device-listen", &listen],
         );
@@ -94,7 +100,7 @@ fn bad_tls_paths_at_first_start_leave_no_admin_behind() {
         ] {
             let path = root.join(name);
             std::fs::write(&path, toml).expect("write config");
-            let err = failing_start(
+            let err = failing_first_start(
                 data,
                 &[
                     "--config",
@@ -174,5 +180,44 @@ fn a_lost_password_is_reset_offline_and_old_sessions_end() {
     assert!(
         audit.to_string().contains("user.password_reset"),
         "the reset is audited: {audit}"
+    );
+}
+
+/// A second `otad serve` on a directory a server holds stops at the database lock, before
+/// the certificate step: even a self-signed certificate due for renewal is left as it is
+/// under the running server.
+#[test]
+fn a_second_server_leaves_the_running_ones_certificate_alone() {
+    let server = Server::start();
+    // Put a certificate due for renewal (valid for one more day) in place of the running
+    // server's files, as a long-running appliance would have.
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let tomorrow = i64::try_from(now / 86_400 + 1).expect("days");
+    let (y, m, d) = otad::ids::civil_from_days(tomorrow);
+    params.not_after = rcgen::date_time_ymd(i32::try_from(y).expect("year"), m, d);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    let tls = server.data.join("tls");
+    std::fs::write(tls.join("cert.pem"), cert.pem()).expect("write cert");
+    std::fs::write(tls.join("key.pem"), key.serialize_pem()).expect("write key");
+
+    let err = failing_start(
+        &server.data,
+        &[
+            "--api-listen",
+            "127.0.0.1:0",
+            "--device-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(err.contains("already"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(tls.join("cert.pem")).expect("read cert"),
+        cert.pem(),
+        "the second start replaced the certificate under the running server"
     );
 }
