@@ -5,10 +5,14 @@
 #   bench/http/run.sh
 #
 # Knobs (environment): DURATION (s per wrk run, 15), WARMUP (s per server, 3), SEED (1),
-# OTAD_BIN (use this otad instead of `cargo build --release`), WAIT_IDLE (wait up to this
+# REPEATS (measured runs per row and server, interleaved ABAB, 3), ROWS (workloads as
+# "size:connections ...", the five of the report by default), OTAD_BIN (use this otad
+# instead of `cargo build --release`), OTAD_COMMIT (the commit OTAD_BIN was built from, for
+# the report; read from the checkout when the script builds), WAIT_IDLE (wait up to this
 # many seconds for a quiet machine before measuring, 0; when set, also up to ROW_WAIT, 120,
 # before each workload, within the deadline), MAX_SECONDS (deadline for the measurement
-# phase, 600), KEEP=1 (keep the work directory with logs and wrk output), WORK_PARENT
+# phase, 1800), DROP_CACHES=1 (as root: drop the page cache before each first-read pair),
+# KEEP=1 (keep the work directory with logs and wrk output), WORK_PARENT
 # (where the work directory goes, $TMPDIR or /tmp).
 # See bench/http/README.md for what is measured and how to read the report.
 set -euo pipefail
@@ -24,17 +28,30 @@ OTAD_BIN=${OTAD_BIN:-}
 WAIT_IDLE=${WAIT_IDLE:-0}
 ROW_WAIT=${ROW_WAIT:-120}
 IDLE_NOTE="did not wait for a quiet machine (WAIT_IDLE=0)"
-MAX_SECONDS=${MAX_SECONDS:-600}
+MAX_SECONDS=${MAX_SECONDS:-1800}
+REPEATS=${REPEATS:-3}
+OTAD_COMMIT=${OTAD_COMMIT:-}
+DROP_CACHES=${DROP_CACHES:-0}
 KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-${TMPDIR:-/tmp}}
 THREADS=2
 FILE_BYTES=$((256 * 1024 * 1024))
 UPLOAD_BYTES=$((1024 * 1024 * 1024))
-NEED_FREE_KIB=$((4 * 1024 * 1024)) # 256 MiB + 1 GiB files, otad's database, logs
 # Workloads: "range-size connections".
-ROWS=("4096 64" "4096 256" "16384 64" "16384 256" "1048576 64")
-GOAL_INGEST_MBS=300
+read -r -a ROW_SPECS <<<"${ROWS:-4096:64 4096:256 16384:64 16384:256 1048576:64}"
+ROWS=()
+for spec in "${ROW_SPECS[@]}"; do
+	[[ $spec =~ ^[0-9]+:[0-9]+$ ]] || { echo "ROWS: '$spec' is not size:connections" >&2; exit 2; }
+	ROWS+=("${spec%:*} ${spec#*:}")
+done
+[[ $REPEATS =~ ^[1-9][0-9]*$ ]] || { echo "REPEATS must be a positive integer, not '$REPEATS'" >&2; exit 2; }
+# The 256 MiB file + one per repeat for the first-read rows, a 1 GiB file at a time, and
+# otad's database holding all of them.
+NEED_FREE_KIB=$(((2 * (REPEATS + 1) * 256 + 2 * 1024 + REPEATS * 1024) * 1024))
+GOAL_INGEST_MBS=400
 GOAL_RSS_MIB=64
+GOAL_RANGES=1.2
+GOAL_WHOLE=1.0
 
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -114,8 +131,16 @@ if [[ -z $OTAD_BIN ]]; then
 	say "building otad (cargo build --release --locked)"
 	(cd "$ROOT" && timeout 1800 cargo build --release --locked --quiet) || die "cargo build failed"
 	OTAD_BIN="$ROOT/target/release/otad"
+	if [[ -z $OTAD_COMMIT ]]; then
+		OTAD_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+		[[ -n $(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] &&
+			OTAD_COMMIT+=" + uncommitted changes in src/"
+	fi
 fi
 [[ -x $OTAD_BIN ]] || die "no otad binary at $OTAD_BIN"
+# What was measured: the commit (given or read from the checkout the script built), and
+# the binary itself, so a report cannot name the checkout's commit for another binary.
+OTAD_ID="${OTAD_COMMIT:-commit not given (set OTAD_COMMIT)}; binary $OTAD_BIN, sha256 $(sha256sum "$OTAD_BIN" | cut -c1-12), built $(date -u -r "$OTAD_BIN" '+%Y-%m-%d %H:%M UTC')"
 
 busy_ticks() { # all CPUs, non-idle ticks since boot
 	local _c u n s idle iow irq sirq steal _rest
@@ -189,7 +214,7 @@ cat >"$WORK/otad.toml" <<EOF
 max_binary_size = 2147483648
 EOF
 say "starting otad ($OTAD_BIN)"
-"$OTAD_BIN" serve --data-dir "$DATA" --api-listen 127.0.0.1:0 --config "$WORK/otad.toml" \
+"$OTAD_BIN" serve --data-dir "$DATA" --api-listen 127.0.0.1:0 --device-listen 127.0.0.1:0 --config "$WORK/otad.toml" \
 	>"$WORK/otad.log" 2>&1 &
 OTAD_PID=$!
 for ((i = 0; i < 600; i++)); do
@@ -219,54 +244,70 @@ AUTH=(-H "Authorization: Bearer $TOKEN")
 
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
-# -- 1 GiB upload, on the fresh server
-need_time 330 "1 GiB upload"
-say "generating the 1 GiB file"
-BIG="$WORK/file1g"
-det_bytes "$UPLOAD_BYTES" "$(printf '%032x' 2)" "$BIG"
-BIG_SHA=$(sha256sum "$BIG" | cut -d' ' -f1)
-echo 5 >"/proc/$OTAD_PID/clear_refs" 2>/dev/null || true # VmHWM := VmRSS (Linux >= 4.0)
-RSS_BEFORE=$(rss_kib "$OTAD_PID" VmRSS)
-HWM_BEFORE=$(rss_kib "$OTAD_PID" VmHWM)
-touch "$WORK/sampling"
-(
-	for ((n = 0; n < 6000; n++)); do # 50 ms steps, 300 s at most
-		[[ -e $WORK/sampling ]] || break
-		awk '$1 == "VmRSS:" {print $2}' "/proc/$OTAD_PID/status" 2>/dev/null || break
-		sleep 0.05
-	done
-) >"$WORK/rss.samples" &
-SAMPLER_PID=$!
-say "uploading 1 GiB to otad"
-t0=$EPOCHREALTIME
-up=$(curl -sS --max-time 300 --cacert "$CA" "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
-	-X POST -T "$BIG" -o "$WORK/upload1g.json" -w '%{http_code} %{time_total}' \
-	"$OTAD/v1/ota/partners/$PARTNER/binaries") || up="curl-failed ${up:-0}"
-t1=$EPOCHREALTIME
-rm -f "$WORK/sampling"
-wait "$SAMPLER_PID" 2>/dev/null || true
-SAMPLER_PID=""
-rm -f "$BIG"
-UP_CODE=${up%% *}
-UP_CURL_S=${up##* }
-UP_WALL_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-UP_SHA=$(jq -r '.value // empty' "$WORK/upload1g.json" 2>/dev/null || true)
-HWM_AFTER=$(rss_kib "$OTAD_PID" VmHWM)
-RSS_AFTER=$(rss_kib "$OTAD_PID" VmRSS)
-RSS_MAX=$(sort -n "$WORK/rss.samples" | tail -1)
-RSS_MAX=${RSS_MAX:-$RSS_AFTER}
-say "upload: status $UP_CODE, ${UP_CURL_S}s (curl), ${UP_WALL_S}s (wall)"
+# -- 1 GiB uploads: REPEATS distinct files (the first on the fresh server), each also hashed
+# by sha256sum for the ratio to plain hashing.
+declare -A UP # UP[rep,key]
+upload_1g() { # REP
+	local rep=$1 big="$WORK/file1g" t0 t1 up n
+	need_time 330 "1 GiB upload $rep"
+	say "generating 1 GiB file $rep"
+	det_bytes "$UPLOAD_BYTES" "$(printf '%032x' $((1000 + rep)))" "$big"
+	t0=$EPOCHREALTIME
+	UP[$rep,sha]=$(sha256sum "$big" | cut -d' ' -f1)
+	t1=$EPOCHREALTIME
+	UP[$rep,sha256sum_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+	echo 5 >"/proc/$OTAD_PID/clear_refs" 2>/dev/null || true # VmHWM := VmRSS (Linux >= 4.0)
+	UP[$rep,rss_before]=$(rss_kib "$OTAD_PID" VmRSS)
+	touch "$WORK/sampling"
+	(
+		for ((n = 0; n < 6000; n++)); do # 50 ms steps, 300 s at most
+			[[ -e $WORK/sampling ]] || break
+			awk '$1 == "VmRSS:" {print $2}' "/proc/$OTAD_PID/status" 2>/dev/null || break
+			sleep 0.05
+		done
+	) >"$WORK/rss.samples" &
+	SAMPLER_PID=$!
+	say "uploading 1 GiB file $rep to otad"
+	t0=$EPOCHREALTIME
+	up=$(curl -sS --max-time 300 --cacert "$CA" "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
+		-X POST -T "$big" -o "$WORK/upload1g.json" -w '%{http_code} %{time_total}' \
+		"$OTAD/v1/ota/partners/$PARTNER/binaries") || up="curl-failed ${up:-0}"
+	t1=$EPOCHREALTIME
+	rm -f "$WORK/sampling"
+	wait "$SAMPLER_PID" 2>/dev/null || true
+	SAMPLER_PID=""
+	rm -f "$big"
+	UP[$rep,code]=${up%% *}
+	UP[$rep,curl_s]=${up##* }
+	UP[$rep,wall_s]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+	UP[$rep,answer]=$(jq -r '.value // empty' "$WORK/upload1g.json" 2>/dev/null || true)
+	UP[$rep,hwm_after]=$(rss_kib "$OTAD_PID" VmHWM)
+	UP[$rep,rss_after]=$(rss_kib "$OTAD_PID" VmRSS)
+	local max
+	max=$(sort -n "$WORK/rss.samples" | tail -1)
+	UP[$rep,rss_max]=${max:-${UP[$rep,rss_after]}}
+	UP[$rep,mbs]=$(awk -v t="${UP[$rep,curl_s]}" -v n="$UPLOAD_BYTES" 'BEGIN {if (t > 0) printf "%.0f", n / t / 1e6; else print 0}')
+	UP[$rep,sha256sum_mbs]=$(awk -v t="${UP[$rep,sha256sum_s]}" -v n="$UPLOAD_BYTES" 'BEGIN {if (t > 0) printf "%.0f", n / t / 1e6; else print 0}')
+	say "upload $rep: status ${UP[$rep,code]}, ${UP[$rep,curl_s]}s (curl), ${UP[$rep,mbs]} MB/s; sha256sum ${UP[$rep,sha256sum_mbs]} MB/s"
+}
+for ((rep = 1; rep <= REPEATS; rep++)); do upload_1g "$rep"; done
 
-# -- the 256 MiB file: upload and publish
+# -- a 256 MiB file: upload, check the answered digest, publish; prints the download URL.
+publish() { # FILE
+	local sha want url
+	want=$(sha256sum "$1" | cut -d' ' -f1)
+	sha=$("${CURL[@]}" --max-time 120 "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
+		-X POST -T "$1" "$OTAD/v1/ota/partners/$PARTNER/binaries" | jq -er .value) ||
+		die "upload of $1 failed"
+	[[ $sha == "$want" ]] || die "otad answered sha256 $sha for $1 whose sha256 is $want"
+	url=$("${CURL[@]}" "${AUTH[@]}" -H 'Content-Type: application/json' \
+		-d "{\"value\":\"$sha\"}" "$OTAD/v1/ota/partners/$PARTNER/binaries/moveToRepository" | jq -er .value) ||
+		die "moveToRepository failed for $1"
+	[[ $url == "$OTAD/"* ]] || die "moveToRepository answered $url, not under $OTAD"
+	echo "$url"
+}
 say "uploading and publishing the 256 MiB file"
-sha=$("${CURL[@]}" --max-time 120 "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
-	-X POST -T "$FILE" "$OTAD/v1/ota/partners/$PARTNER/binaries" | jq -er .value) ||
-	die "upload of the 256 MiB file failed"
-[[ $sha == "$FILE_SHA" ]] || die "otad answered sha256 $sha for a file whose sha256 is $FILE_SHA"
-OTAD_URL=$("${CURL[@]}" "${AUTH[@]}" -H 'Content-Type: application/json' \
-	-d "{\"value\":\"$sha\"}" "$OTAD/v1/ota/partners/$PARTNER/binaries/moveToRepository" | jq -er .value) ||
-	die "moveToRepository failed"
-[[ $OTAD_URL == "$OTAD/"* ]] || die "moveToRepository answered $OTAD_URL, not under $OTAD"
+OTAD_URL=$(publish "$FILE")
 
 # ---------------------------------------------------------------- nginx (same cert and key)
 NG="$WORK/nginx"
@@ -358,14 +399,46 @@ for range in "0-4095" "$((FILE_BYTES - 16384))-$((FILE_BYTES - 1))" "1048576-209
 	done
 done
 
-# Whole file once from each (warms the page cache; reported as an extra row).
-declare -A WHOLE
-for name in nginx otad; do
-	url=$NGINX_URL
-	[[ $name == otad ]] && url=$OTAD_URL
-	WHOLE[$name]=$(curl -sS --max-time 120 --cacert "$CA" "${AUTH[@]}" -o /dev/null \
-		-w '%{http_code} %{size_download} %{time_total}' "$url")
+# ---------------------------------------------------------------- whole file, one connection
+# Each repeat publishes a new 256 MiB file (its own bytes) to both servers and reads it
+# whole over one connection: the first read after the upload ("cold": what the first device
+# or CDN edge meets), then twice more, of which the second counts ("warm"). Who reads first
+# alternates. DROP_CACHES=1 (root) also empties the page cache before each first-read pair.
+declare -A W # W[name,rep,cold|warm] MB/s
+whole_mbs() { # URL -> MB/s of one whole GET; dies on a wrong status or length
+	local out code size t
+	out=$(curl -sS --max-time 120 --cacert "$CA" "${AUTH[@]}" -o /dev/null \
+		-w '%{http_code} %{size_download} %{time_total}' "$1") || die "whole-file GET of $1 failed"
+	read -r code size t <<<"$out"
+	[[ $code == 200 && $size == "$FILE_BYTES" ]] || die "whole-file GET of $1: status $code, $size bytes"
+	awk -v s="$size" -v t="$t" 'BEGIN {printf "%.0f", s / t / 1e6}'
+}
+WHOLE_NOTE="first read right after the upload, with the page cache as the upload left it"
+if [[ $DROP_CACHES == 1 ]]; then
+	[[ $EUID -eq 0 ]] || die "DROP_CACHES=1 needs root"
+	WHOLE_NOTE="page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before each first-read pair"
+fi
+for ((rep = 1; rep <= REPEATS; rep++)); do
+	need_time 120 "whole-file reads $rep"
+	f="$WORK/www/first-$rep.bin"
+	det_bytes "$FILE_BYTES" "$(printf '%032x' $((2000 + rep)))" "$f"
+	chmod 644 "$f"
+	declare -A URL=([nginx]="$NGINX/files/first-$rep.bin" [otad]="$(publish "$f")")
+	if [[ $DROP_CACHES == 1 ]]; then
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
+	if ((rep % 2 == 1)); then order="nginx otad"; else order="otad nginx"; fi
+	for name in $order; do W[$name,$rep,cold]=$(whole_mbs "${URL[$name]}"); done
+	for name in $order; do
+		whole_mbs "${URL[$name]}" >/dev/null
+		W[$name,$rep,warm]=$(whole_mbs "${URL[$name]}")
+	done
+	say "whole file $rep: first read nginx ${W[nginx,$rep,cold]} / otad ${W[otad,$rep,cold]} MB/s; warm nginx ${W[nginx,$rep,warm]} / otad ${W[otad,$rep,warm]} MB/s"
 done
+# The range rows read the first file: bring it into both servers' caches.
+whole_mbs "$NGINX_URL" >/dev/null
+whole_mbs "$OTAD_URL" >/dev/null
 
 # ---------------------------------------------------------------- CPU accounting
 CLK_TCK=$(getconf CLK_TCK)
@@ -466,32 +539,35 @@ run_wrk() { # NAME ROW SIZE CONNS SECONDS
 	say "$name $row: ${R[$name,$row,rps]} req/s, ${R[$name,$row,mbs]} MB/s, non-206 ${R[$name,$row,non206]}, server CPU ${R[$name,$row,cpu]}%, wrk CPU ${R[$name,$row,wrk]}%, softirq ${R[$name,$row,irq]}%, other CPU ${R[$name,$row,other]}%"
 }
 
-runs=$((${#ROWS[@]} * 2))
+runs=$((${#ROWS[@]} * 2 * REPEATS))
 need_time $((2 * (WARMUP + 5) + runs * (DURATION + 5) + 20)) "the wrk runs"
 say "warm-up: ${WARMUP}s per server"
 run_wrk nginx warmup 16384 64 "$WARMUP"
 run_wrk otad warmup 16384 64 "$WARMUP"
 OTAD_RSS_BEFORE_RUNS=$(rss_kib "$OTAD_PID" VmRSS)
 
+# Every row once per repeat, repeats outermost: a drift in the machine's load over the run
+# spreads over every row instead of spoiling one. Who goes first alternates (ABAB).
 i=0
-for row in "${ROWS[@]}"; do
-	read -r size conns <<<"$row"
-	key="$size-$conns"
-	# Alternate who goes first, so a drift in the machine's load hits both alike.
-	if ((i % 2 == 0)); then order="nginx otad"; else order="otad nginx"; fi
-	if ((WAIT_IDLE > 0)); then
-		# Wait for a quiet machine again, within what the deadline leaves after the rows to come.
-		budget=$((DEADLINE - SECONDS - (${#ROWS[@]} - i) * 2 * (DURATION + 5) - 15))
-		((budget > ROW_WAIT)) && budget=$ROW_WAIT
-		if ((budget > 0)) && ! wait_quiet "$budget" 3; then
-			say "machine still busy after ${budget}s: measuring $key anyway"
+for ((rep = 1; rep <= REPEATS; rep++)); do
+	for row in "${ROWS[@]}"; do
+		read -r size conns <<<"$row"
+		key="$size-$conns#$rep"
+		if ((i % 2 == 0)); then order="nginx otad"; else order="otad nginx"; fi
+		if ((WAIT_IDLE > 0)); then
+			# Wait for a quiet machine again, within what the deadline leaves after the runs to come.
+			budget=$((DEADLINE - SECONDS - (runs / 2 - i) * 2 * (DURATION + 5) - 15))
+			((budget > ROW_WAIT)) && budget=$ROW_WAIT
+			if ((budget > 0)) && ! wait_quiet "$budget" 3; then
+				say "machine still busy after ${budget}s: measuring $key anyway"
+			fi
 		fi
-	fi
-	for name in $order; do
-		need_time $((DURATION + 5)) "wrk $name $key"
-		run_wrk "$name" "$key" "$size" "$conns" "$DURATION"
+		for name in $order; do
+			need_time $((DURATION + 5)) "wrk $name $key"
+			run_wrk "$name" "$key" "$size" "$conns" "$DURATION"
+		done
+		i=$((i + 1))
 	done
-	i=$((i + 1))
 done
 OTAD_RSS_AFTER_RUNS=$(rss_kib "$OTAD_PID" VmRSS)
 OTAD_HWM_END=$(rss_kib "$OTAD_PID" VmHWM)
@@ -512,66 +588,136 @@ human_size() {
 	esac
 }
 kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+# stats VALUES... -> "median min max" (median of an even count: mean of the middle two)
+stats() {
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1}
+		END {
+			if (NR == 0) { print "- - -"; exit }
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			print m, v[1], v[NR]
+		}'
+}
+# spread FORMAT VALUES... -> "median (min–max)", or just the value for one repeat
+spread() {
+	local fmt=$1 m lo hi
+	shift
+	read -r m lo hi <<<"$(stats "$@")"
+	if (($# == 1)); then
+		awk -v m="$m" -v f="$fmt" 'BEGIN {printf f, m}'
+	else
+		awk -v m="$m" -v lo="$lo" -v hi="$hi" -v f="$fmt" 'BEGIN {printf f " (" f "–" f ")", m, lo, hi}'
+	fi
+}
+median() { read -r m _ <<<"$(stats "$@")"; echo "$m"; }
+verdict() { # VALUE GOAL -> met / **not met**
+	awk -v v="$1" -v g="$2" 'BEGIN {print (v >= g) ? "met" : "**not met**"}'
+}
 {
 	echo
 	echo "## otad vs nginx: HTTPS delivery and 1 GiB upload"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: nproc=$(nproc), CPU: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
-	echo "- otad: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n $(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]] && echo ' + uncommitted changes in src/'), binary $OTAD_BIN; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}'); $(openssl version | awk '{print $1, $2}') (client)"
+	echo "- otad: $OTAD_ID"
+	echo "- nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}'); $(openssl version | awk '{print $1, $2}') (client)"
 	echo "- TLS negotiated (same ECDSA P-256 certificate for both): nginx $TLS_NGINX; otad $TLS_OTAD"
 	echo "- machine load: $IDLE_NOTE; the \"other CPU %\" column is what else ran during each run"
+	echo "- $REPEATS repeats per row, interleaved: every row once per repeat, who goes first alternating (ABAB); figures are median (min–max) over the repeats, the ratio the median of the per-repeat ratios"
 	echo "- wrk: $THREADS threads, ${DURATION}s per run, random single ranges aligned to their size within one 256 MiB file, Authorization: Bearer on every request; body MB/s = 206 answers/s × range size / 10^6"
 	echo
-	echo "| workload | conns | nginx req/s | nginx MB/s | otad req/s | otad MB/s | otad/nginx | goal ≥ 1.0× | p99 ms nginx / otad | server CPU % nginx / otad | server CPU µs/req nginx / otad | wrk CPU % nginx / otad | softirq % nginx / otad | other CPU % nginx / otad | non-206 or socket errors nginx / otad |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
+	echo "| workload | conns | nginx req/s | otad req/s | otad/nginx | goal ≥ $GOAL_RANGES× | otad MB/s | p99 ms nginx / otad | server CPU µs/req nginx / otad | server CPU % nginx / otad | wrk CPU % nginx / otad | other CPU % (max) nginx / otad | non-206 or socket errors nginx / otad |"
+	echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
 	for row in "${ROWS[@]}"; do
 		read -r size conns <<<"$row"
-		key="$size-$conns"
-		if [[ ${R[nginx,$key,ok]:-0} != 1 || ${R[otad,$key,ok]:-0} != 1 ]]; then
-			echo "| $(human_size "$size") ranges | $conns | ${R[nginx,$key,rps]:-FAILED} | ${R[nginx,$key,mbs]:--} | ${R[otad,$key,rps]:-FAILED} | ${R[otad,$key,mbs]:--} | - | **run failed** | | | | | | | |"
+		declare -A V=()
+		failed=0
+		for ((rep = 1; rep <= REPEATS; rep++)); do
+			key="$size-$conns#$rep"
+			if [[ ${R[nginx,$key,ok]:-0} != 1 || ${R[otad,$key,ok]:-0} != 1 ]]; then
+				failed=$((failed + 1))
+				continue
+			fi
+			V[ratio]+=" $(awk -v a="${R[otad,$key,rps]}" -v b="${R[nginx,$key,rps]}" 'BEGIN {printf "%.3f", a / b}')"
+			for name in nginx otad; do
+				for k in rps mbs p99_us us cpu wrk other errs; do
+					V[$name,$k]+=" ${R[$name,$key,$k]}"
+				done
+				[[ ${R[$name,$key,rustc]} == yes ]] && V[rustc]=yes
+			done
+		done
+		if [[ -z ${V[ratio]:-} ]]; then
+			echo "| $(human_size "$size") ranges | $conns | FAILED | FAILED | - | **run failed** | | | | | | | |"
 			continue
 		fi
-		ratio=$(awk -v a="${R[otad,$key,rps]}" -v b="${R[nginx,$key,rps]}" 'BEGIN {printf "%.2f", a / b}')
-		goal=$(awk -v r="$ratio" 'BEGIN {print (r >= 1.0) ? "met" : "**not met**"}')
-		errs=""
-		for name in nginx otad; do
-			e=${R[$name,$key,errs]}
-			if ((e > 0)); then
-				errs+="${errs:+ / }**$name: $e** (non-206 ${R[$name,$key,non206]}, first status ${R[$name,$key,first_bad]}, connect ${R[$name,$key,err_connect]}, read ${R[$name,$key,err_read]}, write ${R[$name,$key,err_write]}, timeout ${R[$name,$key,err_timeout]})"
-			fi
-		done
-		if [[ -n $errs ]]; then
+		# shellcheck disable=SC2086
+		{
+			ratio_m=$(median ${V[ratio]})
+			ratio=$(spread "%.2f" ${V[ratio]})
+			errs_n=$(printf '%s\n' ${V[nginx,errs]} | awk '{t += $1} END {print t + 0}')
+			errs_o=$(printf '%s\n' ${V[otad,errs]} | awk '{t += $1} END {print t + 0}')
+			other_n=$(stats ${V[nginx,other]} | cut -d' ' -f3)
+			other_o=$(stats ${V[otad,other]} | cut -d' ' -f3)
+			cells="$(spread "%.0f" ${V[nginx,rps]}) | $(spread "%.0f" ${V[otad,rps]})"
+			p99="$(awk -v a="$(median ${V[nginx,p99_us]})" -v b="$(median ${V[otad,p99_us]})" 'BEGIN {printf "%.1f / %.1f", a / 1000, b / 1000}')"
+			us="$(median ${V[nginx,us]}) / $(median ${V[otad,us]})"
+			cpu="$(median ${V[nginx,cpu]}) / $(median ${V[otad,cpu]})"
+			wrkc="$(median ${V[nginx,wrk]}) / $(median ${V[otad,wrk]})"
+			mbs=$(spread "%.0f" ${V[otad,mbs]})
+		}
+		goal=$(verdict "$ratio_m" "$GOAL_RANGES")
+		if ((errs_n + errs_o > 0)); then
 			ratio="$ratio ⚠"
 			goal="**ERRORS**"
-		else
-			errs="0 / 0"
 		fi
-		if ((${R[nginx,$key,other]} > 10 || ${R[otad,$key,other]} > 10)); then
-			other="${R[nginx,$key,other]} / ${R[otad,$key,other]} ⚠ disturbed"
-		else
-			other="${R[nginx,$key,other]} / ${R[otad,$key,other]}"
-		fi
-		[[ ${R[nginx,$key,rustc]} == yes || ${R[otad,$key,rustc]} == yes ]] && other+=" (rustc running)"
-		p99=$(awk -v a="${R[nginx,$key,p99_us]}" -v b="${R[otad,$key,p99_us]}" 'BEGIN {printf "%.1f / %.1f", a / 1000, b / 1000}')
-		echo "| $(human_size "$size") ranges | $conns | ${R[nginx,$key,rps]} | ${R[nginx,$key,mbs]} | ${R[otad,$key,rps]} | ${R[otad,$key,mbs]} | $ratio | $goal | $p99 | ${R[nginx,$key,cpu]} / ${R[otad,$key,cpu]} | ${R[nginx,$key,us]} / ${R[otad,$key,us]} | ${R[nginx,$key,wrk]} / ${R[otad,$key,wrk]} | ${R[nginx,$key,irq]} / ${R[otad,$key,irq]} | $other | $errs |"
+		((failed > 0)) && goal+=" ($failed of $REPEATS repeats failed)"
+		other="$other_n / $other_o"
+		((other_n > 10 || other_o > 10)) && other+=" ⚠ disturbed"
+		[[ ${V[rustc]:-} == yes ]] && other+=" (rustc running)"
+		echo "| $(human_size "$size") ranges | $conns | $cells | $ratio | $goal | $mbs | $p99 | $us | $cpu | $wrkc | $other | $errs_n / $errs_o |"
 	done
-	read -r nc ns nt <<<"${WHOLE[nginx]}"
-	read -r oc os ot <<<"${WHOLE[otad]}"
 	echo
-	echo "Whole 256 MiB file, one curl connection (warm-up, informative): nginx $nc, $(awk -v s="$ns" -v t="$nt" 'BEGIN {printf "%.0f", s / t / 1e6}') MB/s; otad $oc, $(awk -v s="$os" -v t="$ot" 'BEGIN {printf "%.0f", s / t / 1e6}') MB/s."
+	echo "Whole 256 MiB file, one curl connection, a new file per repeat ($WHOLE_NOTE; warm = the third read):"
 	echo
-	echo "| 1 GiB upload to otad (curl -X POST -T file, octet-stream, streamed) | value | goal | |"
+	echo "| read | nginx MB/s | otad MB/s | otad/nginx | goal ≥ $GOAL_WHOLE× |"
+	echo "|---|---:|---:|---:|---|"
+	for kind in cold warm; do
+		n="" o="" r=""
+		for ((rep = 1; rep <= REPEATS; rep++)); do
+			n+=" ${W[nginx,$rep,$kind]}"
+			o+=" ${W[otad,$rep,$kind]}"
+			r+=" $(awk -v a="${W[otad,$rep,$kind]}" -v b="${W[nginx,$rep,$kind]}" 'BEGIN {printf "%.3f", a / b}')"
+		done
+		label="first read after upload"
+		[[ $kind == warm ]] && label="warm"
+		# shellcheck disable=SC2086
+		echo "| $label | $(spread "%.0f" $n) | $(spread "%.0f" $o) | $(spread "%.2f" $r) | $(verdict "$(median $r)" "$GOAL_WHOLE") |"
+	done
+	echo
+	echo "| 1 GiB upload to otad (curl -X POST -T file, octet-stream, streamed), $REPEATS distinct files | value | goal | |"
 	echo "|---|---:|---:|---|"
-	if [[ $UP_CODE == 200 && $UP_SHA == "$BIG_SHA" ]]; then up_ok="200, sha256 matches"; else up_ok="**status $UP_CODE, sha256 ${UP_SHA:-none} (expected $BIG_SHA)**"; fi
-	ingest=$(awk -v t="$UP_CURL_S" -v n="$UPLOAD_BYTES" 'BEGIN {if (t > 0) printf "%.0f", n / t / 1e6; else print 0}')
-	growth_kib=$((HWM_AFTER - RSS_BEFORE))
-	sampled_kib=$((RSS_MAX - RSS_BEFORE))
-	echo "| answer | $up_ok | 200 | $([[ $up_ok == 200* ]] && echo ok || echo '**failed**') |"
-	echo "| time (curl time_total; wall ${UP_WALL_S} s) | ${UP_CURL_S} s | | |"
-	echo "| ingest rate | $ingest MB/s | ≥ $GOAL_INGEST_MBS MB/s | $(((ingest >= GOAL_INGEST_MBS)) && echo met || echo '**not met**') |"
-	echo "| otad RSS growth: VmHWM after − VmRSS before ($(kib_to_mib "$RSS_BEFORE") MiB) | $(kib_to_mib "$growth_kib") MiB | ≤ $GOAL_RSS_MIB MiB | $(((growth_kib <= GOAL_RSS_MIB * 1024)) && echo met || echo '**not met**') |"
-	echo "| otad RSS growth, highest 50 ms sample | $(kib_to_mib "$sampled_kib") MiB | | |"
-	echo "| otad VmRSS just after the upload | $(kib_to_mib "$RSS_AFTER") MiB | | |"
+	ok_all=1 mbs="" ratio="" growth="" sampled="" curl_s="" after=""
+	for ((rep = 1; rep <= REPEATS; rep++)); do
+		[[ ${UP[$rep,code]} == 200 && ${UP[$rep,answer]} == "${UP[$rep,sha]}" ]] || ok_all=0
+		mbs+=" ${UP[$rep,mbs]}"
+		curl_s+=" ${UP[$rep,curl_s]}"
+		ratio+=" $(awk -v a="${UP[$rep,mbs]}" -v b="${UP[$rep,sha256sum_mbs]}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')"
+		growth+=" $(((UP[$rep,hwm_after] - UP[$rep,rss_before])))"
+		sampled+=" $(((UP[$rep,rss_max] - UP[$rep,rss_before])))"
+		after+=" ${UP[$rep,rss_after]}"
+	done
+	# shellcheck disable=SC2086
+	{
+		growth_max=$(stats $growth | cut -d' ' -f3)
+		sha_mbs=""
+		for ((rep = 1; rep <= REPEATS; rep++)); do sha_mbs+=" ${UP[$rep,sha256sum_mbs]}"; done
+		echo "| answers | $( ((ok_all)) && echo "200, sha256 matches ($REPEATS of $REPEATS)" || echo "**a wrong status or sha256: see the log**") | 200 | $( ((ok_all)) && echo ok || echo '**failed**') |"
+		echo "| time (curl time_total) | $(spread "%.2f" $curl_s) s | | |"
+		echo "| ingest rate | $(spread "%.0f" $mbs) MB/s | ≥ $GOAL_INGEST_MBS MB/s | $(verdict "$(median $mbs)" "$GOAL_INGEST_MBS") |"
+		echo "| sha256sum of the same file (page cache) | $(spread "%.0f" $sha_mbs) MB/s | | |"
+		echo "| ingest / sha256sum | $(spread "%.2f" $ratio) | | |"
+		echo "| otad RSS growth: VmHWM after − VmRSS before, largest of the repeats | $(kib_to_mib "$growth_max") MiB | ≤ $GOAL_RSS_MIB MiB | $(((growth_max <= GOAL_RSS_MIB * 1024)) && echo met || echo '**not met**') |"
+		echo "| otad RSS growth, highest 50 ms sample, largest | $(kib_to_mib "$(stats $sampled | cut -d' ' -f3)") MiB | | |"
+		echo "| otad VmRSS just after the last upload | $(kib_to_mib "${UP[$REPEATS,rss_after]}") MiB | | |"
+	}
 	echo
 	echo "otad during the wrk runs: VmRSS $(kib_to_mib "$OTAD_RSS_BEFORE_RUNS") MiB before, $(kib_to_mib "$OTAD_RSS_AFTER_RUNS") MiB after, VmHWM $(kib_to_mib "$OTAD_HWM_END") MiB, $OTAD_THREADS threads; alive at the end: $OTAD_ALIVE."
 	echo "otad request log, download route statuses: ${OTAD_STATUSES:-none}; WARN/ERROR lines: $OTAD_WARNINGS. nginx error-log errors: $NGINX_ERRORS."
@@ -583,6 +729,19 @@ kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 		echo '```'
 	fi
 	echo
-	echo "Server CPU % is the server's user+system time over the run (200 % = both cores), wrk CPU % the load generator's; CPU µs/req is server CPU time per completed request; softirq % is the machine's interrupt and softirq time (mostly the loopback network stack; on this kernel it overlaps the processes' system time, so the columns can add up to more than 200 %); other CPU % is the user+system time of every other process on the machine (other engineers' builds and tests; about 0 on an idle machine); a row where it passed 10 % is marked disturbed."
+	echo "Server CPU % is the server's user+system time over the run (200 % = both cores), wrk CPU % the load generator's; CPU µs/req is server CPU time per completed request; other CPU % is the user+system time of every other process on the machine (other work; about 0 on an idle machine), the largest of the repeats; a row where it passed 10 % is marked disturbed."
+	echo
+	echo "Every run (req/s nginx / otad, other CPU % nginx / otad):"
+	echo
+	echo "| repeat | workload | conns | nginx req/s | otad req/s | ratio | other CPU % |"
+	echo "|---:|---|---:|---:|---:|---:|---:|"
+	for ((rep = 1; rep <= REPEATS; rep++)); do
+		for row in "${ROWS[@]}"; do
+			read -r size conns <<<"$row"
+			key="$size-$conns#$rep"
+			[[ ${R[nginx,$key,ok]:-0} == 1 && ${R[otad,$key,ok]:-0} == 1 ]] || { echo "| $rep | $(human_size "$size") | $conns | failed | failed | - | - |"; continue; }
+			echo "| $rep | $(human_size "$size") | $conns | ${R[nginx,$key,rps]} | ${R[otad,$key,rps]} | $(awk -v a="${R[otad,$key,rps]}" -v b="${R[nginx,$key,rps]}" 'BEGIN {printf "%.2f", a / b}') | ${R[nginx,$key,other]} / ${R[otad,$key,other]} |"
+		done
+	done
 } | tee "$WORK/report.md"
 say "done in ${SECONDS}s"

@@ -8,7 +8,8 @@
 #   bench/ocp/run.sh
 #
 # Knobs (environment): DURATION (s per measured run, 15), WARMUP (s, 3), REPEATS (runs of
-# each throughput workload, alternating who goes first, 2), CONNS (64),
+# each workload, alternating who goes first, 3), CONNS (64), OTAD_COMMIT (the commit
+# OTAD_BIN was built from, for the report; read from the checkout when the script builds),
 # INFLIGHT (8), IDLE_DEVICES (10000), HOLD (s the idle devices stay after the last one
 # connected, 20), SEED (1), OTAD_BIN (use this otad instead of `cargo build --release`),
 # CHECK_LATENCY (1; 0 skips `cargo bench --bench check_latency`), PERF (0; 1 records
@@ -25,7 +26,8 @@ LUA="$ROOT/bench/http/range.lua"
 
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
-REPEATS=${REPEATS:-2}
+REPEATS=${REPEATS:-3}
+OTAD_COMMIT=${OTAD_COMMIT:-}
 CONNS=${CONNS:-64}
 INFLIGHT=${INFLIGHT:-8}
 IDLE_DEVICES=${IDLE_DEVICES:-10000}
@@ -42,10 +44,13 @@ KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-${TMPDIR:-/tmp}}
 THREADS=2
 FILE_BYTES=$((256 * 1024 * 1024))
-NEED_FREE_KIB=$((2 * 1024 * 1024)) # the 256 MiB file, otad's database, logs
+# The 256 MiB file and three more per repeat (the one-device rows), each twice (nginx's
+# copy and otad's database), logs.
+NEED_FREE_KIB=$(((2 * (1 + 3 * REPEATS) * 256 + 512) * 1024))
 FW_TYPE=3
 GOAL_CHUNK_RATIO=2.0
 GOAL_IDLE_RSS_MIB=400
+GOAL_SINGLE_RATIO=1.0
 
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -143,8 +148,16 @@ if [[ -z $OTAD_BIN ]]; then
 	say "building otad (cargo build --release --locked)"
 	(cd "$ROOT" && timeout 1800 cargo build --release --locked --quiet) || die "cargo build failed"
 	OTAD_BIN="$ROOT/target/release/otad"
+	if [[ -z $OTAD_COMMIT ]]; then
+		OTAD_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+		[[ -n $(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null || true) ]] &&
+			OTAD_COMMIT+=" + uncommitted changes in src/"
+	fi
 fi
 [[ -x $OTAD_BIN ]] || die "no otad binary at $OTAD_BIN"
+# What was measured: the commit (given or read from the checkout the script built) and the
+# binary itself, so a report cannot name the checkout's commit for another binary.
+OTAD_ID="${OTAD_COMMIT:-commit not given (set OTAD_COMMIT)}; binary $OTAD_BIN, sha256 $(sha256sum "$OTAD_BIN" | cut -c1-12), built $(date -u -r "$OTAD_BIN" '+%Y-%m-%d %H:%M UTC')"
 if [[ $CHECK_LATENCY == 1 ]]; then
 	say "building the check_latency bench (cargo bench --no-run)"
 	(cd "$ROOT" && timeout 1800 cargo bench --locked --bench check_latency --no-run --quiet 2>/dev/null) ||
@@ -613,22 +626,112 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
 	fi
 done
 
-# agg WORKLOAD KEY: over the repeats that succeeded, "mean min max n" of R[WORKLOAD.i,KEY].
+# stats VALUES... -> "median min max n" (median of an even count: mean of the middle two)
+stats() {
+	printf '%s\n' "$@" | sort -g | awk 'NF {v[++n] = $1}
+		END {
+			if (n == 0) { print "- - - 0"; exit }
+			m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+			printf "%.0f %s %s %d\n", m, v[1], v[n], n
+		}'
+}
+# agg WORKLOAD KEY: over the repeats that succeeded, "median min max n" of R[WORKLOAD.i,KEY].
 agg() {
 	local w=$1 k=$2 i vals=""
 	for ((i = 1; i <= REPEATS; i++)); do
 		[[ ${R[$w.$i,ok]:-0} == 1 ]] && vals+=" ${R[$w.$i,$k]}"
 	done
-	awk -v v="$vals" 'BEGIN {n = split(v, a, " "); if (n == 0) {print "- - - 0"; exit}
-		s = 0; lo = a[1]; hi = a[1]
-		for (i = 1; i <= n; i++) {s += a[i]; if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i]}
-		printf "%.0f %s %s %d\n", s / n, lo, hi, n}'
+	# shellcheck disable=SC2086
+	stats $vals
+}
+# ratio_stat A B: "median min max" of the per-repeat ratios R[A.i]/R[B.i] of KEY (2 decimals)
+ratio_stat() {
+	local a=$1 b=$2 k=$3 i vals=""
+	for ((i = 1; i <= REPEATS; i++)); do
+		[[ ${R[$a.$i,ok]:-0} == 1 && ${R[$b.$i,ok]:-0} == 1 ]] &&
+			vals+=" $(awk -v x="${R[$a.$i,$k]}" -v y="${R[$b.$i,$k]}" 'BEGIN {printf "%.3f", (y > 0) ? x / y : 0}')"
+	done
+	# shellcheck disable=SC2086
+	printf '%s\n' $vals | sort -g | awk 'NF {v[++n] = $1}
+		END {
+			if (n == 0) { print "- - -"; exit }
+			m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+			printf "%.2f %.2f %.2f\n", m, v[1], v[n]
+		}'
 }
 # all_ok WORKLOAD: every repeat finished
 all_ok() {
 	local i
 	for ((i = 1; i <= REPEATS; i++)); do [[ ${R[$1.$i,ok]:-0} == 1 ]] || return 1; done
 }
+
+# ---------------------------------------------------------------- one device, whole image
+# Each repeat publishes new images (their own bytes) and one device downloads each whole:
+# the first read after the upload (what the first device of a fleet meets), then twice
+# more, of which the second counts (warm). nginx reads a new file of its own the same way
+# with one curl GET. The newest associated image is the one offered, so each new record
+# makes the next download read new bytes. Who goes first alternates per repeat.
+declare -A S # S[nginx|proof|raw,rep,cold|warm] MB/s
+new_image() { # REP KIND: a new 256 MiB image, published, recorded and associated
+	local f="$WORK/single.bin" seed sha url record
+	seed=$((3000 + 10 * $1))
+	[[ $2 == raw ]] && seed=$((seed + 1))
+	det_bytes "$FILE_BYTES" "$(printf '%032x' "$seed")" "$f"
+	sha=$("${CURL[@]}" --max-time 120 "${AUTH[@]}" -H 'Content-Type: application/octet-stream' \
+		-X POST -T "$f" "$P/binaries" | jq -er .value) || die "upload of a one-device image failed"
+	rm -f "$f"
+	url=$(post_json "$P/binaries/moveToRepository" "{\"value\":\"$sha\"}" | jq -er .value) ||
+		die "moveToRepository failed"
+	record=$(post_json "$P/pool" "{\"name\":\"ocp-bench-fw\",\"type\":$FW_TYPE,\"version\":\"single-$2-$1\",\"url\":\"$url\"}") ||
+		die "pool record creation failed: $record"
+	post_json "$P/deviceTypes/$DEVICE_TYPE/firmwareImages" "$record" >/dev/null ||
+		die "associating a one-device image failed"
+}
+sim_once() { # KIND -> MB/s of one device downloading the offered image whole
+	local out="$WORK/out/single-$1" extra=(--chunk-log 4 --max-inflight "$INFLIGHT")
+	[[ $1 == raw ]] && extra=(--chunk-log 6 --raw --get-size 65536 --max-inflight "$INFLIGHT")
+	"${SIM[@]}" --devices 1 --timeout 120 --skip-image-hash "${extra[@]}" --json >"$out.json" 2>"$out.err" ||
+		die "the one-device $1 download failed: $(cat "$out.json" "$out.err")"
+	[[ $(jq -r '.ok == 1 and .bytes == '"$FILE_BYTES" "$out.json") == true ]] ||
+		die "the one-device $1 download did not deliver the image: $(cat "$out.json")"
+	jq -r '.mbPerSecond | round' "$out.json"
+}
+curl_once() { # URL -> MB/s of one whole GET
+	local out code size t
+	out=$(curl -sS --max-time 120 --cacert "$CA" -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1") ||
+		die "nginx whole-file GET failed"
+	read -r code size t <<<"$out"
+	[[ $code == 200 && $size == "$FILE_BYTES" ]] || die "nginx whole-file GET: status $code, $size bytes"
+	awk -v s="$size" -v t="$t" 'BEGIN {printf "%.0f", s / t / 1e6}'
+}
+single_nginx() { # REP
+	local f="$WORK/www/single-$1.bin"
+	det_bytes "$FILE_BYTES" "$(printf '%032x' $((3000 + 10 * $1 + 2)))" "$f"
+	chmod 644 "$f"
+	S[nginx,$1,cold]=$(curl_once "https://127.0.0.1:$NGINX_PORT/files/single-$1.bin")
+	curl_once "https://127.0.0.1:$NGINX_PORT/files/single-$1.bin" >/dev/null
+	S[nginx,$1,warm]=$(curl_once "https://127.0.0.1:$NGINX_PORT/files/single-$1.bin")
+	rm -f "$f"
+}
+single_otad() { # REP KIND
+	new_image "$1" "$2"
+	S[$2,$1,cold]=$(sim_once "$2")
+	sim_once "$2" >/dev/null
+	S[$2,$1,warm]=$(sim_once "$2")
+}
+need_time $((REPEATS * 60)) "the one-device rows"
+for ((rep = 1; rep <= REPEATS; rep++)); do
+	if ((rep % 2)); then
+		single_nginx "$rep"
+		single_otad "$rep" proof
+		single_otad "$rep" raw
+	else
+		single_otad "$rep" raw
+		single_otad "$rep" proof
+		single_nginx "$rep"
+	fi
+	say "one device, repeat $rep: nginx ${S[nginx,$rep,cold]} / ${S[nginx,$rep,warm]} MB/s, otad verified ${S[proof,$rep,cold]} / ${S[proof,$rep,warm]}, raw ${S[raw,$rep,cold]} / ${S[raw,$rep,warm]} (first read / warm)"
+done
 
 # ---------------------------------------------------------------- idle devices
 metric() { # NAME -> value from otad's /metrics
@@ -693,11 +796,6 @@ alive "$OTAD_PID" && OTAD_ALIVE=yes || OTAD_ALIVE="NO (crashed: see its log)"
 OTAD_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$OTAD_LOG" || true)
 grep -E ' (WARN|ERROR) ' "$OTAD_LOG" | head -20 >"$WORK/otad.warnings" || true
 NGINX_ERRORS=$(grep -cE '\[(error|crit|alert|emerg)\]' "$NG/error.log" || true)
-OTAD_VERSION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
-if [[ -n $(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null || true) ]]; then
-	OTAD_VERSION+=" + uncommitted changes in src/"
-fi
-
 # Servers off before the in-process bench: it should have the machine to itself.
 if [[ -n $NGINX_PID ]]; then
 	NGINX_WORKERS="$NGINX_WORKERS $(pgrep -P "$NGINX_PID" 2>/dev/null | tr '\n' ' ' || true)"
@@ -742,7 +840,8 @@ clean() { # ROW -> "" or a warning for the status column
 	echo "## OCP/1 device delivery vs nginx (bench/ocp/run.sh)"
 	echo
 	echo "- date: $RUN_START; host: nproc=$(nproc), CPU: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM"
-	echo "- otad: $OTAD_VERSION, binary $OTAD_BIN; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}'); open-files limit $FD_LIMIT (otad and the simulator)"
+	echo "- otad: $OTAD_ID"
+	echo "- nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}'); open-files limit $FD_LIMIT (otad and the simulator)"
 	echo "- TLS negotiated (same ECDSA P-256 certificate): nginx $TLS_NGINX; otad device listener (ALPN ocp/1) $TLS_OTAD"
 	echo "- machine load: $IDLE_NOTE; \"other CPU\" below is what else ran during each run"
 	echo "- image: 256 MiB of pseudo-random bytes, the same file for both; ${CONNS} connections, ${DURATION}s per measured run (otad: after ${WARMUP}s of warm-up)"
@@ -751,8 +850,8 @@ clean() { # ROW -> "" or a warning for the status column
 	echo "|---|---|---:|---:|---:|---|---|"
 	for pair in "nginx16 proof rate" "nginx1m raw mbs"; do
 		read -r ng ot key <<<"$pair"
-		read -r ng_mean ng_lo ng_hi _ <<<"$(agg "$ng" "$key")"
-		read -r ot_mean ot_lo ot_hi _ <<<"$(agg "$ot" "$key")"
+		read -r ng_med ng_lo ng_hi _ <<<"$(agg "$ng" "$key")"
+		read -r ot_med ot_lo ot_hi _ <<<"$(agg "$ot" "$key")"
 		w=""
 		for ((i = 1; i <= REPEATS; i++)); do w+="$(clean "$ng.$i")$(clean "$ot.$i")"; done
 		if [[ $key == rate ]]; then
@@ -763,11 +862,9 @@ clean() { # ROW -> "" or a warning for the status column
 			what="MB/s: otad raw 64 KiB chunks (chunk_log 6, no proof, $CONNS devices × max_inflight $INFLIGHT) vs nginx 1 MiB Range bodies ($CONNS conns)"
 		fi
 		if all_ok "$ng" && all_ok "$ot"; then
-			r=$(ratio "$ot_mean" "$ng_mean")
+			read -r r r_lo r_hi <<<"$(ratio_stat "$ot" "$ng" "$key")"
 			rr=""
-			if ((REPEATS > 1)); then
-				rr=" (runs: $(for ((i = 1; i <= REPEATS; i++)); do printf '%s%s' "$([[ $i -gt 1 ]] && echo ', ')" "$(ratio "${R[$ot.$i,$key]}" "${R[$ng.$i,$key]}")"; done))"
-			fi
+			((REPEATS > 1)) && rr=" ($r_lo–$r_hi)"
 			if ((num == 1)); then
 				st=$(awk -v r="$r" -v g="$GOAL_CHUNK_RATIO" 'BEGIN {print (r >= g) ? "met" : "**not met**"}')
 				goal="≥ ${GOAL_CHUNK_RATIO}×"
@@ -775,9 +872,9 @@ clean() { # ROW -> "" or a warning for the status column
 				st="-"
 				goal="report"
 			fi
-			echo "| $num | $what; mean of $REPEATS runs (min–max) | $ng_mean ($ng_lo–$ng_hi) | $ot_mean ($ot_lo–$ot_hi) | **$r**$rr | $goal | $st$w |"
+			echo "| $num | $what; median of $REPEATS runs (min–max), ratio = median of the per-run ratios | $ng_med ($ng_lo–$ng_hi) | $ot_med ($ot_lo–$ot_hi) | **$r**$rr | $goal | $st$w |"
 		else
-			echo "| $num | $what | $ng_mean | $ot_mean | - | | **run failed**$w |"
+			echo "| $num | $what | $ng_med | $ot_med | - | | **run failed**$w |"
 		fi
 	done
 	for tag in used fresh; do
@@ -791,6 +888,33 @@ clean() { # ROW -> "" or a warning for the status column
 		else
 			echo "| 3b | the same on a freshly started otad (same data directory) | - | $(kib_to_mib "${I[$tag,max]:-0}") MiB | - | ≤ $GOAL_IDLE_RSS_MIB MiB | $st |"
 		fi
+	done
+	n=5
+	for kind in proof raw; do
+		for when in cold warm; do
+			ng="" ot="" rs=""
+			for ((i = 1; i <= REPEATS; i++)); do
+				[[ -n ${S[nginx,$i,$when]:-} && -n ${S[$kind,$i,$when]:-} ]] || continue
+				ng+=" ${S[nginx,$i,$when]}"
+				ot+=" ${S[$kind,$i,$when]}"
+				rs+=" $(awk -v x="${S[$kind,$i,$when]}" -v y="${S[nginx,$i,$when]}" 'BEGIN {printf "%.3f", x / y}')"
+			done
+			[[ $kind == proof ]] && how="verified 16 KiB chunks (chunk_log 4, proofs)" || how="raw 64 KiB chunks (chunk_log 6, no proofs)"
+			[[ $when == cold ]] && read_="first read after the upload" || read_="warm (third read)"
+			if [[ -z $ot ]]; then
+				echo "| $n | one device, whole 256 MiB image, $how, $read_, vs one nginx GET | - | - | - | ≥ ${GOAL_SINGLE_RATIO}× | **run failed** |"
+			else
+				# shellcheck disable=SC2086
+				{
+					read -r ngm ngl ngh _ <<<"$(stats $ng)"
+					read -r otm otl oth _ <<<"$(stats $ot)"
+					rm_=$(printf '%s\n' $rs | sort -g | awk 'NF {v[++n] = $1} END {m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2; printf "%.2f (%.2f–%.2f)", m, v[1], v[n]}')
+				}
+				st=$(awk -v r="${rm_%% *}" -v g="$GOAL_SINGLE_RATIO" 'BEGIN {print (r >= g) ? "met" : "**not met**"}')
+				echo "| $n | one device, whole 256 MiB image, $how, $read_, vs one nginx GET of a new file; MB/s, median (min–max) | $ngm ($ngl–$ngh) | $otm ($otl–$oth) | **$rm_** | ≥ ${GOAL_SINGLE_RATIO}× | $st |"
+			fi
+			n=$((n + 1))
+		done
 	done
 	if [[ $CL_NOTE == ok ]]; then
 		echo "| 4 | CHECK → OFFER in the server (1,000,000 devices, 10,000 images; check_latency, 1 thread) p50 / p99 | - | $(cl_field 'CHECK→OFFER, 1 thread' p50) / $(cl_field 'CHECK→OFFER, 1 thread' p99) ms | - | report | - |"
