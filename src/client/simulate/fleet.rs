@@ -29,6 +29,12 @@ pub async fn run(opts: Options) -> Result<Report, SimError> {
     if get == 0 || !get.is_multiple_of(g) || get > u64::from(u32::MAX) {
         return Err(SimError::GetSize(g));
     }
+    if let Some(install) = &opts.install {
+        install.check()?;
+        if opts.mode != Mode::Once {
+            return Err(SimError::InstallMode);
+        }
+    }
     check_ca(&opts.ca_file)?;
     let opts = Arc::new(opts);
     let started = Instant::now();
