@@ -5,7 +5,7 @@
 //!
 //! Not here: the fleet simulator (`simulate.rs`) and the codec (`ocp/wire.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -397,8 +397,8 @@ impl Client {
 
     /// [`Client::download`] that also tells the server how far it got: a REPORT
     /// DOWNLOADING with the verified bytes whenever `reports` says one is due, sent inside
-    /// the same pipeline (it counts against max_inflight; at most one is in flight), its
-    /// REPORT_OK awaited before returning.
+    /// the same pipeline (counted against max_inflight), every REPORT_OK awaited before
+    /// returning.
     pub async fn download_reporting(
         &mut self,
         progress: &mut Progress,
@@ -415,13 +415,13 @@ impl Client {
         let mut next = progress.verified_upto;
         let mut pending: BTreeMap<u32, u64> = BTreeMap::new();
         let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-        // The REPORT in flight, if any.
-        let mut report_rid: Option<u32> = None;
+        // The REPORTs in flight.
+        let mut report_rids: BTreeSet<u32> = BTreeSet::new();
         let group_len =
             u32::try_from(g).map_err(|_| ClientError::Protocol("group too large".into()))?;
         let window = usize::from(self.granted.max_inflight);
-        while progress.verified_upto < end || report_rid.is_some() {
-            let in_flight = pending.len() + usize::from(report_rid.is_some());
+        while progress.verified_upto < end || !report_rids.is_empty() {
+            let in_flight = pending.len() + report_rids.len();
             // Refill once half the window is answered, in one write.
             if pending.len() <= window / 2 && next < end && in_flight < window {
                 let mut in_flight = in_flight;
@@ -443,8 +443,7 @@ impl Client {
                 self.server_initiated(msg)?;
                 continue;
             }
-            if report_rid == Some(rid) {
-                report_rid = None;
+            if report_rids.remove(&rid) {
                 match ClientError::from_error_frame(msg)? {
                     Message::ReportOk => continue,
                     other => {
@@ -501,7 +500,6 @@ impl Client {
             }
             // One answer was just taken off the window, so a REPORT fits in it.
             if let Some(r) = reports.as_deref_mut()
-                && report_rid.is_none()
                 && progress.verified_upto < progress.size
                 && r.due(progress.verified_upto)
             {
@@ -514,7 +512,7 @@ impl Client {
                 });
                 self.send_queued().await?;
                 r.sent(progress.verified_upto);
-                report_rid = Some(rid);
+                report_rids.insert(rid);
             }
         }
         Ok(())
