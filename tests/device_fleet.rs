@@ -726,6 +726,32 @@ fn simulate_installs_with_injected_failures_and_registers_its_own_fleet() {
         "{out:?}"
     );
 
+    // Accepted as up to date when asked (devices a staged rollout has not reached).
+    let v = json_out(&simulate_run(
+        &server,
+        &[
+            "--devices-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--type",
+            "101",
+            "--installed",
+            &vn.to_string(),
+            "--devices",
+            "3",
+            "--allow-no-offer",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (
+            v["ok"].as_u64(),
+            v["failed"].as_u64(),
+            v["notOffered"].as_u64()
+        ),
+        (Some(3), Some(0), Some(3)),
+        "{v}"
+    );
+
     // Defaults that cannot be decided are usage errors that say what to pass.
     let (dt2, _) = mcu_device_type(&server, &t, "inject-toaster", 42);
     let out = simulate_run(&server, &["--partner", &t.id, "--devices", "2"]);

@@ -240,6 +240,10 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "S", value_parser = parse_secs,
           conflicts_with_all = ["repeat_seconds", "hold"])]
     install_secs: Option<f64>,
+    /// A device offered nothing counts as up to date (in the totals), not as failed: for
+    /// a staged rollout that has not reached every device yet.
+    #[arg(long, conflicts_with_all = ["repeat_seconds", "hold"])]
+    allow_no_offer: bool,
     /// Seed of the choice of failing and never-confirming devices.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,

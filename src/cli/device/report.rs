@@ -153,6 +153,9 @@ pub(super) fn print_report(r: &simulate::Report) {
         "devices     {} ok, {} failed (of {}, {how})",
         r.ok, r.failed, r.devices
     );
+    if r.not_offered > 0 {
+        println!("not offered {} (counted as up to date)", r.not_offered);
+    }
     println!(
         "elapsed     {secs:.2} s: {:.1} devices/s",
         r.devices_per_sec()

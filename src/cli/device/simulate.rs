@@ -111,6 +111,7 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
     opts.concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     opts.fw_type = fw_type;
     opts.installed_version = args.installed;
+    opts.no_offer_ok = args.allow_no_offer;
     let injecting = args.fail_share.is_some()
         || args.never_confirm_share.is_some()
         || args.install_secs.is_some();

@@ -54,13 +54,13 @@ fn client_config(opts: &Options, device: &DeviceCreds) -> ClientConfig {
     }
 }
 
-/// Connect + HELLO, then CHECK for the simulated firmware type; returns the offer.
+/// Connect + HELLO, then CHECK for the simulated firmware type; returns the offer, if any.
 async fn connect_and_check(
     opts: &Options,
     device: &DeviceCreds,
     deadline: tokio::time::Instant,
     out: &mut Outcome,
-) -> Result<(Client, OfferItem), (Stage, String)> {
+) -> Result<(Client, Option<OfferItem>), (Stage, String)> {
     let addr = opts.addr.as_str();
     let cfg = client_config(opts, device);
     let t = Instant::now();
@@ -76,19 +76,21 @@ async fn connect_and_check(
     )
     .await?;
     out.check = Some(t.elapsed());
-    let offer = offers
-        .into_iter()
-        .find(|o| o.fw_type == opts.fw_type)
-        .ok_or_else(|| {
-            (
-                Stage::Check,
-                format!(
-                    "nothing offered for type {} at installed version {}; associate an image with the device's type",
-                    opts.fw_type, opts.installed_version
-                ),
-            )
-        })?;
+    let offer = offers.into_iter().find(|o| o.fw_type == opts.fw_type);
     Ok((client, offer))
+}
+
+/// A device offered nothing is a failure, unless the options accept it.
+fn required(opts: &Options, offer: Option<OfferItem>) -> Result<OfferItem, (Stage, String)> {
+    offer.ok_or_else(|| {
+        (
+            Stage::Check,
+            format!(
+                "nothing offered for type {} at installed version {}; associate an image with the device's type",
+                opts.fw_type, opts.installed_version
+            ),
+        )
+    })
 }
 
 /// Once: connect, CHECK, download the image, check it, REPORT DOWNLOADED; then the
@@ -103,6 +105,11 @@ pub(super) async fn once_flow(
     let deadline = tokio::time::Instant::now() + opts.timeout + install_time;
     let addr = opts.addr.as_str();
     let (mut client, offer) = connect_and_check(opts, device, deadline, out).await?;
+    if offer.is_none() && opts.no_offer_ok {
+        out.not_offered = true;
+        return Ok(());
+    }
+    let offer = required(opts, offer)?;
     let t = Instant::now();
     let mut tally = Tally::default();
     if opts.raw || opts.get_size.is_some() || !opts.hash_image {
@@ -214,7 +221,9 @@ pub(super) async fn together_flow(
     let connected = {
         let _permit = shared.connecting.acquire().await;
         let deadline = tokio::time::Instant::now() + opts.timeout;
-        connect_and_check(opts, device, deadline, out).await
+        connect_and_check(opts, device, deadline, out)
+            .await
+            .and_then(|(client, offer)| Ok((client, required(opts, offer)?)))
     };
     settle(opts, shared, connected.is_ok(), started);
     let (mut client, offer) = connected?;

@@ -96,6 +96,9 @@ pub struct Options {
     pub fw_type: u16,
     /// The version number every device reports as installed in its first CHECK.
     pub installed_version: u64,
+    /// Once: a device offered nothing counts as up to date (`Report::not_offered`), not
+    /// as failed: devices a staged rollout has not reached yet.
+    pub no_offer_ok: bool,
     /// Once: install after the download (and maybe fail or never confirm); `None` stops
     /// at REPORT DOWNLOADED.
     pub install: Option<Install>,
@@ -135,6 +138,7 @@ impl Options {
             concurrency: 100,
             fw_type: 3,
             installed_version: 0,
+            no_offer_ok: false,
             install: None,
             max_frame: 256 * 1024,
             max_inflight: 16,

@@ -150,6 +150,8 @@ pub struct Report {
     /// Hold: devices still connected when the hold ended, and PINGs answered.
     pub held: usize,
     pub pings: u64,
+    /// Once with `no_offer_ok`: devices that were offered nothing (counted in `ok`).
+    pub not_offered: usize,
     /// Once with the install step: how the installs ended; `None` without it.
     pub installs: Option<Installs>,
     /// TCP connect + TLS handshake + HELLO → HELLO_OK.
@@ -203,6 +205,7 @@ impl Report {
             "concurrency": self.concurrency,
             "ok": self.ok,
             "failed": self.failed,
+            "notOffered": self.not_offered,
             "raw": self.raw,
             "bytes": self.bytes,
             "chunks": self.chunks,
@@ -270,6 +273,8 @@ pub(super) struct Outcome {
     pub(super) pings: u64,
     /// How the install ended, when the device got through it.
     pub(super) ending: Option<Ending>,
+    /// Offered nothing, and that was accepted.
+    pub(super) not_offered: bool,
     pub(super) failure: Option<(Instant, Failure)>,
 }
 
@@ -302,6 +307,7 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut bytes, mut chunks, mut images, mut held, mut pings) = (0u64, 0u64, 0u64, 0, 0u64);
     let mut installs = Installs::default();
+    let mut not_offered = 0;
     for o in outcomes {
         connect.extend(o.connect);
         check.extend(o.check);
@@ -315,6 +321,7 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
                 images += o.tally.images;
                 chunk.extend(o.tally.latencies);
                 held += usize::from(o.held);
+                not_offered += usize::from(o.not_offered);
                 if let Some(ending) = o.ending {
                     installs.add(ending);
                 }
@@ -344,6 +351,7 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
         window,
         held,
         pings,
+        not_offered,
         installs: opts.install.map(|_| installs),
         connect: Percentiles::of(connect),
         check: Percentiles::of(check),
