@@ -571,6 +571,7 @@ fn simulate_installs_with_injected_failures_and_registers_its_own_fleet() {
     // No --devices-file, no --type: the simulator registers N devices for the partner
     // under its only device type with an image, and simulates that image's type (101).
     let tokens = server.root().join("sim-tokens.csv");
+    let fleet_state = server.root().join("fleet-state.csv");
     let started = Instant::now();
     let out = simulate_run(
         &server,
@@ -593,6 +594,8 @@ fn simulate_installs_with_injected_failures_and_registers_its_own_fleet() {
             "5",
             "--devices-out",
             tokens.to_str().expect("utf-8 path"),
+            "--fleet-state",
+            fleet_state.to_str().expect("utf-8 path"),
             "--json",
         ],
     );
@@ -751,6 +754,51 @@ fn simulate_installs_with_injected_failures_and_registers_its_own_fleet() {
         (Some(3), Some(0), Some(3)),
         "{v}"
     );
+
+    // The next pass of the same fleet from its state file: the devices that never confirmed
+    // stay away, the confirmed ones CHECK with the new number (nothing offered), and the
+    // ones that failed try again, this time without injected failures, and confirm.
+    let state = std::fs::read_to_string(&fleet_state).expect("fleet state file");
+    assert_eq!(state.lines().count(), 1 + confirmed + never, "{state}");
+    let v = json_out(&simulate_run(
+        &server,
+        &[
+            "--devices-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--type",
+            "101",
+            "--install",
+            "--allow-no-offer",
+            "--fleet-state",
+            fleet_state.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    ));
+    assert_eq!(v["devices"], N - never, "{v}");
+    assert_eq!(v["notOffered"], confirmed, "{v}");
+    assert_eq!(
+        (
+            v["install"]["confirmed"].as_u64(),
+            v["install"]["failed"].as_u64()
+        ),
+        (Some(failed as u64), Some(0)),
+        "{v}"
+    );
+    let state = std::fs::read_to_string(&fleet_state).expect("fleet state file");
+    assert_eq!(
+        state.lines().count(),
+        1 + N,
+        "every device recorded now: {state}"
+    );
+    for (d, ending) in devices.iter().zip(&endings) {
+        if *ending == Ending::Fail(2) {
+            let dev = server
+                .api
+                .get(&format!("{}/devices/{}", t.base(), d.id), &t.token)
+                .ok_json(200);
+            assert_eq!(dev["ota"][0]["state"], "confirmed", "retried: {dev}");
+        }
+    }
 
     // Defaults that cannot be decided are usage errors that say what to pass.
     let (dt2, _) = mcu_device_type(&server, &t, "inject-toaster", 42);

@@ -3,7 +3,7 @@
 //! Lives here: the flags of `device check`, `device download`, `device report` and `device
 //! simulate` and the dispatch to them. The rest, one concept a file: finding the server and
 //! checking the identity (`target.rs`), the commands (`check.rs`, `download.rs`,
-//! `report_state.rs`, `simulate.rs`), the
+//! `report_state.rs`, `simulate.rs` with `fleet_setup.rs` and `fleet_state.rs`), the
 //! download's resume state file (`state.rs`), its progress line (`progress.rs`) and the human
 //! and JSON output (`report.rs`). Not here: the protocol (`client/device.rs`) and the fleet
 //! simulation itself (`client/simulate/`, reusable from tests and benchmarks).
@@ -13,6 +13,7 @@
 mod check;
 mod download;
 mod fleet_setup;
+mod fleet_state;
 mod progress;
 mod report;
 mod report_state;
@@ -244,6 +245,11 @@ pub struct SimulateArgs {
     /// a staged rollout that has not reached every device yet.
     #[arg(long, conflicts_with_all = ["repeat_seconds", "hold"])]
     allow_no_offer: bool,
+    /// What each device runs after earlier runs (deviceId,type,versionNumber,state CSV):
+    /// read before the run (a device listed CHECKs with its number; one listed away, which
+    /// never confirmed, is left out), updated after it. For the passes of a staged rollout.
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = ["repeat_seconds", "hold"])]
+    fleet_state: Option<PathBuf>,
     /// Seed of the choice of failing and never-confirming devices.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,

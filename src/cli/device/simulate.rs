@@ -2,7 +2,8 @@
 //! the flags turned into simulator [`Options`], the run, and the progress lines of repeat
 //! and hold runs on stderr.
 //!
-//! Not here: the API calls behind the defaults (`fleet_setup.rs`), the simulation
+//! Not here: the API calls behind the defaults (`fleet_setup.rs`), the state kept between
+//! runs (`fleet_state.rs`), the simulation
 //! (`client/simulate/`) and the printed totals (`report.rs`).
 
 use std::fs;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use super::report::print_report;
 use super::target::resolve;
-use super::{Fail, SimulateArgs, fleet_setup};
+use super::{Fail, SimulateArgs, fleet_setup, fleet_state};
 use crate::client::simulate::{self, DeviceCreds, Options};
 
 /// The devices to simulate and their firmware type: from `--devices-file` (the type from
@@ -101,7 +102,34 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
             "--fail-share and --never-confirm-share together exceed 1 (all devices)".into(),
         ));
     }
-    let (devices, fw_type) = fleet(args, data_dir)?;
+    let (mut devices, fw_type) = fleet(args, data_dir)?;
+    let mut fleet_state = match &args.fleet_state {
+        Some(path) => Some(fleet_state::load(path)?),
+        None => None,
+    };
+    let mut installed_by_device = std::collections::HashMap::new();
+    if let (Some(state), Some(path)) = (&fleet_state, &args.fleet_state) {
+        let before = devices.len();
+        devices.retain(|d| !state.get(&d.id).is_some_and(|e| e.away));
+        let away = before - devices.len();
+        if devices.is_empty() {
+            return Err(Fail::Error(format!(
+                "every device is away in {} (installed, never confirmed): nothing to simulate",
+                path.display()
+            )));
+        }
+        for d in &devices {
+            if let Some(e) = state.get(&d.id).filter(|e| e.fw_type == fw_type) {
+                installed_by_device.insert(d.id.clone(), e.version_number);
+            }
+        }
+        if away > 0 {
+            eprintln!(
+                "otad: simulate: {away} devices stay away (never confirmed, {})",
+                path.display()
+            );
+        }
+    }
     let mut opts = Options::new(
         target.addr.clone(),
         target.server_name.clone(),
@@ -111,6 +139,7 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
     opts.concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
     opts.fw_type = fw_type;
     opts.installed_version = args.installed;
+    opts.installed_by_device = installed_by_device;
     opts.no_offer_ok = args.allow_no_offer;
     let injecting = args.fail_share.is_some()
         || args.never_confirm_share.is_some()
@@ -161,6 +190,10 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
     let report = rt
         .block_on(simulate::run(opts))
         .map_err(|e| Fail::Error(e.to_string()))?;
+    if let (Some(state), Some(path)) = (fleet_state.as_mut(), &args.fleet_state) {
+        fleet_state::record(state, fw_type, &report.endings);
+        fleet_state::save(path, state)?;
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {

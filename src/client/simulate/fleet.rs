@@ -64,6 +64,9 @@ async fn run_pool(opts: &Arc<Options>) -> Result<Vec<Outcome>, SimError> {
                     break;
                 };
                 let mut out = Outcome::default();
+                if opts.install.is_some() {
+                    out.device_id.clone_from(&device.id);
+                }
                 let result = once_flow(&opts, device, &mut out).await;
                 record(&mut out, device, result);
                 outcomes.push(out);

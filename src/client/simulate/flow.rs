@@ -72,7 +72,7 @@ async fn connect_and_check(
         deadline,
         Stage::Check,
         addr,
-        client.check(&[(opts.fw_type, opts.installed_version)]),
+        client.check(&[(opts.fw_type, opts.installed_of(&device.id))]),
     )
     .await?;
     out.check = Some(t.elapsed());
@@ -81,13 +81,18 @@ async fn connect_and_check(
 }
 
 /// A device offered nothing is a failure, unless the options accept it.
-fn required(opts: &Options, offer: Option<OfferItem>) -> Result<OfferItem, (Stage, String)> {
+fn required(
+    opts: &Options,
+    device: &DeviceCreds,
+    offer: Option<OfferItem>,
+) -> Result<OfferItem, (Stage, String)> {
     offer.ok_or_else(|| {
         (
             Stage::Check,
             format!(
                 "nothing offered for type {} at installed version {}; associate an image with the device's type",
-                opts.fw_type, opts.installed_version
+                opts.fw_type,
+                opts.installed_of(&device.id)
             ),
         )
     })
@@ -109,7 +114,7 @@ pub(super) async fn once_flow(
         out.not_offered = true;
         return Ok(());
     }
-    let offer = required(opts, offer)?;
+    let offer = required(opts, device, offer)?;
     let t = Instant::now();
     let mut tally = Tally::default();
     if opts.raw || opts.get_size.is_some() || !opts.hash_image {
@@ -139,11 +144,11 @@ pub(super) async fn once_flow(
     };
     let ending = plan.ending(&device.id);
     let cfg = client_config(opts, device);
-    let installed = [(opts.fw_type, opts.installed_version)];
+    let installed = [(opts.fw_type, opts.installed_of(&device.id))];
     let step = install::install(client, &cfg, &offer, &installed, plan.delay, ending);
     match tokio::time::timeout_at(deadline, step).await {
         Ok(Ok(_)) => {
-            out.ending = Some(ending);
+            out.ending = Some((ending, offer.version_number));
             Ok(())
         }
         Ok(Err((step, e))) => Err((Stage::from(step), e.explain(addr))),
@@ -223,7 +228,7 @@ pub(super) async fn together_flow(
         let deadline = tokio::time::Instant::now() + opts.timeout;
         connect_and_check(opts, device, deadline, out)
             .await
-            .and_then(|(client, offer)| Ok((client, required(opts, offer)?)))
+            .and_then(|(client, offer)| Ok((client, required(opts, device, offer)?)))
     };
     settle(opts, shared, connected.is_ok(), started);
     let (mut client, offer) = connected?;

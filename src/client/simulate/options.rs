@@ -5,6 +5,7 @@
 //!
 //! Not here: running it (`fleet.rs`) and what comes out (`report.rs`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +97,9 @@ pub struct Options {
     pub fw_type: u16,
     /// The version number every device reports as installed in its first CHECK.
     pub installed_version: u64,
+    /// Per device id, a version number that replaces `installed_version` (what an earlier
+    /// run installed on it).
+    pub installed_by_device: HashMap<String, u64>,
     /// Once: a device offered nothing counts as up to date (`Report::not_offered`), not
     /// as failed: devices a staged rollout has not reached yet.
     pub no_offer_ok: bool,
@@ -138,6 +142,7 @@ impl Options {
             concurrency: 100,
             fw_type: 3,
             installed_version: 0,
+            installed_by_device: HashMap::new(),
             no_offer_ok: false,
             install: None,
             max_frame: 256 * 1024,
@@ -156,6 +161,14 @@ impl Options {
     pub fn get_bytes(&self) -> u64 {
         self.get_size
             .map_or_else(|| hashtree::group_size(self.chunk_log), u64::from)
+    }
+
+    /// The version number `device_id` runs for `fw_type` at its first CHECK.
+    pub fn installed_of(&self, device_id: &str) -> u64 {
+        self.installed_by_device
+            .get(device_id)
+            .copied()
+            .unwrap_or(self.installed_version)
     }
 
     pub(super) fn emit(&self, event: SimEvent) {

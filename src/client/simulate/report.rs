@@ -154,6 +154,10 @@ pub struct Report {
     pub not_offered: usize,
     /// Once with the install step: how the installs ended; `None` without it.
     pub installs: Option<Installs>,
+    /// Once with the install step: each device that got through it, how its install ended
+    /// and the version number it installed, in no particular order (for a caller that
+    /// keeps the fleet's state between runs).
+    pub endings: Vec<(String, Ending, u64)>,
     /// TCP connect + TLS handshake + HELLO → HELLO_OK.
     pub connect: Percentiles,
     /// CHECK → OFFER.
@@ -271,8 +275,10 @@ pub(super) struct Outcome {
     pub(super) tally: Tally,
     pub(super) held: bool,
     pub(super) pings: u64,
-    /// How the install ended, when the device got through it.
-    pub(super) ending: Option<Ending>,
+    /// The device's id, kept when its install ending is (the install step only).
+    pub(super) device_id: String,
+    /// How the install ended, when the device got through it, and the version number.
+    pub(super) ending: Option<(Ending, u64)>,
     /// Offered nothing, and that was accepted.
     pub(super) not_offered: bool,
     pub(super) failure: Option<(Instant, Failure)>,
@@ -308,6 +314,7 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
     let (mut bytes, mut chunks, mut images, mut held, mut pings) = (0u64, 0u64, 0u64, 0, 0u64);
     let mut installs = Installs::default();
     let mut not_offered = 0;
+    let mut endings = Vec::new();
     for o in outcomes {
         connect.extend(o.connect);
         check.extend(o.check);
@@ -322,8 +329,9 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
                 chunk.extend(o.tally.latencies);
                 held += usize::from(o.held);
                 not_offered += usize::from(o.not_offered);
-                if let Some(ending) = o.ending {
+                if let Some((ending, vn)) = o.ending {
                     installs.add(ending);
+                    endings.push((o.device_id, ending, vn));
                 }
             }
         }
@@ -353,6 +361,7 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
         pings,
         not_offered,
         installs: opts.install.map(|_| installs),
+        endings,
         connect: Percentiles::of(connect),
         check: Percentiles::of(check),
         download: Percentiles::of(download),
