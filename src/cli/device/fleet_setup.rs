@@ -102,7 +102,7 @@ pub(super) fn pick_device_type(
             Ok((id, types))
         }
         0 => Err(Fail::Error(format!(
-            "partner {partner} has no device type with an associated image; upload one with `otad image upload ... --associate DT`, or pass --devices-file"
+            "partner {partner} has no device type with an associated image; act on another with --partner ID, upload one with `otad image upload ... --associate DT`, or pass --devices-file"
         ))),
         _ => Err(Fail::Usage(format!(
             "partner {partner} has several device types with images ({}); pick one with --device-type ID",
