@@ -3,9 +3,10 @@
 //! and hold runs on stderr.
 //!
 //! Not here: the API calls behind the defaults (`fleet_setup.rs`), the state kept between
-//! runs (`fleet_state.rs`), the simulation
-//! (`client/simulate/`) and the printed totals (`report.rs`).
+//! runs (`fleet_state.rs`), the simulation (`client/simulate/`) and the printed totals
+//! (`report.rs`).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,43 +17,49 @@ use super::target::resolve;
 use super::{Fail, SimulateArgs, fleet_setup, fleet_state};
 use crate::client::simulate::{self, DeviceCreds, Options};
 
+/// Without `--devices-file`: new devices registered through the API, and their firmware
+/// type (`--type`, else that of their device type's images).
+fn registered_fleet(args: &SimulateArgs, data_dir: &Path) -> Result<(Vec<DeviceCreds>, u16), Fail> {
+    let mut ctx = fleet_setup::connect(args.partner.clone(), data_dir)?;
+    let (dt, types) = fleet_setup::pick_device_type(&mut ctx, args.device_type.as_deref())?;
+    let fw_type = match args.fw_type {
+        Some(t) => t,
+        None => fleet_setup::firmware_type(&types, &dt)?,
+    };
+    if let Some(out) = &args.devices_out
+        && out.exists()
+    {
+        return Err(Fail::Usage(format!(
+            "{} exists already; --devices-out writes a new file",
+            out.display()
+        )));
+    }
+    let n = args
+        .devices
+        .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let devices = fleet_setup::register(&mut ctx, &dt, n)?;
+    let first = devices.first().map_or("", |d| d.id.as_str());
+    let mut said = format!(
+        "otad: simulate: registered {} devices ({first} …) of device type {dt}, firmware type {fw_type}",
+        devices.len()
+    );
+    if let Some(out) = &args.devices_out {
+        let csv: String = std::iter::once("deviceId,token\n".to_string())
+            .chain(devices.iter().map(|d| format!("{},{}\n", d.id, d.token)))
+            .collect();
+        crate::datadir::write_private_file(out, csv.as_bytes())
+            .map_err(|e| Fail::Error(format!("cannot write {}: {e}", out.display())))?;
+        said.push_str(&format!("; their tokens are in {}", out.display()));
+    }
+    eprintln!("{said}");
+    Ok((devices, fw_type))
+}
+
 /// The devices to simulate and their firmware type: from `--devices-file` (the type from
 /// `--type`, else asked of the API), or registered through the API.
 fn fleet(args: &SimulateArgs, data_dir: &Path) -> Result<(Vec<DeviceCreds>, u16), Fail> {
     let Some(file) = &args.devices_file else {
-        let mut ctx = fleet_setup::connect(args.partner.clone(), data_dir)?;
-        let (dt, types) = fleet_setup::pick_device_type(&mut ctx, args.device_type.as_deref())?;
-        let fw_type = match args.fw_type {
-            Some(t) => t,
-            None => fleet_setup::firmware_type(&types, &dt)?,
-        };
-        if let Some(out) = &args.devices_out
-            && out.exists()
-        {
-            return Err(Fail::Usage(format!(
-                "{} exists already; --devices-out writes a new file",
-                out.display()
-            )));
-        }
-        let n = args
-            .devices
-            .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let devices = fleet_setup::register(&mut ctx, &dt, n)?;
-        let first = devices.first().map_or("", |d| d.id.as_str());
-        let mut said = format!(
-            "otad: simulate: registered {} devices ({first} …) of device type {dt}, firmware type {fw_type}",
-            devices.len()
-        );
-        if let Some(out) = &args.devices_out {
-            let csv: String = std::iter::once("deviceId,token\n".to_string())
-                .chain(devices.iter().map(|d| format!("{},{}\n", d.id, d.token)))
-                .collect();
-            crate::datadir::write_private_file(out, csv.as_bytes())
-                .map_err(|e| Fail::Error(format!("cannot write {}: {e}", out.display())))?;
-            said.push_str(&format!("; their tokens are in {}", out.display()));
-        }
-        eprintln!("{said}");
-        return Ok((devices, fw_type));
+        return registered_fleet(args, data_dir);
     };
     let text = fs::read_to_string(file)
         .map_err(|e| Fail::Error(format!("cannot read {}: {e}", file.display())))?;
@@ -107,29 +114,10 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
         Some(path) => Some(fleet_state::load(path)?),
         None => None,
     };
-    let mut installed_by_device = std::collections::HashMap::new();
-    if let (Some(state), Some(path)) = (&fleet_state, &args.fleet_state) {
-        let before = devices.len();
-        devices.retain(|d| !state.get(&d.id).is_some_and(|e| e.away));
-        let away = before - devices.len();
-        if devices.is_empty() {
-            return Err(Fail::Error(format!(
-                "every device is away in {} (installed, never confirmed): nothing to simulate",
-                path.display()
-            )));
-        }
-        for d in &devices {
-            if let Some(e) = state.get(&d.id).filter(|e| e.fw_type == fw_type) {
-                installed_by_device.insert(d.id.clone(), e.version_number);
-            }
-        }
-        if away > 0 {
-            eprintln!(
-                "otad: simulate: {away} devices stay away (never confirmed, {})",
-                path.display()
-            );
-        }
-    }
+    let installed_by_device = match (&fleet_state, &args.fleet_state) {
+        (Some(state), Some(path)) => resume_fleet(state, path, fw_type, &mut devices)?,
+        _ => HashMap::new(),
+    };
     let mut opts = Options::new(
         target.addr.clone(),
         target.server_name.clone(),
@@ -209,6 +197,38 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the `--fleet-state` of earlier runs: leaves out the devices that are away and
+/// returns the version number each other listed device runs.
+fn resume_fleet(
+    state: &fleet_state::FleetState,
+    path: &Path,
+    fw_type: u16,
+    devices: &mut Vec<DeviceCreds>,
+) -> Result<HashMap<String, u64>, Fail> {
+    let before = devices.len();
+    devices.retain(|d| !state.get(&d.id).is_some_and(|e| e.away));
+    let away = before - devices.len();
+    if devices.is_empty() {
+        return Err(Fail::Error(format!(
+            "every device is away in {} (installed, never confirmed): nothing to simulate",
+            path.display()
+        )));
+    }
+    if away > 0 {
+        eprintln!(
+            "otad: simulate: {away} devices stay away (never confirmed, {})",
+            path.display()
+        );
+    }
+    Ok(devices
+        .iter()
+        .filter_map(|d| {
+            let e = state.get(&d.id).filter(|e| e.fw_type == fw_type)?;
+            Some((d.id.clone(), e.version_number))
+        })
+        .collect())
 }
 
 /// One stderr line per moment of a repeat or hold run, with the wall-clock time.
