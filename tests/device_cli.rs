@@ -1,8 +1,11 @@
-//! `otad device check` and `otad device download` as a user runs them: the real binary
+//! `otad device check`, `download` and `report` as a user runs them: the real binary
 //! against a real `otad serve` over real TLS (the harness of `api_common`). Covered: the
-//! check table and its JSON, an end-to-end download with its state file and REPORTs, a
-//! download killed part-way and resumed, and the exit codes of bad usage (2) and of
-//! failures (1, one line). The fleet simulator has its own file (`device_fleet.rs`).
+//! check table and its JSON, an end-to-end download with its state file and REPORTs (its
+//! progress reports in the server's history), a download killed part-way (its progress
+//! seen through the API while it ran) and resumed, `download --install` up to confirmed,
+//! `report` of a failure with its reason and of the other states, and the exit codes of
+//! bad usage (2) and of failures (1, one line). The fleet simulator has its own file
+//! (`device_fleet.rs`).
 
 mod api_common;
 
@@ -162,6 +165,17 @@ fn state_u64(state: &Value, field: &str) -> u64 {
     state[field]
         .as_u64()
         .unwrap_or_else(|| panic!("state field {field:?} missing or not a number: {state}"))
+}
+
+/// The device as the API shows it.
+fn device_json(f: &Setup) -> Value {
+    f.server
+        .api
+        .get(
+            &format!("{}/devices/{}", f.tenant.base(), f.device),
+            &f.tenant.token,
+        )
+        .ok_json(200)
 }
 
 fn sha256_of_file(path: &Path) -> String {
@@ -334,25 +348,31 @@ fn download_end_to_end_reports_and_is_idempotent() {
         "temporary state file left behind"
     );
 
-    // The server saw DOWNLOADING, then DOWNLOADED (the current state; history is the past).
-    let dev = f
-        .server
-        .api
-        .get(
-            &format!("{}/devices/{}", f.tenant.base(), f.device),
-            &f.tenant.token,
-        )
-        .ok_json(200);
+    // The server saw DOWNLOADING from 0, then progress now and then (about every 10 %),
+    // then DOWNLOADED (the current state; history is the past).
+    let dev = device_json(&f);
     let ota = &dev["ota"][0];
     assert_eq!(ota["state"], "downloaded", "{dev}");
-    let states: Vec<&str> = ota["history"]
-        .as_array()
-        .expect("history")
+    let history = ota["history"].as_array().expect("history");
+    assert_eq!(history[0]["state"], "offered", "{dev}");
+    let progress: Vec<u64> = history[1..]
         .iter()
-        .filter_map(|e| e["state"].as_str())
+        .map(|e| {
+            assert_eq!(e["state"], "downloading", "{dev}");
+            e["bytesDone"].as_u64().expect("bytesDone")
+        })
         .collect();
-    assert_eq!(states, ["offered", "downloading"], "earlier states: {dev}");
-    assert_eq!(ota["bytesDone"], f.data.len() as u64, "{dev}");
+    let size = f.data.len() as u64;
+    assert_eq!(progress[0], 0, "the start: {dev}");
+    assert!(
+        (5..=10).contains(&(progress.len() - 1)),
+        "a progress report about every 10 %: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]) && progress.iter().all(|b| *b < size),
+        "progress rises and stays below the size: {progress:?}"
+    );
+    assert_eq!(ota["bytesDone"], size, "{dev}");
 
     // A second run finds the finished state: nothing fetched, file re-checked, exit 0.
     let a = args(true);
@@ -416,11 +436,28 @@ fn download_killed_part_way_resumes_from_the_state_file() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    // And until the server shows progress part-way: a REPORT DOWNLOADING past 0.
+    let seen = loop {
+        let dev = device_json(&f);
+        let ota = &dev["ota"][0];
+        if ota["state"] == "downloading" && ota["bytesDone"].as_u64().is_some_and(|b| b > 0) {
+            break ota["bytesDone"].as_u64().unwrap_or(0);
+        }
+        if let Some(status) = first.try_wait().expect("try_wait") {
+            panic!("the download ended ({status}) before the server showed its progress: {dev}");
+        }
+        assert!(
+            started.elapsed() < RUN_TIMEOUT,
+            "no progress on the server within {RUN_TIMEOUT:?}: {dev}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert!(
         first.try_wait().expect("try_wait").is_none(),
         "the download finished before it could be killed; the test needs a larger image"
     );
     first.kill().expect("kill the download");
+    assert!(seen < SIZE as u64, "progress part-way: {seen} of {SIZE}");
     let status = first.wait().expect("wait");
     assert_eq!(
         status.code(),
@@ -463,6 +500,230 @@ fn download_killed_part_way_resumes_from_the_state_file() {
     println!(
         "resume: killed after {saved} of {SIZE} bytes were saved; second run fetched the rest"
     );
+}
+
+#[test]
+fn download_install_ends_confirmed() {
+    let f = setup("inst", 200_000, 7);
+    let work = f.server.root().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let state = work.join("fw.state");
+    let image = work.join("fw.bin");
+    let v = stdout_json(&run(otad(
+        &f.server.data,
+        &[
+            "download",
+            "--device-id",
+            &f.device,
+            "--token",
+            &f.token,
+            "--type",
+            "3",
+            "--state",
+            state.to_str().expect("utf-8 path"),
+            "--out",
+            image.to_str().expect("utf-8 path"),
+            "--install",
+            "--json",
+        ],
+    )));
+    assert_eq!(v["installed"], true, "{v}");
+    assert_eq!(
+        v["nextOffers"],
+        json!([]),
+        "up to date after the install: {v}"
+    );
+    assert_eq!(sha256_of_file(&image), f.sha256);
+
+    // The server: confirmed, after downloaded, installing and installed; the device runs
+    // the new number.
+    let dev = device_json(&f);
+    let ota = &dev["ota"][0];
+    assert_eq!(ota["state"], "confirmed", "{dev}");
+    assert_eq!(ota["versionNumber"], f.version_number.as_str(), "{dev}");
+    let states: Vec<&str> = ota["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert!(
+        states.ends_with(&["downloaded", "installing", "installed"]),
+        "{states:?}"
+    );
+    assert_eq!(
+        dev["installed"],
+        json!([{"type": 3, "versionNumber": f.version_number, "versionAttributeId": 2003}]),
+        "{dev}"
+    );
+
+    // Human output says so too.
+    let out = run(otad(
+        &f.server.data,
+        &[
+            "download",
+            "--device-id",
+            &f.device,
+            "--token",
+            &f.token,
+            "--type",
+            "3",
+            "--state",
+            work.join("again.state").to_str().expect("utf-8 path"),
+            "--out",
+            work.join("again.bin").to_str().expect("utf-8 path"),
+            "--install",
+        ],
+    ));
+    expect_code(&out, 0);
+    assert!(
+        text(&out.stdout).contains("installed: reported INSTALLING and INSTALLED"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn report_sends_any_state_and_failures_with_their_reason() {
+    let f = setup("rep", 50_000, 8);
+    let dir = &f.server.data;
+    // The device is offered the image first (the server takes reports on offers only).
+    stdout_json(&run(otad(
+        dir,
+        &[
+            "check",
+            "--device-id",
+            &f.device,
+            "--token",
+            &f.token,
+            "--installed",
+            "3=0",
+            "--json",
+        ],
+    )));
+    let report = |extra: &[&str]| {
+        let mut a = vec![
+            "report",
+            "--device-id",
+            &f.device,
+            "--token",
+            &f.token,
+            "--type",
+            "3",
+            "--version-number",
+            &f.version_number,
+        ];
+        a.extend_from_slice(extra);
+        run(otad(dir, &a))
+    };
+
+    let v = stdout_json(&report(&[
+        "--state",
+        "downloading",
+        "--bytes-done",
+        "25000",
+        "--json",
+    ]));
+    assert_eq!(
+        (
+            v["state"].as_str(),
+            v["result"].as_u64(),
+            v["bytesDone"].as_u64()
+        ),
+        (Some("downloading"), Some(0), Some(25_000)),
+        "{v}"
+    );
+    let ota = &device_json(&f)["ota"][0];
+    assert_eq!(
+        (ota["state"].as_str(), ota["bytesDone"].as_u64()),
+        (Some("downloading"), Some(25_000))
+    );
+
+    // A failure with its reason, by name; the server keeps the reason.
+    let v = stdout_json(&report(&[
+        "--state",
+        "failed",
+        "--result",
+        "integrity-failure",
+        "--json",
+    ]));
+    assert_eq!(
+        (v["result"].as_u64(), v["resultName"].as_str()),
+        (Some(5), Some("integrity-failure")),
+        "{v}"
+    );
+    let ota = &device_json(&f)["ota"][0];
+    assert_eq!(
+        (ota["state"].as_str(), ota["result"].as_u64()),
+        (Some("failed"), Some(5)),
+        "{ota}"
+    );
+
+    // Numbers work as well as names; defaults: installed → success, deferred → deferred.
+    let out = report(&["--state", "3"]);
+    expect_code(&out, 0);
+    assert!(
+        text(&out.stdout).contains("reported installing (result 0 initial)"),
+        "{}",
+        text(&out.stdout)
+    );
+    stdout_json(&report(&["--state", "installed", "--json"]));
+    assert_eq!(device_json(&f)["ota"][0]["result"], 1);
+    stdout_json(&report(&["--state", "deferred", "--json"]));
+    let ota = &device_json(&f)["ota"][0];
+    assert_eq!(
+        (ota["state"].as_str(), ota["result"].as_u64()),
+        (Some("deferred"), Some(11)),
+        "{ota}"
+    );
+
+    // Bad input: usage errors naming what is allowed, before any connection.
+    let out = report(&["--state", "failed"]);
+    one_line_error(&out, 2, "needs --result");
+    assert!(
+        text(&out.stderr).contains("update-failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = report(&["--state", "installed", "--result", "out-of-ram"]);
+    one_line_error(&out, 2, "not allowed with --state installed");
+    for (flag, value, needle) in [
+        ("--state", "rebooting", "unknown state"),
+        ("--state", "7", "unknown state"),
+        ("--result", "12", "unknown result"),
+    ] {
+        let mut a = vec![flag, value];
+        if flag == "--result" {
+            a.extend(["--state", "failed"]);
+        }
+        let out = report(&a);
+        expect_code(&out, 2);
+        assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+    }
+    // An image never offered: the server refuses, one line, exit 1; nothing recorded.
+    let out = run(otad(
+        dir,
+        &[
+            "report",
+            "--device-id",
+            &f.device,
+            "--token",
+            &f.token,
+            "--type",
+            "3",
+            "--version-number",
+            "999",
+            "--state",
+            "installed",
+        ],
+    ));
+    one_line_error(&out, 1, "FORBIDDEN");
+    assert!(
+        text(&out.stderr).contains("offered"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(device_json(&f)["ota"][0]["state"], "deferred");
 }
 
 #[test]

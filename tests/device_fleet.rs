@@ -1,8 +1,10 @@
 //! A fleet against a real `otad serve` over real TLS: 1,000 devices registered through the
 //! CSV import endpoint check and download at once with `otad device simulate` (every chunk
-//! verified, every image checked against both hashes, all must succeed), and the
-//! simulator's failure accounting through the library API (`otad::client::simulate::run`).
-//! CLI details of `check`/`download` are in `device_cli.rs`.
+//! verified, every image checked against both hashes, all must succeed), the simulator's
+//! failure accounting through the library API (`otad::client::simulate::run`), its install
+//! step with injected failures (seeded shares, every device's state on the server), and its
+//! defaults without a devices file (its own devices, the associated firmware type).
+//! CLI details of `check`/`download`/`report` are in `device_cli.rs`.
 
 mod api_common;
 
@@ -11,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_common::*;
+use otad::client::install::Ending;
 use otad::client::simulate::{self, Mode, Options, SimEvent, Stage};
 use serde_json::{Value, json};
 
@@ -120,6 +123,9 @@ fn thousand_devices_check_and_download_at_once() {
             &FLEET.to_string(),
             "--concurrency",
             &FLEET.to_string(),
+            // No --type: the firmware type comes from the API (the first device's type).
+            "--partner",
+            &t.id,
             "--json",
         ])
         .env_remove("OTAD_DATA_DIR")
@@ -303,7 +309,7 @@ fn simulate_cli(data: &Path, file: &Path, extra: &[&str]) -> std::process::Outpu
     Command::new(env!("CARGO_BIN_EXE_otad"))
         .arg("--data-dir")
         .arg(data)
-        .args(["device", "simulate", "--devices-file"])
+        .args(["device", "simulate", "--type", "3", "--devices-file"])
         .arg(file)
         .args(extra)
         .env_remove("OTAD_DATA_DIR")
@@ -489,4 +495,346 @@ fn raw_repeat_and_hold_modes() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = simulate_cli(&server.data, &file, &["--warmup-seconds", "1"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+/// Runs `otad --data-dir <data> device simulate <args>` to completion (bounded), with no
+/// inherited OTAD_* variables and a config home of its own (no saved login).
+fn simulate_run(server: &Server, args: &[&str]) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_otad"))
+        .arg("--data-dir")
+        .arg(&server.data)
+        .args(["device", "simulate"])
+        .args(args)
+        .env_remove("OTAD_DATA_DIR")
+        .env_remove("OTAD_PARTNER")
+        .env_remove("OTAD_URL")
+        .env_remove("OTAD_TOKEN")
+        .env("XDG_CONFIG_HOME", server.root().join("config-home"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn otad device simulate");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(SIM_TIMEOUT) {
+        Ok(out) => out.expect("wait for the simulator"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the simulator did not finish within {SIM_TIMEOUT:?}");
+        }
+    }
+}
+
+#[track_caller]
+fn json_out(out: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"))
+}
+
+/// Device type `name` with an image of MCU type 101 ("1.0.0") associated; returns the
+/// device type id and the image's version number.
+fn mcu_device_type(server: &Server, t: &Tenant, name: &str, seed: u64) -> (String, u64) {
+    let dt = server.api.device_type(&t.id, &t.token, name);
+    let (_, url) = server.api.publish(&t.id, &t.token, &bytes(40_000, seed));
+    let record = server.api.pool_create(
+        &t.id,
+        &t.token,
+        &json!({"name": format!("{name}-mcu"), "type": 101, "version": "1.0.0", "url": url}),
+    );
+    server.api.associate(&t.id, &t.token, &dt, &record);
+    let vn: u64 = s(&record, "versionNumber").parse().expect("versionNumber");
+    (dt, vn)
+}
+
+#[test]
+fn simulate_installs_with_injected_failures_and_registers_its_own_fleet() {
+    const N: usize = 200;
+    let server = Server::start();
+    let admin = server.admin_token();
+    let t = server.api.tenant(&admin, "Inject");
+    server.api.fw_type(&t.id, &t.token, 101, "MCU_MAIN");
+    let (dt, vn) = mcu_device_type(&server, &t, "inject-kettle", 41);
+
+    // No --devices-file, no --type: the simulator registers N devices for the partner
+    // under its only device type with an image, and simulates that image's type (101).
+    let tokens = server.root().join("sim-tokens.csv");
+    let fleet_state = server.root().join("fleet-state.csv");
+    let started = Instant::now();
+    let out = simulate_run(
+        &server,
+        &[
+            "--partner",
+            &t.id,
+            "--devices",
+            &N.to_string(),
+            "--concurrency",
+            "50",
+            "--fail-share",
+            "0.2",
+            "--fail-result",
+            "not-enough-flash",
+            "--never-confirm-share",
+            "0.1",
+            "--install-secs",
+            "0.5",
+            "--seed",
+            "5",
+            "--devices-out",
+            tokens.to_str().expect("utf-8 path"),
+            "--fleet-state",
+            fleet_state.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let v = json_out(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("registered {N} devices"))
+            && stderr.contains(&format!("device type {dt}, firmware type 101")),
+        "{stderr}"
+    );
+    assert_eq!(
+        (v["devices"].as_u64(), v["ok"].as_u64()),
+        (Some(N as u64), Some(N as u64)),
+        "{v}"
+    );
+    assert_eq!(
+        v["failed"], 0,
+        "injected failures are outcomes, not failures: {v}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "every install took 0.5 s"
+    );
+
+    // The devices it registered, with their tokens, 0600.
+    let csv = std::fs::read_to_string(&tokens).expect("tokens file");
+    let devices = simulate::parse_devices_csv(&csv).expect("tokens CSV");
+    assert_eq!(devices.len(), N);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&tokens)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "tokens are secrets");
+
+    // Exactly the devices the seeded hash picks, in shares within sampling error.
+    let plan = simulate::Install {
+        fail_share: 0.2,
+        fail_result: 2,
+        never_confirm_share: 0.1,
+        seed: 5,
+        ..simulate::Install::default()
+    };
+    let endings: Vec<Ending> = devices.iter().map(|d| plan.ending(&d.id)).collect();
+    let count = |e: Ending| endings.iter().filter(|x| **x == e).count();
+    let (failed, never, confirmed) = (
+        count(Ending::Fail(2)),
+        count(Ending::NeverConfirm),
+        count(Ending::Confirm),
+    );
+    assert_eq!(
+        v["install"],
+        json!({
+            "installed": never + confirmed,
+            "confirmed": confirmed,
+            "failed": failed,
+            "neverConfirmed": never,
+        }),
+        "{v}"
+    );
+    // 4 standard deviations of a binomial share at n = 200.
+    let share = |k: usize| k as f64 / N as f64;
+    assert!((share(failed) - 0.2).abs() < 0.12, "{failed} of {N} failed");
+    assert!(
+        (share(never) - 0.1).abs() < 0.09,
+        "{never} of {N} never confirmed"
+    );
+
+    // The server's view of every device matches what it was made to do.
+    for (d, ending) in devices.iter().zip(&endings) {
+        let dev = server
+            .api
+            .get(&format!("{}/devices/{}", t.base(), d.id), &t.token)
+            .ok_json(200);
+        assert_eq!(dev["deviceTypeId"], dt.as_str(), "{dev}");
+        let ota = &dev["ota"][0];
+        assert_eq!(ota["type"], 101, "{dev}");
+        assert_eq!(ota["versionNumber"], vn.to_string(), "{dev}");
+        let history: Vec<&str> = ota["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter_map(|e| e["state"].as_str())
+            .collect();
+        match ending {
+            Ending::Fail(_) => {
+                assert_eq!(ota["state"], "failed", "{dev}");
+                assert_eq!(ota["result"], 2, "the reason: not enough flash: {dev}");
+                assert_eq!(history, ["offered", "downloaded", "installing"], "{dev}");
+            }
+            Ending::NeverConfirm => {
+                assert_eq!(ota["state"], "installed", "{dev}");
+                assert_eq!(ota["result"], 1, "{dev}");
+            }
+            Ending::Confirm => {
+                assert_eq!(ota["state"], "confirmed", "{dev}");
+                assert_eq!(
+                    history,
+                    ["offered", "downloaded", "installing", "installed"],
+                    "{dev}"
+                );
+                assert_eq!(
+                    dev["installed"],
+                    json!([{"type": 101, "versionNumber": vn.to_string(), "versionAttributeId": 2101}]),
+                    "the confirming CHECK: {dev}"
+                );
+            }
+        }
+    }
+
+    // The same devices again from the file, installed already: nothing offered for them.
+    let out = simulate_run(
+        &server,
+        &[
+            "--devices-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--type",
+            "101",
+            "--installed",
+            &vn.to_string(),
+            "--devices",
+            "3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("nothing offered for type 101 at installed version"),
+        "{out:?}"
+    );
+
+    // Accepted as up to date when asked (devices a staged rollout has not reached).
+    let v = json_out(&simulate_run(
+        &server,
+        &[
+            "--devices-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--type",
+            "101",
+            "--installed",
+            &vn.to_string(),
+            "--devices",
+            "3",
+            "--allow-no-offer",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (
+            v["ok"].as_u64(),
+            v["failed"].as_u64(),
+            v["notOffered"].as_u64()
+        ),
+        (Some(3), Some(0), Some(3)),
+        "{v}"
+    );
+
+    // The next pass of the same fleet from its state file: the devices that never confirmed
+    // stay away, the confirmed ones CHECK with the new number (nothing offered), and the
+    // ones that failed try again, this time without injected failures, and confirm.
+    let state = std::fs::read_to_string(&fleet_state).expect("fleet state file");
+    assert_eq!(state.lines().count(), 1 + confirmed + never, "{state}");
+    let v = json_out(&simulate_run(
+        &server,
+        &[
+            "--devices-file",
+            tokens.to_str().expect("utf-8 path"),
+            "--type",
+            "101",
+            "--install",
+            "--allow-no-offer",
+            "--fleet-state",
+            fleet_state.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    ));
+    assert_eq!(v["devices"], N - never, "{v}");
+    assert_eq!(v["notOffered"], confirmed, "{v}");
+    assert_eq!(
+        (
+            v["install"]["confirmed"].as_u64(),
+            v["install"]["failed"].as_u64()
+        ),
+        (Some(failed as u64), Some(0)),
+        "{v}"
+    );
+    let state = std::fs::read_to_string(&fleet_state).expect("fleet state file");
+    assert_eq!(
+        state.lines().count(),
+        1 + N,
+        "every device recorded now: {state}"
+    );
+    for (d, ending) in devices.iter().zip(&endings) {
+        if *ending == Ending::Fail(2) {
+            let dev = server
+                .api
+                .get(&format!("{}/devices/{}", t.base(), d.id), &t.token)
+                .ok_json(200);
+            assert_eq!(dev["ota"][0]["state"], "confirmed", "retried: {dev}");
+        }
+    }
+
+    // Defaults that cannot be decided are usage errors that say what to pass.
+    let (dt2, _) = mcu_device_type(&server, &t, "inject-toaster", 42);
+    let out = simulate_run(&server, &["--partner", &t.id, "--devices", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("several device types")
+            && stderr.contains(&dt2)
+            && stderr.contains("--device-type"),
+        "{stderr}"
+    );
+    // Naming the device type settles it; a plain run (no install) stops at DOWNLOADED.
+    let v = json_out(&simulate_run(
+        &server,
+        &[
+            "--partner",
+            &t.id,
+            "--device-type",
+            &dt2,
+            "--devices",
+            "2",
+            "--json",
+        ],
+    ));
+    assert_eq!((v["ok"].as_u64(), v.get("install")), (Some(2), None), "{v}");
+    // Shares that cannot hold, and a reason that is no failure.
+    for bad in [
+        &["--fail-share", "1.5"][..],
+        &["--fail-share", "0.7", "--never-confirm-share", "0.4"],
+        &["--fail-share", "0.1", "--fail-result", "success"],
+        &["--install-secs", "1", "--hold", "5"],
+    ] {
+        let mut args = vec!["--partner", t.id.as_str(), "--device-type", dt2.as_str()];
+        args.extend_from_slice(bad);
+        let out = simulate_run(&server, &args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+    }
 }

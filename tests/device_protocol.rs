@@ -8,7 +8,7 @@ mod api_common;
 use std::time::Duration;
 
 use api_common::*;
-use otad::client::device::{Client, ClientConfig, ClientError, Progress};
+use otad::client::device::{Client, ClientConfig, ClientError, Progress, ProgressReports};
 use otad::ocp::wire::{self, ErrorCode, Message};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -117,6 +117,57 @@ async fn until_closed(client: &mut Client) -> Vec<(u32, Message)> {
             Ok(Err(_)) => return frames,
             Err(_) => panic!("server did not close the connection within 30 s; got {frames:?}"),
         }
+    }
+}
+
+/// Progress REPORTs ride in the download's pipeline and count against max_inflight: at
+/// every window size, including 1, the server never answers TOO_MANY_INFLIGHT, and it
+/// stores each report as it comes.
+#[test]
+fn progress_reports_inside_the_download_pipeline() {
+    let server = Server::start();
+    let f = fleet(&server, "prog", 300_000 + 123, 9);
+    let rt = runtime();
+    for window in [1u8, 2, 16] {
+        let mut cfg = client_config(&server, &f.device, &f.token);
+        cfg.max_inflight = window;
+        cfg.chunk_log = 2;
+        let sent = rt.block_on(async {
+            let mut c = Client::connect(&cfg).await.expect("connect");
+            let offer = c.check(&[(3, 0)]).await.expect("check").remove(0);
+            let mut progress = Progress {
+                blake3: offer.blake3,
+                size: offer.size,
+                verified_upto: 0,
+            };
+            let mut reports = ProgressReports::new(&offer, 0);
+            let mut out = Vec::new();
+            c.download_reporting(&mut progress, None, Some(&mut reports), |_, d| {
+                out.extend_from_slice(d);
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("window {window}: {e}"));
+            assert_eq!(out, f.data, "window {window}");
+            // The connection is still in step: the next request gets its own answer.
+            c.ping().await.expect("ping after the download");
+            reports.sent
+        });
+        assert_eq!(
+            sent, 9,
+            "one report per tenth (the last is DOWNLOADED's): window {window}"
+        );
+        let dev = server
+            .api
+            .get(
+                &format!("{}/devices/{}", f.tenant.base(), f.device),
+                &f.tenant.token,
+            )
+            .ok_json(200);
+        let ota = &dev["ota"][0];
+        assert_eq!(ota["state"], "downloading", "{dev}");
+        let done = ota["bytesDone"].as_u64().expect("bytesDone");
+        assert!(done >= 9 * 30_013 && done < f.data.len() as u64, "{dev}");
     }
 }
 

@@ -5,9 +5,10 @@
 //!
 //! Not here: the fleet simulator (`simulate.rs`) and the codec (`ocp/wire.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -16,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::hashtree;
+use crate::ocp::report;
 use crate::ocp::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem};
 
 #[derive(Debug, thiserror::Error)]
@@ -388,6 +390,20 @@ impl Client {
         &mut self,
         progress: &mut Progress,
         limit: Option<u64>,
+        sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), ClientError> {
+        self.download_reporting(progress, limit, None, sink).await
+    }
+
+    /// [`Client::download`] that also tells the server how far it got: a REPORT
+    /// DOWNLOADING with the verified bytes whenever `reports` says one is due, sent inside
+    /// the same pipeline (counted against max_inflight), every REPORT_OK awaited before
+    /// returning.
+    pub async fn download_reporting(
+        &mut self,
+        progress: &mut Progress,
+        limit: Option<u64>,
+        mut reports: Option<&mut ProgressReports>,
         mut sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
     ) -> Result<(), ClientError> {
         let g = hashtree::group_size(self.granted.chunk_log);
@@ -399,13 +415,17 @@ impl Client {
         let mut next = progress.verified_upto;
         let mut pending: BTreeMap<u32, u64> = BTreeMap::new();
         let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        // The REPORTs in flight.
+        let mut report_rids: BTreeSet<u32> = BTreeSet::new();
         let group_len =
             u32::try_from(g).map_err(|_| ClientError::Protocol("group too large".into()))?;
         let window = usize::from(self.granted.max_inflight);
-        while progress.verified_upto < end {
+        while progress.verified_upto < end || !report_rids.is_empty() {
+            let in_flight = pending.len() + report_rids.len();
             // Refill once half the window is answered, in one write.
-            if pending.len() <= window / 2 && next < end {
-                while next < end && pending.len() < window {
+            if pending.len() <= window / 2 && next < end && in_flight < window {
+                let mut in_flight = in_flight;
+                while next < end && in_flight < window {
                     let rid = self.queue(&Message::Get {
                         blake3: progress.blake3,
                         offset: next,
@@ -413,6 +433,7 @@ impl Client {
                         with_proof: true,
                     });
                     pending.insert(rid, next);
+                    in_flight += 1;
                     next += g;
                 }
                 self.send_queued().await?;
@@ -421,6 +442,17 @@ impl Client {
             if rid == 0 {
                 self.server_initiated(msg)?;
                 continue;
+            }
+            if report_rids.remove(&rid) {
+                match ClientError::from_error_frame(msg)? {
+                    Message::ReportOk => continue,
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "expected REPORT_OK, got {:?}",
+                            other.msg_type()
+                        )));
+                    }
+                }
             }
             let Some(offset) = pending.remove(&rid) else {
                 return Err(ClientError::Protocol(format!(
@@ -466,8 +498,66 @@ impl Client {
                 sink(progress.verified_upto, &data)?;
                 progress.verified_upto += data.len() as u64;
             }
+            // One answer was just taken off the window, so a REPORT fits in it.
+            if let Some(r) = reports.as_deref_mut()
+                && progress.verified_upto < progress.size
+                && r.due(progress.verified_upto)
+            {
+                let rid = self.queue(&Message::Report {
+                    fw_type: r.fw_type,
+                    version_number: r.version_number,
+                    state: report::DOWNLOADING,
+                    result: report::RESULT_INITIAL,
+                    bytes_done: progress.verified_upto,
+                });
+                self.send_queued().await?;
+                r.sent(progress.verified_upto);
+                report_rids.insert(rid);
+            }
         }
         Ok(())
+    }
+}
+
+/// When a download tells the server its progress: every `step` verified bytes (10 % of
+/// the image by default) or after `interval` (a minute), whichever comes first, as
+/// docs/protocol.md section 14 asks ("now and then, not for every group").
+#[derive(Debug, Clone)]
+pub struct ProgressReports {
+    pub fw_type: u16,
+    pub version_number: u64,
+    pub step: u64,
+    pub interval: Duration,
+    next_at: u64,
+    last: Instant,
+    /// How many progress REPORTs were sent.
+    pub sent: u64,
+}
+
+impl ProgressReports {
+    /// Reports for the image of this offer, from `from` verified bytes on, every tenth of
+    /// it or every minute.
+    pub fn new(offer: &OfferItem, from: u64) -> Self {
+        let step = offer.size.div_ceil(10).max(1);
+        Self {
+            fw_type: offer.fw_type,
+            version_number: offer.version_number,
+            step,
+            interval: Duration::from_secs(60),
+            next_at: (from / step + 1) * step,
+            last: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    fn due(&self, verified: u64) -> bool {
+        verified >= self.next_at || self.last.elapsed() >= self.interval
+    }
+
+    fn sent(&mut self, verified: u64) {
+        self.next_at = (verified / self.step + 1) * self.step;
+        self.last = Instant::now();
+        self.sent += 1;
     }
 }
 

@@ -2,15 +2,16 @@
 //!
 //! The steps, each a function below: CHECK and pick the offer, find where to resume,
 //! open the output and write the state that vouches for it, fetch the rest (saving the
-//! state every `--save-every` MiB), finish the file, check it whole against the offer's
-//! hashes, REPORT DOWNLOADED. Not here: the state file's format (`state.rs`), the progress
-//! line (`progress.rs`) and the printed result (`report.rs`).
+//! state every `--save-every` MiB, telling the server the progress every 10 %), finish the
+//! file, check it whole against the offer's hashes, REPORT DOWNLOADED, and with `--install`
+//! the install step (`client/install.rs`). Not here: the state file's format (`state.rs`),
+//! the progress line (`progress.rs`) and the printed result (`report.rs`).
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
@@ -20,8 +21,10 @@ use super::state::{DownloadState, load_state, save_state};
 use super::target::{Target, check_identity, client_config, resolve};
 use super::{DownloadArgs, Fail, InstalledArg, single_runtime};
 use crate::cli::output::size;
-use crate::client::device::{Client, ClientConfig, ClientError, Progress};
+use crate::client::device::{Client, ClientConfig, ClientError, Progress, ProgressReports};
+use crate::client::install::{self, Ending};
 use crate::model::hex;
+use crate::ocp::report;
 use crate::ocp::wire::{self, OfferItem};
 
 /// The CHECK list of `download`: the TYPE=VN values plus --type with its VN (default 0).
@@ -146,7 +149,13 @@ async fn download_async(
     let resume_from = resume_point(args, saved.as_ref(), &offer, client.granted.chunk_log);
     let mut sink = Sink::open(args, &offer, resume_from)?;
     client
-        .report(offer.fw_type, offer.version_number, 1, 0, resume_from)
+        .report(
+            offer.fw_type,
+            offer.version_number,
+            report::DOWNLOADING,
+            report::RESULT_INITIAL,
+            resume_from,
+        )
         .await
         .map_err(net)?;
 
@@ -155,11 +164,49 @@ async fn download_async(
     sink.complete(offer.size)?;
     check_whole(&mut client, args, &offer).await?;
     client
-        .report(offer.fw_type, offer.version_number, 2, 0, offer.size)
+        .report(
+            offer.fw_type,
+            offer.version_number,
+            report::DOWNLOADED,
+            report::RESULT_INITIAL,
+            offer.size,
+        )
         .await
         .map_err(net)?;
-
-    print_downloaded(args.json, &args.out, &offer, resume_from, started.elapsed());
+    let elapsed = started.elapsed();
+    let confirmed = if args.install {
+        let end = install::install(
+            client,
+            cfg,
+            &offer,
+            check_list,
+            Duration::ZERO,
+            Ending::Confirm,
+        )
+        .await
+        .map_err(|(step, e)| {
+            let when = match step {
+                install::Step::Install => "the install report",
+                install::Step::Confirm => "the confirming check after the install",
+            };
+            Fail::Error(format!(
+                "downloaded {}, but {when} failed: {}",
+                args.out.display(),
+                e.explain(addr)
+            ))
+        })?;
+        Some(end.map_or_else(Vec::new, |c| c.offers))
+    } else {
+        None
+    };
+    print_downloaded(
+        args.json,
+        &args.out,
+        &offer,
+        resume_from,
+        elapsed,
+        confirmed.as_deref(),
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -318,12 +365,13 @@ async fn fetch_rest(
         verified_upto: resume_from,
     };
     let mut meter = Meter::new(offer.size, resume_from, json_mode);
+    let mut reports = ProgressReports::new(offer, resume_from);
     let mut sink_error: Option<Fail> = None;
     let result = if progress.verified_upto == offer.size {
         Ok(())
     } else {
         client
-            .download(&mut progress, None, |offset, data| {
+            .download_reporting(&mut progress, None, Some(&mut reports), |offset, data| {
                 if let Err(e) = sink.write(offset, data) {
                     let message = format!(
                         "cannot write {} or {}: {e}",
@@ -376,7 +424,13 @@ async fn check_whole(
     }
     let _ = fs::remove_file(&args.state);
     let _ = client
-        .report(offer.fw_type, offer.version_number, 5, 5, offer.size)
+        .report(
+            offer.fw_type,
+            offer.version_number,
+            report::FAILED,
+            report::RESULT_INTEGRITY_FAILURE,
+            offer.size,
+        )
         .await;
     Err(Fail::Error(format!(
         "{} does not match the offered image's BLAKE3/SHA-256 (was it changed while downloading?); progress reset, run again to download it anew",

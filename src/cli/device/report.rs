@@ -78,13 +78,15 @@ pub(super) fn print_offers(offers: &[OfferItem], installed_empty: bool) {
     );
 }
 
-/// `device download`: what was downloaded, from where on, and how fast.
+/// `device download`: what was downloaded, from where on, and how fast; with `--install`,
+/// `confirmed` holds what the confirming CHECK offered next.
 pub(super) fn print_downloaded(
     json_mode: bool,
     out_path: &Path,
     offer: &OfferItem,
     resume_from: u64,
     elapsed: Duration,
+    confirmed: Option<&[OfferItem]>,
 ) {
     let fetched = offer.size - resume_from;
     if json_mode {
@@ -97,6 +99,13 @@ pub(super) fn print_downloaded(
                 "elapsedSeconds".into(),
                 json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
             );
+            if let Some(next) = confirmed {
+                m.insert("installed".into(), json!(true));
+                m.insert(
+                    "nextOffers".into(),
+                    Value::Array(next.iter().map(offer_json).collect()),
+                );
+            }
         }
         println!("{v}");
     } else {
@@ -119,6 +128,18 @@ pub(super) fn print_downloaded(
                 String::new()
             }
         );
+        if let Some(next) = confirmed {
+            println!(
+                "installed: reported INSTALLING and INSTALLED, reconnected and checked in with versionNumber {}",
+                offer.version_number
+            );
+            for o in next {
+                println!(
+                    "next offer: type {} version {} (versionNumber {})",
+                    o.fw_type, o.version, o.version_number
+                );
+            }
+        }
     }
 }
 
@@ -132,6 +153,9 @@ pub(super) fn print_report(r: &simulate::Report) {
         "devices     {} ok, {} failed (of {}, {how})",
         r.ok, r.failed, r.devices
     );
+    if r.not_offered > 0 {
+        println!("not offered {} (counted as up to date)", r.not_offered);
+    }
     println!(
         "elapsed     {secs:.2} s: {:.1} devices/s",
         r.devices_per_sec()
@@ -151,6 +175,12 @@ pub(super) fn print_report(r: &simulate::Report) {
             r.images
         ),
         simulate::Mode::Once => {}
+    }
+    if let Some(i) = r.installs {
+        println!(
+            "installs    {} installed: {} confirmed, {} never confirmed; {} failed (injected)",
+            i.installed, i.confirmed, i.never_confirmed, i.failed
+        );
     }
     let what = if r.raw { "raw, unverified" } else { "verified" };
     println!(

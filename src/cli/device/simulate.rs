@@ -1,8 +1,12 @@
-//! `otad device simulate`: the flags turned into simulator [`Options`], the run, and the
-//! progress lines of repeat and hold runs on stderr.
+//! `otad device simulate`: the fleet (from `--devices-file` or registered through the API),
+//! the flags turned into simulator [`Options`], the run, and the progress lines of repeat
+//! and hold runs on stderr.
 //!
-//! Not here: the simulation (`client/simulate/`) and the printed totals (`report.rs`).
+//! Not here: the API calls behind the defaults (`fleet_setup.rs`), the state kept between
+//! runs (`fleet_state.rs`), the simulation (`client/simulate/`) and the printed totals
+//! (`report.rs`).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,19 +14,61 @@ use std::time::Duration;
 
 use super::report::print_report;
 use super::target::resolve;
-use super::{Fail, SimulateArgs};
+use super::{Fail, SimulateArgs, fleet_setup, fleet_state};
 use crate::client::simulate::{self, DeviceCreds, Options};
 
-pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
-    let target = resolve(&args.endpoint, data_dir)?;
-    let text = fs::read_to_string(&args.devices_file)
-        .map_err(|e| Fail::Error(format!("cannot read {}: {e}", args.devices_file.display())))?;
+/// Without `--devices-file`: new devices registered through the API, and their firmware
+/// type (`--type`, else that of their device type's images).
+fn registered_fleet(args: &SimulateArgs, data_dir: &Path) -> Result<(Vec<DeviceCreds>, u16), Fail> {
+    let mut ctx = fleet_setup::connect(args.partner.clone(), data_dir)?;
+    let (dt, types) = fleet_setup::pick_device_type(&mut ctx, args.device_type.as_deref())?;
+    let fw_type = match args.fw_type {
+        Some(t) => t,
+        None => fleet_setup::firmware_type(&types, &dt)?,
+    };
+    if let Some(out) = &args.devices_out
+        && out.exists()
+    {
+        return Err(Fail::Usage(format!(
+            "{} exists already; --devices-out writes a new file",
+            out.display()
+        )));
+    }
+    let n = args
+        .devices
+        .map_or(100, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let devices = fleet_setup::register(&mut ctx, &dt, n)?;
+    let first = devices.first().map_or("", |d| d.id.as_str());
+    let mut said = format!(
+        "otad: simulate: registered {} devices ({first} …) of device type {dt}, firmware type {fw_type}",
+        devices.len()
+    );
+    if let Some(out) = &args.devices_out {
+        let csv: String = std::iter::once("deviceId,token\n".to_string())
+            .chain(devices.iter().map(|d| format!("{},{}\n", d.id, d.token)))
+            .collect();
+        crate::datadir::write_private_file(out, csv.as_bytes())
+            .map_err(|e| Fail::Error(format!("cannot write {}: {e}", out.display())))?;
+        said.push_str(&format!("; their tokens are in {}", out.display()));
+    }
+    eprintln!("{said}");
+    Ok((devices, fw_type))
+}
+
+/// The devices to simulate and their firmware type: from `--devices-file` (the type from
+/// `--type`, else asked of the API), or registered through the API.
+fn fleet(args: &SimulateArgs, data_dir: &Path) -> Result<(Vec<DeviceCreds>, u16), Fail> {
+    let Some(file) = &args.devices_file else {
+        return registered_fleet(args, data_dir);
+    };
+    let text = fs::read_to_string(file)
+        .map_err(|e| Fail::Error(format!("cannot read {}: {e}", file.display())))?;
     let mut devices: Vec<DeviceCreds> = simulate::parse_devices_csv(&text)
-        .map_err(|e| Fail::Error(format!("{}: {e}", args.devices_file.display())))?;
+        .map_err(|e| Fail::Error(format!("{}: {e}", file.display())))?;
     if devices.is_empty() {
         return Err(Fail::Error(format!(
             "{} lists no devices (expected deviceId,token lines)",
-            args.devices_file.display()
+            file.display()
         )));
     }
     if let Some(n) = args.devices {
@@ -30,12 +76,48 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
         if n > devices.len() {
             return Err(Fail::Usage(format!(
                 "--devices {n} but {} lists only {}; import more devices or lower --devices",
-                args.devices_file.display(),
+                file.display(),
                 devices.len()
             )));
         }
         devices.truncate(n);
     }
+    let fw_type = match args.fw_type {
+        Some(t) => t,
+        None => {
+            let first = devices.first().map_or("", |d| d.id.as_str()).to_string();
+            let found = fleet_setup::connect(args.partner.clone(), data_dir)
+                .and_then(|mut ctx| fleet_setup::firmware_type_of_device(&mut ctx, &first));
+            found.map_err(|e| {
+                let why = match e {
+                    Fail::Usage(m) | Fail::Error(m) => m,
+                    Fail::Cli(e) => e.message,
+                };
+                Fail::Usage(format!(
+                    "which firmware type? pass --type T (asking the API failed: {why})"
+                ))
+            })?
+        }
+    };
+    Ok((devices, fw_type))
+}
+
+pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode, Fail> {
+    let target = resolve(&args.endpoint, data_dir)?;
+    if args.fail_share.unwrap_or(0.0) + args.never_confirm_share.unwrap_or(0.0) > 1.0 + 1e-9 {
+        return Err(Fail::Usage(
+            "--fail-share and --never-confirm-share together exceed 1 (all devices)".into(),
+        ));
+    }
+    let (mut devices, fw_type) = fleet(args, data_dir)?;
+    let mut fleet_state = match &args.fleet_state {
+        Some(path) => Some(fleet_state::load(path)?),
+        None => None,
+    };
+    let installed_by_device = match (&fleet_state, &args.fleet_state) {
+        (Some(state), Some(path)) => resume_fleet(state, path, fw_type, &mut devices)?,
+        _ => HashMap::new(),
+    };
     let mut opts = Options::new(
         target.addr.clone(),
         target.server_name.clone(),
@@ -43,7 +125,22 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
         devices,
     );
     opts.concurrency = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
-    opts.fw_type = args.fw_type;
+    opts.fw_type = fw_type;
+    opts.installed_version = args.installed;
+    opts.installed_by_device = installed_by_device;
+    opts.no_offer_ok = args.allow_no_offer;
+    let injecting = args.fail_share.is_some()
+        || args.never_confirm_share.is_some()
+        || args.install_secs.is_some();
+    if args.install || injecting {
+        opts.install = Some(simulate::Install {
+            delay: Duration::from_secs_f64(args.install_secs.unwrap_or(0.0)),
+            fail_share: args.fail_share.unwrap_or(0.0),
+            fail_result: args.fail_result,
+            never_confirm_share: args.never_confirm_share.unwrap_or(0.0),
+            seed: args.seed,
+        });
+    }
     opts.chunk_log = args.chunk_log;
     opts.max_inflight = args.max_inflight;
     opts.timeout = Duration::from_secs(args.timeout);
@@ -81,6 +178,10 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
     let report = rt
         .block_on(simulate::run(opts))
         .map_err(|e| Fail::Error(e.to_string()))?;
+    if let (Some(state), Some(path)) = (fleet_state.as_mut(), &args.fleet_state) {
+        fleet_state::record(state, fw_type, &report.endings);
+        fleet_state::save(path, state)?;
+    }
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -96,6 +197,38 @@ pub(super) fn simulate(args: &SimulateArgs, data_dir: &Path) -> Result<ExitCode,
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the `--fleet-state` of earlier runs: leaves out the devices that are away and
+/// returns the version number each other listed device runs.
+fn resume_fleet(
+    state: &fleet_state::FleetState,
+    path: &Path,
+    fw_type: u16,
+    devices: &mut Vec<DeviceCreds>,
+) -> Result<HashMap<String, u64>, Fail> {
+    let before = devices.len();
+    devices.retain(|d| !state.get(&d.id).is_some_and(|e| e.away));
+    let away = before - devices.len();
+    if devices.is_empty() {
+        return Err(Fail::Error(format!(
+            "every device is away in {} (installed, never confirmed): nothing to simulate",
+            path.display()
+        )));
+    }
+    if away > 0 {
+        eprintln!(
+            "otad: simulate: {away} devices stay away (never confirmed, {})",
+            path.display()
+        );
+    }
+    Ok(devices
+        .iter()
+        .filter_map(|d| {
+            let e = state.get(&d.id).filter(|e| e.fw_type == fw_type)?;
+            Some((d.id.clone(), e.version_number))
+        })
+        .collect())
 }
 
 /// One stderr line per moment of a repeat or hold run, with the wall-clock time.

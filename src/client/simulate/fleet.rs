@@ -29,6 +29,12 @@ pub async fn run(opts: Options) -> Result<Report, SimError> {
     if get == 0 || !get.is_multiple_of(g) || get > u64::from(u32::MAX) {
         return Err(SimError::GetSize(g));
     }
+    if let Some(install) = &opts.install {
+        install.check()?;
+        if opts.mode != Mode::Once {
+            return Err(SimError::InstallMode);
+        }
+    }
     check_ca(&opts.ca_file)?;
     let opts = Arc::new(opts);
     let started = Instant::now();
@@ -58,6 +64,9 @@ async fn run_pool(opts: &Arc<Options>) -> Result<Vec<Outcome>, SimError> {
                     break;
                 };
                 let mut out = Outcome::default();
+                if opts.install.is_some() {
+                    out.device_id.clone_from(&device.id);
+                }
                 let result = once_flow(&opts, device, &mut out).await;
                 record(&mut out, device, result);
                 outcomes.push(out);

@@ -1,8 +1,9 @@
 //! What one simulated device does: connect + HELLO + CHECK, then (once) the reference
-//! client's verified download and REPORT, or (repeat, hold) a pipelined download loop or an
-//! idle connection, each step against a deadline.
+//! client's verified download and REPORT, and the install step if asked, or (repeat,
+//! hold) a pipelined download loop or an idle connection, each step against a deadline.
 //!
-//! Not here: the protocol client (`client/device.rs`) and the drivers (`fleet.rs`).
+//! Not here: the protocol client (`client/device.rs`), the install step itself
+//! (`client/install.rs`) and the drivers (`fleet.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -15,7 +16,9 @@ use super::options::{DeviceCreds, Mode, Options};
 use super::report::{Outcome, Stage, Tally, count};
 use super::together::{Together, settle};
 use crate::client::device::{Client, ClientConfig, ClientError, Progress};
+use crate::client::install;
 use crate::hashtree;
+use crate::ocp::report;
 use crate::ocp::wire::{Message, OfferItem, PROOF_ROOM};
 
 /// Runs one step against a deadline.
@@ -32,16 +35,10 @@ async fn within<T>(
     }
 }
 
-/// Connect + HELLO, then CHECK for the simulated firmware type; returns the offer.
-async fn connect_and_check(
-    opts: &Options,
-    device: &DeviceCreds,
-    deadline: tokio::time::Instant,
-    out: &mut Outcome,
-) -> Result<(Client, OfferItem), (Stage, String)> {
-    let addr = opts.addr.as_str();
+/// How `device` connects.
+fn client_config(opts: &Options, device: &DeviceCreds) -> ClientConfig {
     let get = opts.get_bytes();
-    let cfg = ClientConfig {
+    ClientConfig {
         addr: opts.addr.clone(),
         server_name: opts.server_name.clone(),
         ca_file: opts.ca_file.clone(),
@@ -54,7 +51,18 @@ async fn connect_and_check(
             .max(u32::try_from(get + u64::from(PROOF_ROOM)).unwrap_or(u32::MAX)),
         max_inflight: opts.max_inflight,
         chunk_log: opts.chunk_log,
-    };
+    }
+}
+
+/// Connect + HELLO, then CHECK for the simulated firmware type; returns the offer, if any.
+async fn connect_and_check(
+    opts: &Options,
+    device: &DeviceCreds,
+    deadline: tokio::time::Instant,
+    out: &mut Outcome,
+) -> Result<(Client, Option<OfferItem>), (Stage, String)> {
+    let addr = opts.addr.as_str();
+    let cfg = client_config(opts, device);
     let t = Instant::now();
     let mut client = within(deadline, Stage::Connect, addr, Client::connect(&cfg)).await?;
     out.connect = Some(t.elapsed());
@@ -64,34 +72,49 @@ async fn connect_and_check(
         deadline,
         Stage::Check,
         addr,
-        client.check(&[(opts.fw_type, 0)]),
+        client.check(&[(opts.fw_type, opts.installed_of(&device.id))]),
     )
     .await?;
     out.check = Some(t.elapsed());
-    let offer = offers
-        .into_iter()
-        .find(|o| o.fw_type == opts.fw_type)
-        .ok_or_else(|| {
-            (
-                Stage::Check,
-                format!(
-                    "nothing offered for type {} at installed version 0; associate an image with the device's type",
-                    opts.fw_type
-                ),
-            )
-        })?;
+    let offer = offers.into_iter().find(|o| o.fw_type == opts.fw_type);
     Ok((client, offer))
 }
 
-/// Once: connect, CHECK, download the image, check it, REPORT DOWNLOADED.
+/// A device offered nothing is a failure, unless the options accept it.
+fn required(
+    opts: &Options,
+    device: &DeviceCreds,
+    offer: Option<OfferItem>,
+) -> Result<OfferItem, (Stage, String)> {
+    offer.ok_or_else(|| {
+        (
+            Stage::Check,
+            format!(
+                "nothing offered for type {} at installed version {}; associate an image with the device's type",
+                opts.fw_type,
+                opts.installed_of(&device.id)
+            ),
+        )
+    })
+}
+
+/// Once: connect, CHECK, download the image, check it, REPORT DOWNLOADED; then the
+/// install step if asked.
 pub(super) async fn once_flow(
     opts: &Options,
     device: &DeviceCreds,
     out: &mut Outcome,
 ) -> Result<(), (Stage, String)> {
-    let deadline = tokio::time::Instant::now() + opts.timeout;
+    // The install's delay is the simulated device's own time, not the server's.
+    let install_time = opts.install.map_or(Duration::ZERO, |i| i.delay);
+    let deadline = tokio::time::Instant::now() + opts.timeout + install_time;
     let addr = opts.addr.as_str();
     let (mut client, offer) = connect_and_check(opts, device, deadline, out).await?;
+    if offer.is_none() && opts.no_offer_ok {
+        out.not_offered = true;
+        return Ok(());
+    }
+    let offer = required(opts, device, offer)?;
     let t = Instant::now();
     let mut tally = Tally::default();
     if opts.raw || opts.get_size.is_some() || !opts.hash_image {
@@ -106,11 +129,40 @@ pub(super) async fn once_flow(
         deadline,
         Stage::Report,
         addr,
-        client.report(opts.fw_type, offer.version_number, 2, 0, offer.size),
+        client.report(
+            opts.fw_type,
+            offer.version_number,
+            report::DOWNLOADED,
+            report::RESULT_INITIAL,
+            offer.size,
+        ),
     )
     .await?;
     out.tally = tally;
-    Ok(())
+    let Some(plan) = opts.install else {
+        return Ok(());
+    };
+    let ending = plan.ending(&device.id);
+    let cfg = client_config(opts, device);
+    let installed = [(opts.fw_type, opts.installed_of(&device.id))];
+    let step = install::install(client, &cfg, &offer, &installed, plan.delay, ending);
+    match tokio::time::timeout_at(deadline, step).await {
+        Ok(Ok(_)) => {
+            out.ending = Some((ending, offer.version_number));
+            Ok(())
+        }
+        Ok(Err((step, e))) => Err((Stage::from(step), e.explain(addr))),
+        Err(_) => Err((Stage::Install, "timed out".to_string())),
+    }
+}
+
+impl From<install::Step> for Stage {
+    fn from(step: install::Step) -> Self {
+        match step {
+            install::Step::Install => Stage::Install,
+            install::Step::Confirm => Stage::Confirm,
+        }
+    }
 }
 
 /// The reference client's verified download, and both hashes of the whole image on top.
@@ -174,7 +226,9 @@ pub(super) async fn together_flow(
     let connected = {
         let _permit = shared.connecting.acquire().await;
         let deadline = tokio::time::Instant::now() + opts.timeout;
-        connect_and_check(opts, device, deadline, out).await
+        connect_and_check(opts, device, deadline, out)
+            .await
+            .and_then(|(client, offer)| Ok((client, required(opts, device, offer)?)))
     };
     settle(opts, shared, connected.is_ok(), started);
     let (mut client, offer) = connected?;

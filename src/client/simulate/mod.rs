@@ -9,6 +9,8 @@
 //! - **once** (the default): every device connects + HELLO, CHECKs, downloads the offered
 //!   image once (every chunk verified, the whole image checked against both hashes),
 //!   REPORTs DOWNLOADED and disconnects; a bounded worker pool runs C devices at a time.
+//!   With [`Options::install`] it then installs (`client/install.rs`): a seeded share of
+//!   the devices fails with a reason, another never confirms, the rest reboot and confirm.
 //! - **repeat**: every device connects at once and downloads the image over and over; only
 //!   the chunks that arrive inside a measuring window (after a warm-up) are counted, so the
 //!   figures are steady-state throughput (chunks/s, MB/s, GET → DATA latency).
@@ -29,5 +31,7 @@ mod report;
 mod together;
 
 pub use self::fleet::run;
-pub use self::options::{DeviceCreds, Hook, Mode, Options, SimError, SimEvent, parse_devices_csv};
-pub use self::report::{Failure, MAX_ERRORS, Percentiles, Report, Stage};
+pub use self::options::{
+    DeviceCreds, Hook, Install, Mode, Options, SimError, SimEvent, parse_devices_csv,
+};
+pub use self::report::{Failure, Installs, MAX_ERRORS, Percentiles, Report, Stage};

@@ -1,6 +1,6 @@
 //! What a simulation measured: the per-device outcomes and their tally, the failures by
-//! [`Stage`], nearest-rank [`Percentiles`], and the [`Report`] summed from them with its
-//! stable JSON form.
+//! [`Stage`], how the installs ended ([`Installs`]), nearest-rank [`Percentiles`], and the
+//! [`Report`] summed from them with its stable JSON form.
 //!
 //! Not here: the human form of the report (`cli/device/report.rs`).
 
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::options::{DeviceCreds, Mode, Options};
+use crate::client::install::Ending;
 use crate::hashtree;
 
 /// How many device failures a [`Report`] keeps (the first ones, by time).
@@ -22,6 +23,8 @@ pub enum Stage {
     Download,
     Verify,
     Report,
+    Install,
+    Confirm,
     Hold,
 }
 
@@ -33,6 +36,8 @@ impl Stage {
             Stage::Download => "download",
             Stage::Verify => "verify",
             Stage::Report => "report",
+            Stage::Install => "install",
+            Stage::Confirm => "confirm",
             Stage::Hold => "hold",
         }
     }
@@ -44,6 +49,36 @@ pub struct Failure {
     pub device_id: String,
     pub stage: Stage,
     pub error: String,
+}
+
+/// How the installs of a run with the install step ended, over the devices that got
+/// through it (a device that failed on the way is a failure of the run instead).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Installs {
+    /// Reported INSTALLED (confirmed or not).
+    pub installed: usize,
+    /// Came back with the new number (the confirming CHECK).
+    pub confirmed: usize,
+    /// Reported FAILED, as injected.
+    pub failed: usize,
+    /// Reported INSTALLED and stayed away, as injected.
+    pub never_confirmed: usize,
+}
+
+impl Installs {
+    fn add(&mut self, ending: Ending) {
+        match ending {
+            Ending::Confirm => {
+                self.installed += 1;
+                self.confirmed += 1;
+            }
+            Ending::NeverConfirm => {
+                self.installed += 1;
+                self.never_confirmed += 1;
+            }
+            Ending::Fail(_) => self.failed += 1,
+        }
+    }
 }
 
 /// Percentiles of one measured step, over the devices that completed it.
@@ -115,6 +150,14 @@ pub struct Report {
     /// Hold: devices still connected when the hold ended, and PINGs answered.
     pub held: usize,
     pub pings: u64,
+    /// Once with `no_offer_ok`: devices that were offered nothing (counted in `ok`).
+    pub not_offered: usize,
+    /// Once with the install step: how the installs ended; `None` without it.
+    pub installs: Option<Installs>,
+    /// Once with the install step: each device that got through it, how its install ended
+    /// and the version number it installed, in no particular order (for a caller that
+    /// keeps the fleet's state between runs).
+    pub endings: Vec<(String, Ending, u64)>,
     /// TCP connect + TLS handshake + HELLO → HELLO_OK.
     pub connect: Percentiles,
     /// CHECK → OFFER.
@@ -166,6 +209,7 @@ impl Report {
             "concurrency": self.concurrency,
             "ok": self.ok,
             "failed": self.failed,
+            "notOffered": self.not_offered,
             "raw": self.raw,
             "bytes": self.bytes,
             "chunks": self.chunks,
@@ -190,6 +234,17 @@ impl Report {
             })).collect::<Vec<_>>(),
         });
         if let Some(m) = v.as_object_mut() {
+            if let Some(i) = self.installs {
+                m.insert(
+                    "install".into(),
+                    json!({
+                        "installed": i.installed,
+                        "confirmed": i.confirmed,
+                        "failed": i.failed,
+                        "neverConfirmed": i.never_confirmed,
+                    }),
+                );
+            }
             match self.mode {
                 Mode::Once => {}
                 Mode::Repeat { warmup, .. } => {
@@ -220,6 +275,12 @@ pub(super) struct Outcome {
     pub(super) tally: Tally,
     pub(super) held: bool,
     pub(super) pings: u64,
+    /// The device's id, kept when its install ending is (the install step only).
+    pub(super) device_id: String,
+    /// How the install ended, when the device got through it, and the version number.
+    pub(super) ending: Option<(Ending, u64)>,
+    /// Offered nothing, and that was accepted.
+    pub(super) not_offered: bool,
     pub(super) failure: Option<(Instant, Failure)>,
 }
 
@@ -251,6 +312,9 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
     let (mut connect, mut check, mut download, mut chunk) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut bytes, mut chunks, mut images, mut held, mut pings) = (0u64, 0u64, 0u64, 0, 0u64);
+    let mut installs = Installs::default();
+    let mut not_offered = 0;
+    let mut endings = Vec::new();
     for o in outcomes {
         connect.extend(o.connect);
         check.extend(o.check);
@@ -264,6 +328,11 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
                 images += o.tally.images;
                 chunk.extend(o.tally.latencies);
                 held += usize::from(o.held);
+                not_offered += usize::from(o.not_offered);
+                if let Some((ending, vn)) = o.ending {
+                    installs.add(ending);
+                    endings.push((o.device_id, ending, vn));
+                }
             }
         }
     }
@@ -290,6 +359,9 @@ pub(super) fn summarize(opts: &Options, outcomes: Vec<Outcome>, elapsed: Duratio
         window,
         held,
         pings,
+        not_offered,
+        installs: opts.install.map(|_| installs),
+        endings,
         connect: Percentiles::of(connect),
         check: Percentiles::of(check),
         download: Percentiles::of(download),
