@@ -2,12 +2,16 @@
 //! WebDriver HTTP protocol with reqwest's blocking client, against a real `otad serve`
 //! (the `api_common` harness) and a simulated device (the `otad device` commands).
 //!
-//! Covered: sign-in (wrong password, then right), the first-type prompt, creating and editing
-//! a type, device types and device registration (token read off the screen), the upload
-//! wizard with a real file input and API validation shown at its field, association
-//! (removed and added again), list filters, Deploy with live status (a simulated device
-//! downloading up to "confirmed", another at 50% and then failed with its reason), the
-//! device detail and list filters, an XSS attempt in a tag and a description rendered as
+//! Covered: sign-in (wrong password, then right) landing on the fleet dashboard (empty, and
+//! later with the version chart, OTA states and a failure with its reason), the first-type
+//! prompt, creating and editing a type, type folders with image count and newest version,
+//! device types and device registration (token read off the screen), the upload wizard
+//! with a real file input and API validation shown at its field, its last step's device
+//! count and lower-version warning, association (removed and added again), list filters,
+//! Deploy by filter (count, search) with live status (a simulated device downloading up to
+//! "confirmed", another at 50% and then failed with its reason), the device detail and
+//! list filters (version number, version string, id search, the OTA-state column), the
+//! audit view, a password change, an XSS attempt in a tag and a description rendered as
 //! text, partner isolation, an expired session, the admin screens (partner, user, removal),
 //! a file dropped on a type folder, image and device deletion, and (without a browser) the security and cache headers of
 //! the assets and the web sign-in client.
@@ -312,6 +316,29 @@ impl Browser {
         );
     }
 
+    /// Screenshots at a laptop width (1400 px) and a tablet width (820 px), named
+    /// `{name}-1400` and `{name}-820`; the window is 1280 × 900 again afterwards.
+    fn shots(&self, name: &str) {
+        for (width, height) in [(1400, 1000), (820, 1180)] {
+            self.raw(
+                "POST",
+                &self.s("/window/rect"),
+                Some(json!({"width": width, "height": height})),
+            );
+            // The layout settles before the picture (a frame after the resize).
+            self.js(
+                "return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));",
+                json!([]),
+            );
+            self.screenshot(&format!("{name}-{width}"));
+        }
+        self.raw(
+            "POST",
+            &self.s("/window/rect"),
+            Some(json!({"width": 1280, "height": 900})),
+        );
+    }
+
     fn screenshot(&self, name: &str) {
         if let Ok(v) = self.try_raw("GET", &self.s("/screenshot"), None)
             && let Some(b64) = v.as_str()
@@ -407,7 +434,13 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.fill("#login-password", &acme.password);
     b.click("#login-submit");
 
+    // --- The fleet dashboard is the landing screen; with no device type yet it says so.
+    b.wait_text("#dashboard", "No device types yet");
+    b.wait_text("#nav-dashboard[aria-current=page]", "Fleet");
+    b.shots("03a-dashboard-empty");
+
     // --- Image types: no own type yet, so the first-use prompt; create one.
+    b.click("#nav-types");
     b.find("#first-type-prompt");
     b.wait_text("#who", "Acme");
     b.screenshot("03-types-first-sign-in");
@@ -422,6 +455,10 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.fill("#edit-type-name", "Kettle MCU v2");
     b.click("#edit-type-save");
     b.wait_text("#own-types .folder[data-type=\"150\"]", "Kettle MCU v2");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        "No images yet",
+    );
     b.screenshot("04-types");
 
     // --- Devices: a device type and a device (its token read off the screen).
@@ -578,10 +615,17 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         .api
         .register_device(&acme.id, &acme.token, "kettle-002", &dt);
     b.goto(&format!("{base}/#/deploy/150/{vn}"));
+    // Selection by filter: the search narrows the count, no checkbox per device.
+    b.wait_text("#deploy-count", "2 device(s)");
+    b.fill("#deploy-search", "002");
+    b.wait_text("#deploy-count", "1 device(s)");
+    b.wait_text("#deploy-preview", "kettle-002");
     b.fill("#deploy-search", "kettle");
-    b.find("#deploy-dev-kettle-002");
-    b.click("#deploy-select-all");
+    b.wait_text("#deploy-count", "2 device(s)");
+    b.wait_text("#push-now", "Push to 2 device(s)");
+    b.shots("11a-deploy-filter");
     b.click("#push-now");
+    b.wait_text("#deploy-progress-text", "Pushed 2 of 2");
     for dev in ["kettle-001", "kettle-002"] {
         b.wait_text(
             &format!("#deploy-status tr[data-device=\"{dev}\"] .state"),
@@ -655,7 +699,8 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         "#deploy-status tr[data-device=\"kettle-002\"] .state",
         "failed: integrity check failure (5)",
     );
-    b.screenshot("13-deploy-confirmed");
+    b.wait_text("#deploy-states", "1 failed");
+    b.shots("13-deploy-confirmed");
 
     // --- Device detail: installed version and history.
     b.goto(&format!("{base}/#/devices/kettle-001"));
@@ -672,6 +717,75 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.wait_text("#devices-table", "kettle-002");
     let list = b.text_of("#devices-table").unwrap_or_default();
     assert!(!list.contains("kettle-001"), "kettle-001 runs {vn}: {list}");
+    // By version string, with the record's version beside the number and the OTA state.
+    b.goto(&format!("{base}/#/devices?type=150&installed=1.0.0"));
+    b.wait_text(
+        "#devices-table tr[data-device=\"kettle-001\"] .installed",
+        &format!("1.0.0 (kettle-mcu, #{vn})"),
+    );
+    let list = b.text_of("#devices-table").unwrap_or_default();
+    assert!(!list.contains("kettle-002"), "kettle-002 runs 0: {list}");
+    b.goto(&format!("{base}/#/devices?search=002"));
+    b.wait_text(
+        "#devices-table tr[data-device=\"kettle-002\"] .ota-state",
+        "failed 1.0.0",
+    );
+    assert!(
+        !b.text_of("#devices-table")
+            .unwrap_or_default()
+            .contains("kettle-001")
+    );
+    b.goto(&format!("{base}/#/devices"));
+    b.wait_text("#devices-table", "kettle-001");
+    b.wait_text("#devices-table", "confirmed");
+    b.shots("14b-devices");
+
+    // --- The dashboard now: the version distribution, OTA states and the failure.
+    b.click("#nav-dashboard");
+    b.wait_text("#dashboard .fleet-type", "Kettle 2000");
+    b.wait_text("#dashboard [data-stat=devices]", "2");
+    b.wait_text("#dashboard [data-stat=hour]", "2");
+    b.wait_text("#dashboard svg.chart title", "1.0.0 (kettle-mcu,");
+    b.wait_text("#dashboard .chips", "1 failed");
+    b.wait_text(
+        "#dashboard table.failures tr[data-device=\"kettle-002\"] .reason",
+        "integrity check failure (5)",
+    );
+    b.shots("14c-dashboard");
+    // The type folder counts the image and names the newest version.
+    b.click("#nav-types");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        &format!("1 image · newest 1.0.0 (#{vn})"),
+    );
+    b.shots("14d-types-counts");
+
+    // --- The wizard's last step: how many devices get it, and a lower version string.
+    b.goto(&format!("{base}/#/upload?type=150"));
+    let file_input = b.find("#wizard-file");
+    let older = work.join("kettle-mcu-0.9.0.bin");
+    std::fs::write(&older, bytes(5000, 43)).expect("write firmware");
+    b.raw(
+        "POST",
+        &b.s(&format!("/element/{file_input}/value")),
+        Some(json!({ "text": older.display().to_string() })),
+    );
+    b.wait_text("#wizard-progress-text", "Uploaded (100%)");
+    b.click("#wizard-next");
+    b.fill("#wizard-name", "kettle-mcu");
+    b.fill("#wizard-version", "0.9.0");
+    b.click("#wizard-next");
+    b.find("#wizard-step-3:not([hidden])");
+    b.wait_text("#wizard-impact", "No device will be offered");
+    b.click("#wizard-step-3 input[type=checkbox]");
+    b.wait_text("#wizard-offered-count", "2 devices will be offered 0.9.0");
+    b.wait_text(
+        "#wizard-impact .notice.warn",
+        "0.9.0 will be offered to devices running 1.0.0",
+    );
+    b.shots("14e-wizard-impact");
+    b.click("#wizard-next");
+    b.wait_text("#wizard-finished-offered", "2 device(s) will be offered it");
 
     // --- Isolation: Globex's image by address is refused, not shown.
     b.goto(&format!("{base}/#/images/120/1"));
@@ -724,6 +838,31 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         "the new client secret is shown once: {secret:?}"
     );
     b.screenshot("16-admin");
+    // The audit view: newest first, the partner just created among the entries.
+    b.click("#nav-audit");
+    b.wait_text("#audit-table", "partner.create");
+    b.shots("16b-audit");
+    // The admin's own password change, from the user name in the header.
+    b.click("#who-user");
+    b.fill("#pw-current", "not-it-at-all");
+    b.fill("#pw-new", "the-new-admin-password-1");
+    b.fill("#pw-again", "the-new-admin-password-1");
+    b.click("#pw-save");
+    b.wait_text("#pw-current-error", "not your current password");
+    b.fill("#pw-current", &creds.password);
+    b.fill("#pw-new", "the-new-admin-password-1");
+    b.fill("#pw-again", "the-new-admin-password-1");
+    b.click("#pw-save");
+    b.wait_text("#pw-message", "Your password is changed.");
+    b.shots("16c-account");
+    server.api.login(
+        &creds.client_id,
+        &creds.client_secret,
+        &creds.username,
+        "the-new-admin-password-1",
+    );
+    b.click("#nav-admin");
+    b.wait_text("main", "Globex");
     b.js(
         "const p = document.getElementById('partner-picker'); p.value = arguments[0]; \
          p.dispatchEvent(new Event('change'));",
@@ -859,7 +998,9 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
 
     // The admin adds a partner and a user of it.
     sign_in(&creds.username, &creds.password);
+    b.find("#dashboard");
     // The platform's admin manages platform types: no first-use prompt.
+    b.click("#nav-types");
     b.find("#add-type");
     assert!(b.text_of("#first-type-prompt").is_none());
     b.click("#nav-admin");
@@ -889,6 +1030,7 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
 
     // The new user: first-use prompt, a type, an image uploaded and deleted again.
     sign_in("umbrella-rm", "umbrella-password-1");
+    b.click("#nav-types");
     b.find("#first-type-prompt");
     b.fill("#new-type-number", "101");
     b.fill("#new-type-name", "Umbrella MCU");
