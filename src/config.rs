@@ -100,6 +100,9 @@ pub struct ApiConfig {
     pub metrics_token: String,
     /// Failed devices listed per device type in the fleet summary (the newest).
     pub fleet_failures_max: usize,
+    /// A fleet summary is reused for this long (ms), so polling dashboards walk a fleet at
+    /// most once per period; 0 = computed for every request.
+    pub fleet_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -156,6 +159,7 @@ impl Default for ApiConfig {
             shutdown_grace_secs: 10,
             metrics_token: String::new(),
             fleet_failures_max: 20,
+            fleet_cache_ms: 2000,
         }
     }
 }
@@ -253,6 +257,9 @@ impl Config {
         }
         if !(1..=1000).contains(&a.fleet_failures_max) {
             return invalid("api.fleet_failures_max", "must be 1-1000");
+        }
+        if a.fleet_cache_ms > 60_000 {
+            return invalid("api.fleet_cache_ms", "must be 0-60000");
         }
         for (key, value) in [
             ("api.header_read_timeout_secs", a.header_read_timeout_secs),
@@ -411,6 +418,10 @@ mod tests {
         }
         let ok = Config::from_toml("[api]\nfleet_failures_max = 3\n", Path::new("c.toml")).unwrap();
         assert_eq!(ok.api.fleet_failures_max, 3);
+        let err = Config::from_toml("[api]\nfleet_cache_ms = 60001\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.fleet_cache_ms"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Versions people read and the fleet summary, against a real server: 10,000 imported
 //! devices, a few checking in and failing over OCP/1; `GET …/fleet` (counts, labels,
 //! states, failures with reasons, one device type, errors), the device list and view with
-//! version strings beside numbers, and the list filters by version string and by id.
-//! The time of one summary of 10,000 devices over HTTPS is printed.
+//! version strings beside numbers, and the list filters by version string and by id; and
+//! the summary cache (`api.fleet_cache_ms`). The time of one summary of 10,000 devices over
+//! HTTPS, computed for the request, is printed.
 
 mod api_common;
 
@@ -36,7 +37,8 @@ fn device_type<'a>(fleet: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn fleet_summary_and_version_strings_at_ten_thousand_devices() {
-    let server = Server::start();
+    // No cache: every request below walks the fleet, as the figure printed should show.
+    let server = Server::start_with_config("[api]\nfleet_cache_ms = 0\n");
     let api = &server.api;
     let admin = server.admin_token();
     let a = api.tenant(&admin, "Fleet");
@@ -129,7 +131,7 @@ fn fleet_summary_and_version_strings_at_ten_thousand_devices() {
         api.get(&fleet_path, tok).expect(200);
     }
     eprintln!(
-        "GET /fleet with 10,000 devices over HTTPS: {:?} per request",
+        "GET /fleet with 10,000 devices over HTTPS, uncached: {:?} per request",
         started.elapsed() / rounds
     );
 
@@ -180,4 +182,36 @@ fn fleet_summary_and_version_strings_at_ten_thousand_devices() {
         .expect_error(400, Some("bad_filter"));
     // The server keeps serving.
     api.get(&fleet_path, tok).expect(200);
+}
+
+#[test]
+fn a_summary_is_reused_for_the_cache_period() {
+    let server = Server::start_with_config("[api]\nfleet_cache_ms = 60000\n");
+    let api = &server.api;
+    let admin = server.admin_token();
+    let a = api.tenant(&admin, "Cached");
+    let dt = api.device_type(&a.id, &a.token, "Kettle");
+    let path = format!("{}/fleet", a.base());
+    let first = api.get(&path, &a.token).ok_json(200);
+    assert_eq!(first["devices"], 0);
+    api.register_device(&a.id, &a.token, "k-1", &dt);
+    // Within the period the same answer comes back, computed at the same time.
+    let again = api.get(&path, &a.token).ok_json(200);
+    assert_eq!(again, first);
+    // Another filter is another summary, computed now; so is another partner's.
+    let one = api
+        .get(&format!("{path}?deviceTypeId={dt}"), &a.token)
+        .ok_json(200);
+    assert_eq!(one["devices"], 1);
+    let b = api.tenant(&admin, "Other");
+    let theirs = api
+        .get(&format!("{}/fleet", b.base()), &b.token)
+        .ok_json(200);
+    assert_eq!(theirs["devices"], 0);
+    assert!(theirs["deviceTypes"].as_array().unwrap().is_empty());
+    // Errors are not cached: an unknown device type stays 404.
+    for _ in 0..2 {
+        api.get(&format!("{path}?deviceTypeId=nope"), &a.token)
+            .expect_error(404, Some("unknown_device_type"));
+    }
 }

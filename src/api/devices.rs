@@ -1,6 +1,7 @@
 //! Handlers for devices: registration with a one-time token, bulk import (CSV or NDJSON in,
-//! `deviceId,token` CSV out, all or nothing), list with filters, get, delete, token rotation;
-//! and the fleet summary. Version numbers go out with their record's version string and name.
+//! `deviceId,token` CSV out, all or nothing), list with filters, get, delete, token rotation.
+//! Version numbers go out with their record's version string and name. Not here: the fleet
+//! summary (`fleet.rs`).
 
 use std::sync::Arc;
 
@@ -12,7 +13,6 @@ use super::body::{full, json_response, read_limited, status_only};
 use super::errors::ApiError;
 use super::extract::{Fields, path_number, path_type, query_form};
 use super::{Answer, App, Ctx, render};
-use crate::ids::now_ms;
 use crate::secrets::{new_secret, token_hash};
 use crate::store::{DeviceFilter, ImportRow};
 
@@ -180,31 +180,6 @@ pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
         })
         .await?;
     Ok(json_response(StatusCode::OK, &render::device(&d, &labels)))
-}
-
-/// `GET …/fleet?deviceTypeId=`: the fleet summary, one pass over the partner's devices.
-pub async fn fleet(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
-    let mut device_type = None;
-    for (k, v) in query_form(ctx.query.as_deref()) {
-        if k == "deviceTypeId" {
-            device_type = Some(v);
-        }
-    }
-    let failures_max = app.config.api.fleet_failures_max;
-    let summary = app
-        .blocking(move |s| {
-            let summary =
-                s.fleet_summary(&partner, device_type.as_deref(), now_ms(), failures_max)?;
-            if device_type.is_some() && summary.device_types.is_empty() {
-                return Err(ApiError::not_found(
-                    "unknown_device_type",
-                    "device type not found",
-                ));
-            }
-            Ok(summary)
-        })
-        .await?;
-    Ok(json_response(StatusCode::OK, &render::fleet(&summary)))
 }
 
 pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {

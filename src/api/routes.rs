@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet};
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -164,7 +164,7 @@ table! {
     Get "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, _, [p, d, ..], _| devices::get(a, p, d);
     Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
     Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
-    Get "/v1/ota/partners/{partnerId}/fleet" Partner |a, c, [p, ..], _| devices::fleet(a, c, p);
+    Get "/v1/ota/partners/{partnerId}/fleet" Partner |a, c, [p, ..], _| fleet::summary(a, c, p);
 }
 
 /// A request's row and its path parameters.
