@@ -192,6 +192,12 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session id: {v}"))
             .to_string();
+        // Fresh artifacts each run, no stale shot from an earlier one: the first browser of
+        // the test process empties the directory, before any test takes a shot.
+        static FRESH: std::sync::Once = std::sync::Once::new();
+        FRESH.call_once(|| {
+            let _ = std::fs::remove_dir_all(&browser.shots);
+        });
         std::fs::create_dir_all(&browser.shots).expect("screenshot dir");
         browser
     }
@@ -416,9 +422,6 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     );
 
     let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
-    // Fresh artifacts each run: no stale shot from an earlier run. (The other browser test
-    // saves a shot only when it fails, named after the failure.)
-    let _ = std::fs::remove_dir_all(screenshot_dir());
     let b = Browser::start(&spki_hash(&cert));
     let base = server.api.base.clone();
 
@@ -1100,4 +1103,109 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
     b.fill("#login-password", "umbrella-password-1");
     b.click("#login-submit");
     b.wait_text("#login-message", "Wrong user name or password.");
+}
+
+#[test]
+fn deploy_devices_and_dashboard_at_fleet_size() {
+    let server = Server::start();
+    let api = &server.api;
+    let admin = server.admin_token();
+    let acme = api.tenant(&admin, "Acme");
+    let tok = &acme.token;
+    api.fw_type(&acme.id, tok, 150, "KETTLE_MAIN_CONTROLLER");
+    let dt = api.device_type(&acme.id, tok, "Kettle 2000");
+    let mut vns = Vec::new();
+    for (i, version) in ["1.3.9", "1.4.0", "1.4.2"].iter().enumerate() {
+        let (_, url) = api.publish(&acme.id, tok, &bytes(2000 + i, i as u64 + 50));
+        let r = api.pool_create(
+            &acme.id,
+            tok,
+            &json!({ "name": "main", "type": 150, "version": version, "url": url }),
+        );
+        api.associate(&acme.id, tok, &dt, &r);
+        vns.push(num(&r, "versionNumber"));
+    }
+    // 10,000 devices; 30 check in on the older versions (so the chart has bars), 3 fail.
+    let mut csv = String::from("deviceId,deviceTypeId\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!("kettle-{i:05},{dt}\n"));
+    }
+    let tokens = api
+        .post_bytes(
+            &format!("{}/devices/import", acme.base()),
+            tok,
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .expect(200)
+        .text();
+    for (i, line) in tokens.lines().skip(1).take(30).enumerate() {
+        let (id, token) = line.split_once(',').expect("deviceId,token");
+        let mut d = RawDevice::connect(&server, id, token);
+        let running = if i < 20 { vns[0] } else { vns[1] };
+        d.check(&[(150, running)]);
+        if i < 3 {
+            d.report(150, vns[2], 5, 2, 0);
+        }
+    }
+
+    let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    let b = Browser::start(&spki_hash(&cert));
+    let base = api.base.clone();
+    b.goto(&format!("{base}/"));
+    b.fill("#login-username", &acme.user);
+    b.fill("#login-password", &acme.password);
+    b.click("#login-submit");
+
+    // The dashboard: 10,000 devices, three bars, the failures with their reason.
+    b.wait_text("#dashboard [data-stat=devices]", "10000");
+    b.wait_text("#dashboard [data-stat=never]", "9970");
+    b.wait_text("#dashboard svg.chart title", "1.3.9 (main,");
+    b.wait_text("#dashboard svg.chart title", "1.4.0 (main,");
+    b.wait_text("#dashboard table.failures", "not enough flash (2)");
+    b.shots("20-dashboard-fleet");
+
+    // Type folders: the long type name breaks only after an underscore.
+    b.click("#nav-types");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        "3 images · newest 1.4.2",
+    );
+    b.shots("21-types-long-name");
+
+    // Devices at fleet size: paged, searched by id on the server.
+    b.click("#nav-devices");
+    b.wait_text("#devices-list .pager", "Page 1 of 200 · 10000 devices");
+    b.fill("#devices-search", "kettle-0999");
+    b.click("#device-filters button[type=submit]");
+    b.wait_text("#devices-list .pager", "10 devices");
+    b.shots("22-devices-fleet-search");
+
+    // Deploy 1.4.2 by filter: the whole fleet is a count, not 10,000 checkboxes; the page
+    // stays short. Narrowed to the devices running 1.3.9, then pushed.
+    b.goto(&format!("{base}/#/deploy/150/{}", vns[2]));
+    b.wait_text("#deploy-count", "10000 device(s)");
+    let height = b
+        .js("return document.body.scrollHeight;", json!([]))
+        .as_u64()
+        .expect("page height");
+    assert!(height < 1500, "the Deploy page is {height} px tall");
+    b.js(
+        "const s = document.getElementById('deploy-running'); \
+         s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        json!([vns[0].to_string()]),
+    );
+    b.wait_text("#deploy-count", "20 device(s)");
+    b.shots("23-deploy-fleet-filter");
+    let started = Instant::now();
+    b.click("#push-now");
+    b.wait_text("#deploy-progress-text", "Pushed 20 of 20");
+    b.wait_text("#deploy-message", "Pushed to 20 device(s).");
+    eprintln!("20 pushes from the browser: {:?}", started.elapsed());
+    b.wait_text("#deploy-states", "run 1.4.2 or newer");
+    b.shots("24-deploy-fleet-pushed");
+    let pending = api
+        .get(&format!("{}/devices/kettle-00000", acme.base()), tok)
+        .ok_json(200);
+    assert_eq!(pending["pushes"][0]["type"], 150, "{pending}");
 }

@@ -21,29 +21,33 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-// Horizontal bars, one per version, highest version number first; the chart's text also
-// stands in a <title> and in each bar's label, so it reads without the picture.
-export function versionChart(fw, typeName) {
-  const rows = fw.versions || [];
-  const total = rows.reduce((n, v) => n + v.devices, 0);
+// Horizontal bars, one per version, highest version number first, and a grey one for the
+// devices that have not reported the type; shares are of all the device type's devices.
+// The chart's text also stands in a <title> and in each bar's label, so it reads without
+// the picture.
+export function versionChart(fw, typeName, devices) {
+  const silent = Math.max(0, devices - fw.reporting);
+  const rows = [...(fw.versions || []), ...(silent ? [{ devices: silent, silent: true }] : [])];
+  const total = Math.max(devices, 1);
   const max = Math.max(1, ...rows.map((v) => v.devices));
   const rowH = 28;
   const labelW = 230;
   const barW = 420;
   const width = labelW + barW + 90;
   const height = Math.max(1, rows.length) * rowH + 8;
-  const title = `Installed versions of image type ${fw.type}${typeName ? ` (${typeName})` : ""}: ${rows.map((v) => `${versionText(v)} on ${v.devices}`).join(", ") || "none reported"}`;
+  const title = `Installed versions of image type ${fw.type}${typeName ? ` (${typeName})` : ""}: ${rows.map((v) => `${v.silent ? "not reported" : versionText(v)} on ${v.devices}`).join(", ") || "none reported"}`;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title, width: "100%", preserveAspectRatio: "xMinYMin meet" },
     svg("title", { text: title }));
   rows.forEach((v, i) => {
     const y = 4 + i * rowH;
     const w = Math.max(2, Math.round((v.devices / max) * barW));
-    const label = v.version ? `${v.version}${v.name ? ` · ${v.name}` : ""} #${v.versionNumber}` : `#${v.versionNumber} · no image record`;
-    const pct = total ? Math.round((v.devices / total) * 100) : 0;
+    const label = v.silent ? "not reported yet"
+      : v.version ? `${v.version}${v.name ? ` · ${v.name}` : ""} #${v.versionNumber}` : `#${v.versionNumber} · no image record`;
+    const pct = Math.round((v.devices / total) * 100);
     chart.append(
       svg("text", { x: labelW - 8, y: y + 18, "text-anchor": "end", class: "chart-label", text: label.length > 34 ? `${label.slice(0, 33)}…` : label }),
-      svg("rect", { x: labelW, y: y + 3, width: w, height: rowH - 8, rx: 3, class: i === 0 ? "bar newest" : "bar" }),
-      svg("text", { x: labelW + w + 6, y: y + 18, class: "chart-count", text: `${v.devices} (${pct}%)` }));
+      svg("rect", { x: labelW, y: y + 3, width: w, height: rowH - 8, rx: 3, class: v.silent ? "bar silent" : i === 0 ? "bar newest" : "bar" }),
+      svg("text", { x: labelW + w + 6, y: y + 18, class: "chart-count", text: `${v.devices} (${pct === 0 && v.devices ? "<1" : pct}%)` }));
   });
   if (!rows.length) chart.append(svg("text", { x: 8, y: 20, class: "chart-label", text: "No device reports this type yet." }));
   return chart;
@@ -85,7 +89,7 @@ function deviceTypeCard(d, typeName) {
         h("h3", { text: `Image type ${fw.type}${typeName.get(fw.type) ? ` · ${typeName.get(fw.type)}` : ""}` }),
         h("p", { class: "muted" }, `${fw.reporting} of ${d.devices} devices report it.`,
           fw.newestAssociated ? ` Newest associated image: ${versionText(fw.newestAssociated)}.` : ""),
-        versionChart(fw, typeName.get(fw.type)),
+        versionChart(fw, typeName.get(fw.type), d.devices),
         stateChips(fw)))
       : h("p", { class: "muted", text: "No device of this type has reported yet, and no image is associated." }),
     failuresTable(d));

@@ -292,14 +292,23 @@ export async function deployScreen(ctx, type, vn) {
       states.map((x) => h("li", { class: `chip state-${x.state}`, dataset: { state: x.state } }, h("strong", { text: String(x.devices) }), ` ${x.state}`))));
   }
 
-  async function poll() {
-    polling = ctx.live();
-    if (!polling) return;
+  // The counts keep refreshing while the screen is shown (the summary is cached on the
+  // server for a moment, so this is cheap); the per-device rows stop when all are done.
+  let summarizing = false;
+  async function summarize() {
+    summarizing = ctx.live();
+    if (!summarizing) return;
     try {
       await showSummary();
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return;
     }
+    setTimeout(summarize, 2000);
+  }
+
+  async function poll() {
+    polling = ctx.live();
+    if (!polling) return;
     const pending = [...rows.entries()].filter(([, r]) => !r.done);
     await Promise.all(pending.map(async ([id, r]) => {
       try {
@@ -367,6 +376,7 @@ export async function deployScreen(ctx, type, vn) {
         status.hidden = false;
         status.scrollIntoView({ block: "start" });
         if (!polling) poll();
+        if (!summarizing) summarize();
       }
     } catch (err) {
       msg.append(notice("error", err.message));
