@@ -160,6 +160,23 @@ fn fleet_summary_and_version_strings_at_ten_thousand_devices() {
     assert_eq!(d["ota"][0]["state"], "failed");
     assert_eq!(d["ota"][0]["history"][0]["version"], "1.4.2");
 
+    // A pending push names its version too.
+    api.put_json(
+        &format!(
+            "{base}/deviceTypes/{dt}/firmwareImages/{}/push",
+            s(&v142, "id")
+        ),
+        tok,
+        &json!({ "value": "kettle-00005" }),
+    )
+    .expect(202);
+    let pushed = api
+        .get(&format!("{base}/devices/kettle-00005"), tok)
+        .ok_json(200);
+    assert_eq!(pushed["pushes"][0]["versionNumber"], vn142.to_string());
+    assert_eq!(pushed["pushes"][0]["version"], "1.4.2");
+    assert_eq!(pushed["pushes"][0]["name"], "main");
+
     // The list: by version string or number (same answer), by id, both at once.
     let list = |q: &str| content(&api.get(&format!("{base}/devices?{q}"), tok).ok_json(200));
     let by_string = list("type=150&installedVersionString=1.4.1");

@@ -263,6 +263,9 @@ fn image_lifecycle_from_record_to_push() {
         device["pushes"][0]["firmwareImageId"], rec["id"],
         "{device}"
     );
+    assert_eq!(device["pushes"][0]["version"], "2.0", "{device}");
+    let shown = cli.text(&["device", "show", "k-1"]);
+    assert!(shown.contains(&format!("{vn} (main 2.0)")), "{shown}");
     cli.run(&["image", "push", "3", &vn, "nobody"])
         .fails(3, &["nobody"]);
     cli.run(&["device", "register", "t-1", "--device-type", &other_dt])

@@ -3,6 +3,7 @@
 //! Version numbers go out with their record's version string and name. Not here: the fleet
 //! summary (`fleet.rs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderValue, Response, StatusCode, header};
@@ -13,6 +14,7 @@ use super::body::{full, json_response, read_limited, status_only};
 use super::errors::ApiError;
 use super::extract::{Fields, path_number, path_type, query_form};
 use super::{Answer, App, Ctx, render};
+use crate::model::Device;
 use crate::secrets::{new_secret, token_hash};
 use crate::store::{DeviceFilter, ImportRow};
 
@@ -151,35 +153,54 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
             ));
         }
     };
-    let (devices, labels) = app
+    let (devices, labels, pushed) = app
         .blocking(move |s| {
             if let Some((t, version)) = by_string {
                 filter.installed_among = Some((t, s.version_numbers_of(&partner, t, &version)?));
             }
             let devices = s.devices(&partner, &filter)?;
-            let shown = devices.iter().skip(window.first()).take(window.size);
-            let labels = s.version_labels(&partner, shown.flat_map(render::device_versions))?;
-            Ok((devices, labels))
+            let shown = || devices.iter().skip(window.first()).take(window.size);
+            let pushed = s.pushed_numbers(shown().flat_map(|d| d.pushes.values().copied()))?;
+            let labels = s.version_labels(&partner, shown().flat_map(|d| versions(d, &pushed)))?;
+            Ok((devices, labels, pushed))
         })
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &window.envelope(&devices, "deviceId: ASC", |d| render::device(d, &labels)),
+        &window.envelope(&devices, "deviceId: ASC", |d| {
+            render::device(d, &labels, &pushed)
+        }),
     ))
 }
 
 pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
-    let (d, labels) = app
+    let (d, labels, pushed) = app
         .blocking(move |s| {
             let d = s
                 .device(&device)?
                 .filter(|d| d.partner_id == partner)
                 .ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
-            let labels = s.version_labels(&partner, render::device_versions(&d))?;
-            Ok((d, labels))
+            let pushed = s.pushed_numbers(d.pushes.values().copied())?;
+            let labels = s.version_labels(&partner, versions(&d, &pushed))?;
+            Ok((d, labels, pushed))
         })
         .await?;
-    Ok(json_response(StatusCode::OK, &render::device(&d, &labels)))
+    Ok(json_response(
+        StatusCode::OK,
+        &render::device(&d, &labels, &pushed),
+    ))
+}
+
+/// The (type, version number) pairs a device's JSON names, pushes included.
+fn versions<'a>(
+    d: &'a Device,
+    pushed: &'a BTreeMap<u64, u64>,
+) -> impl Iterator<Item = (u16, u64)> + 'a {
+    let pushes = d
+        .pushes
+        .iter()
+        .filter_map(|(&t, id)| pushed.get(id).map(|&vn| (t, vn)));
+    render::device_versions(d).chain(pushes)
 }
 
 pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {

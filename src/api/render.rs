@@ -1,6 +1,8 @@
 //! The JSON shapes of the API: ids and version numbers as strings, timestamps in
 //! milliseconds, optional fields omitted when empty (never `null`).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::model::{
@@ -150,8 +152,9 @@ pub fn device_versions(d: &Device) -> impl Iterator<Item = (u16, u64)> + '_ {
 }
 
 /// A device without its token: inventory, last seen, OTA state per type, pending pushes;
-/// every version number with its record's version string and name when `labels` has them.
-pub fn device(d: &Device, labels: &Labels) -> Value {
+/// every version number with its record's version string and name when `labels` has them
+/// (`pushed`: the version number of each pushed record id).
+pub fn device(d: &Device, labels: &Labels, pushed: &BTreeMap<u64, u64>) -> Value {
     let installed: Vec<Value> = d
         .reported
         .iter()
@@ -164,7 +167,15 @@ pub fn device(d: &Device, labels: &Labels) -> Value {
     let pushes: Vec<Value> = d
         .pushes
         .iter()
-        .map(|(t, id)| json!({"type": t, "firmwareImageId": id.to_string(), "state": "pending"}))
+        .map(|(&t, id)| {
+            let mut m =
+                object(json!({"type": t, "firmwareImageId": id.to_string(), "state": "pending"}));
+            if let Some(&vn) = pushed.get(id) {
+                m.insert("versionNumber".into(), Value::String(vn.to_string()));
+                put_label(&mut m, labels, t, vn);
+            }
+            Value::Object(m)
+        })
         .collect();
     let mut m = object(json!({
         "deviceId": d.id,

@@ -294,11 +294,12 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                 t.push_str(&sub_table(
                     &d,
                     "pushes",
-                    &["PUSH TYPE", "IMAGE ID", "STATE"],
+                    &["PUSH TYPE", "IMAGE ID", "VERSION", "STATE"],
                     |p| {
                         vec![
                             text(p, "type"),
                             text(p, "firmwareImageId"),
+                            labelled(p),
                             text(p, "state"),
                         ]
                     },

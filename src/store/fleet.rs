@@ -233,6 +233,23 @@ impl Store {
         labels_in(&self.read()?, partner_id, pairs)
     }
 
+    /// The version number of each pushed record (record id → number); a record gone since is
+    /// absent.
+    pub fn pushed_numbers(
+        &self,
+        record_ids: impl IntoIterator<Item = u64>,
+    ) -> Result<BTreeMap<u64, u64>> {
+        let txn = self.read()?;
+        let records = txn.open_table(RECORDS)?;
+        let mut out = BTreeMap::new();
+        for id in record_ids.into_iter().collect::<BTreeSet<u64>>() {
+            if let Some(r) = get_record(&records, id)? {
+                out.insert(id, r.version_number);
+            }
+        }
+        Ok(out)
+    }
+
     /// The version numbers of type `fw_type` whose record has the version string `version`
     /// (several records may share one, under different names).
     pub fn version_numbers_of(

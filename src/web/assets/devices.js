@@ -167,7 +167,7 @@ export async function deviceScreen(ctx, id) {
           h("tbody", {}, d.installed.map((i) => h("tr", {}, h("td", { text: `${i.type} · ${typeName.get(i.type) || ""}` }), h("td", { text: versionText(i) })))))
         : h("p", { class: "muted", text: "The device has not reported yet." }),
       (d.pushes || []).length
-        ? h("p", { text: `Pending pushes: ${d.pushes.map((p) => `type ${p.type} → image ${p.firmwareImageId}`).join(", ")}` })
+        ? h("p", { id: "device-pushes", text: `Pending pushes: ${d.pushes.map((p) => `type ${p.type} → ${p.versionNumber ? versionText(p) : `image ${p.firmwareImageId}`}`).join(", ")}` })
         : null),
     h("section", { class: "card", id: "device-ota" }, h("h2", { text: "OTA history" }),
       (d.ota || []).length
