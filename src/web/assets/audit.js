@@ -8,6 +8,13 @@ const PAGE_SIZE = 50;
 const SPANS = [["", "Everything"], ["1h", "Last hour"], ["1d", "Last day"], ["7d", "Last week"]];
 const SPAN_MS = { "1h": 3600e3, "1d": 86400e3, "7d": 7 * 86400e3 };
 
+// Text that may break after each `sep` (a slash of an object path, the dot of an action),
+// so ids and names stay whole where the column allows it.
+function breakAfter(text, sep) {
+  const parts = text.split(sep);
+  return parts.flatMap((p, i) => (i < parts.length - 1 ? [`${p}${sep}`, h("wbr")] : [p]));
+}
+
 export async function auditScreen(ctx) {
   const { view, params } = ctx;
   const span = params.get("since") || "";
@@ -28,10 +35,10 @@ export async function auditScreen(ctx) {
   clear(box).append(h("div", { class: "table-wrap" }, h("table", { id: "audit-table" },
     h("thead", {}, h("tr", {}, ["When", "Who", "What", "Object", "Detail"].map((c) => h("th", { scope: "col", text: c })))),
     h("tbody", {}, result.content.map((e) => h("tr", { dataset: { seq: e.seq, action: e.action } },
-      h("td", { class: "nowrap", text: fmtTime(e.timestamp) }),
-      h("td", { class: "nowrap", text: e.actor }),
-      h("td", { class: "nowrap" }, h("code", { text: e.action })),
-      h("td", { class: "target", text: e.target }),
+      h("td", { text: fmtTime(e.timestamp) }),
+      h("td", { class: "actor", text: e.actor }),
+      h("td", { class: "action" }, h("code", {}, breakAfter(e.action, "."))),
+      h("td", { class: "target" }, breakAfter(e.target, "/")),
       h("td", { text: e.detail || "" })))))),
   h("nav", { class: "pager", "aria-label": "Pages" },
     h("button", { type: "button", text: "Newer", disabled: page === 0, onclick: () => go(page - 1) }),

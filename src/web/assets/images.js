@@ -273,7 +273,9 @@ export async function deployScreen(ctx, type, vn) {
       const bar = h("progress", { max: 100, value: 0 });
       const when = h("td", { class: "when", text: "" });
       const tr = h("tr", { dataset: { device: id } }, h("td", { text: id }), state, h("td", {}, bar), when);
-      statusBody.append(tr);
+      // By id, whatever order the parallel pushes finished in.
+      const after = [...statusBody.children].find((r) => r.dataset.device > id);
+      statusBody.insertBefore(tr, after || null);
       rows.set(id, { tr, state, bar, when, done: false });
     }
     const row = rows.get(id);
