@@ -249,7 +249,9 @@ export async function deployScreen(ctx, type, vn) {
     clear(matchBox).append(h("p", { id: "deploy-count", dataset: { count: String(matched) } },
       h("strong", { text: `${matched} device(s)` }), " match."),
     page.content.length
-      ? h("p", { class: "muted", id: "deploy-preview", text: `${page.content.map((d) => d.deviceId).join(", ")}${matched > page.content.length ? ` and ${matched - page.content.length} more` : ""}` })
+      ? h("p", { class: "muted", id: "deploy-preview" },
+        page.content.map((d, i) => [i ? ", " : "", h("span", { class: "nowrap", text: d.deviceId })]),
+        matched > page.content.length ? ` and ${matched - page.content.length} more` : "")
       : null);
     pushBtn.textContent = matched ? `Push to ${matched} device(s)` : "Push now";
     pushBtn.disabled = !matched;
