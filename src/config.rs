@@ -98,6 +98,11 @@ pub struct ApiConfig {
     /// A long-lived bearer token that may read `/metrics` and nothing else (for a scraper,
     /// which cannot renew a 4-hour admin token); empty = none.
     pub metrics_token: String,
+    /// Failed devices listed per device type in the fleet summary (the newest).
+    pub fleet_failures_max: usize,
+    /// A fleet summary is reused for this long (ms), so polling dashboards walk a fleet at
+    /// most once per period; 0 = computed for every request.
+    pub fleet_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -153,6 +158,8 @@ impl Default for ApiConfig {
             login_attempts_per_minute: 10,
             shutdown_grace_secs: 10,
             metrics_token: String::new(),
+            fleet_failures_max: 20,
+            fleet_cache_ms: 2000,
         }
     }
 }
@@ -247,6 +254,12 @@ impl Config {
         }
         if !(1024..=1 << 30).contains(&a.max_import_body) {
             return invalid("api.max_import_body", "must be 1024-1073741824");
+        }
+        if !(1..=1000).contains(&a.fleet_failures_max) {
+            return invalid("api.fleet_failures_max", "must be 1-1000");
+        }
+        if a.fleet_cache_ms > 60_000 {
+            return invalid("api.fleet_cache_ms", "must be 0-60000");
         }
         for (key, value) in [
             ("api.header_read_timeout_secs", a.header_read_timeout_secs),
@@ -390,6 +403,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.api.metrics_token.len(), 32);
+    }
+
+    #[test]
+    fn fleet_failures_max_is_bounded() {
+        for bad in ["0", "1001"] {
+            let err = Config::from_toml(
+                &format!("[api]\nfleet_failures_max = {bad}\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("api.fleet_failures_max"), "{err}");
+        }
+        let ok = Config::from_toml("[api]\nfleet_failures_max = 3\n", Path::new("c.toml")).unwrap();
+        assert_eq!(ok.api.fleet_failures_max, 3);
+        let err = Config::from_toml("[api]\nfleet_cache_ms = 60001\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.fleet_cache_ms"), "{err}");
     }
 
     #[test]

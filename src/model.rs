@@ -403,8 +403,8 @@ impl RecordFields {
 }
 
 /// Per-(device, type) OTA states reported over OCP (REPORT), plus "offered" and "confirmed"
-/// which the server sets itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// which the server sets itself. Ordered as declared (for counting by state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OtaState {
     Offered,
     Downloading,
@@ -442,6 +442,26 @@ impl OtaState {
             (6, 11) => Some(OtaState::Deferred),
             _ => None,
         }
+    }
+}
+
+/// Why an update failed or waits, in words: the LwM2M firmware-update result codes that
+/// devices report (OCP/1 REPORT).
+pub fn result_reason(result: u8) -> &'static str {
+    match result {
+        0 => "ok",
+        1 => "installed",
+        2 => "not enough flash",
+        3 => "out of RAM",
+        4 => "connection lost during download",
+        5 => "integrity check failure",
+        6 => "unsupported package type",
+        7 => "invalid URI",
+        8 => "update failed",
+        9 => "unsupported protocol",
+        10 => "cancelled",
+        11 => "deferred by the device",
+        _ => "unknown result",
     }
 }
 

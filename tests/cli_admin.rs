@@ -630,16 +630,20 @@ fn devices_import_of_ten_thousand_fleet_status_and_audit() {
     assert_eq!(kettle["name"], "Kettle");
     assert_eq!(kettle["devices"], 7_504);
     assert_eq!(kettle["neverSeen"], 7_503);
+    assert_eq!(kettle["seenLastHour"], 1);
+    assert_eq!(kettle["firmwareTypes"][0]["type"], 3);
     assert_eq!(
-        kettle["versions"],
-        serde_json::json!([{"type": 3, "versionNumber": "1", "devices": 1}])
+        kettle["firmwareTypes"][0]["versions"],
+        serde_json::json!([{"versionNumber": "1", "devices": 1}])
     );
     let only = cli.json(&["fleet", "status", "--device-type", &other]);
     assert_eq!(only["devices"], 2_500);
     let text = cli.text(&["fleet", "status"]);
     assert!(text.starts_with("10004 devices"), "{text}");
     assert!(
-        text.contains("Kettle") && text.contains("installed 1"),
+        text.contains("Kettle")
+            && text.contains("type 3 installed")
+            && text.contains("seen last hour"),
         "{text}"
     );
 

@@ -263,6 +263,9 @@ fn image_lifecycle_from_record_to_push() {
         device["pushes"][0]["firmwareImageId"], rec["id"],
         "{device}"
     );
+    assert_eq!(device["pushes"][0]["version"], "2.0", "{device}");
+    let shown = cli.text(&["device", "show", "k-1"]);
+    assert!(shown.contains(&format!("{vn} (main 2.0)")), "{shown}");
     cli.run(&["image", "push", "3", &vn, "nobody"])
         .fails(3, &["nobody"]);
     cli.run(&["device", "register", "t-1", "--device-type", &other_dt])
@@ -287,6 +290,44 @@ fn image_lifecycle_from_record_to_push() {
     assert_eq!(offer["versionNumber"], vn.as_str(), "{offers}");
     assert_eq!(offer["pushed"], true, "{offers}");
     assert_eq!(offer["sha256"], attached["sha256"], "{offers}");
+
+    // The device runs it now: lists and the fleet summary name the version string beside
+    // the number, and the list filter takes the version string.
+    cli.run(&[
+        "device",
+        "check",
+        "--device-id",
+        "k-1",
+        "--token",
+        &token,
+        "--installed",
+        &format!("3={vn}"),
+    ])
+    .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let on_2 = loop {
+        let list = array(&cli.json(&["device", "list", "--type", "3", "--installed", "2.0"]));
+        if !list.is_empty() {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check-in never showed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(field(&on_2[0], "deviceId"), "k-1");
+    assert_eq!(on_2[0]["installed"][0]["version"], "2.0");
+    let label = format!("3={vn} (main 2.0)");
+    let table = cli.text(&["device", "list", "--search", "K-"]);
+    assert!(table.contains(&label) && !table.contains("t-1"), "{table}");
+    assert!(cli.text(&["device", "show", "k-1"]).contains(&label));
+    assert!(array(&cli.json(&["device", "list", "--type", "3", "--installed", "9.9"])).is_empty());
+    let status = cli.text(&["fleet", "status", "--device-type", &dt]);
+    assert!(
+        status.contains("type 3 installed") && status.contains(&format!("{vn} (main 2.0)")),
+        "{status}"
+    );
 
     // delete: refused while associated, then gone.
     cli.run(&["image", "delete", "3", &vn]).fails(4, &[]);

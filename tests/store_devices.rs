@@ -232,6 +232,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
             &DeviceFilter {
                 device_type_id: Some(dt.clone()),
                 installed: None,
+                ..DeviceFilter::default()
             },
         )
         .unwrap();
@@ -277,6 +278,7 @@ fn check_ins_become_durable_across_restart() {
             &DeviceFilter {
                 device_type_id: None,
                 installed: Some((3, 17)),
+                ..DeviceFilter::default()
             },
         )
         .unwrap();

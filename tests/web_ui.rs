@@ -2,12 +2,16 @@
 //! WebDriver HTTP protocol with reqwest's blocking client, against a real `otad serve`
 //! (the `api_common` harness) and a simulated device (the `otad device` commands).
 //!
-//! Covered: sign-in (wrong password, then right), the first-type prompt, creating and editing
-//! a type, device types and device registration (token read off the screen), the upload
-//! wizard with a real file input and API validation shown at its field, association
-//! (removed and added again), list filters, Deploy with live status (a simulated device
-//! downloading up to "confirmed", another at 50% and then failed with its reason), the
-//! device detail and list filters, an XSS attempt in a tag and a description rendered as
+//! Covered: sign-in (wrong password, then right) landing on the fleet dashboard (empty, and
+//! later with the version chart, OTA states and a failure with its reason), the first-type
+//! prompt, creating and editing a type, type folders with image count and newest version,
+//! device types and device registration (token read off the screen), the upload wizard
+//! with a real file input and API validation shown at its field, its last step's device
+//! count and lower-version warning, association (removed and added again), list filters,
+//! Deploy by filter (count, search) with live status (a simulated device downloading up to
+//! "confirmed", another at 50% and then failed with its reason), the device detail and
+//! list filters (version number, version string, id search, the OTA-state column), the
+//! audit view, a password change, an XSS attempt in a tag and a description rendered as
 //! text, partner isolation, an expired session, the admin screens (partner, user, removal),
 //! a file dropped on a type folder, image and device deletion, and (without a browser) the security and cache headers of
 //! the assets and the web sign-in client.
@@ -188,6 +192,12 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session id: {v}"))
             .to_string();
+        // Fresh artifacts each run, no stale shot from an earlier one: the first browser of
+        // the test process empties the directory, before any test takes a shot.
+        static FRESH: std::sync::Once = std::sync::Once::new();
+        FRESH.call_once(|| {
+            let _ = std::fs::remove_dir_all(&browser.shots);
+        });
         std::fs::create_dir_all(&browser.shots).expect("screenshot dir");
         browser
     }
@@ -312,6 +322,29 @@ impl Browser {
         );
     }
 
+    /// Screenshots at a laptop width (1400 px) and a tablet width (820 px), named
+    /// `{name}-1400` and `{name}-820`; the window is 1280 × 900 again afterwards.
+    fn shots(&self, name: &str) {
+        for (width, height) in [(1400, 1000), (820, 1180)] {
+            self.raw(
+                "POST",
+                &self.s("/window/rect"),
+                Some(json!({"width": width, "height": height})),
+            );
+            // The layout settles before the picture (a frame after the resize).
+            self.js(
+                "return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));",
+                json!([]),
+            );
+            self.screenshot(&format!("{name}-{width}"));
+        }
+        self.raw(
+            "POST",
+            &self.s("/window/rect"),
+            Some(json!({"width": 1280, "height": 900})),
+        );
+    }
+
     fn screenshot(&self, name: &str) {
         if let Ok(v) = self.try_raw("GET", &self.s("/screenshot"), None)
             && let Some(b64) = v.as_str()
@@ -356,52 +389,6 @@ fn otad_device(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A device speaking OCP/1 through the reference client, for states the `otad device`
-/// commands do not produce on their own (progress part-way, a failure).
-struct RawDevice {
-    rt: tokio::runtime::Runtime,
-    client: otad::client::device::Client,
-}
-
-impl RawDevice {
-    fn connect(server: &Server, device_id: &str, token: &str) -> RawDevice {
-        let listen: Value = serde_json::from_str(
-            &std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json"),
-        )
-        .expect("listen.json is JSON");
-        let cfg = otad::client::device::ClientConfig {
-            addr: s(&listen, "device"),
-            server_name: "localhost".into(),
-            ca_file: server.data.join("tls").join("cert.pem"),
-            device_id: device_id.into(),
-            token: token.into(),
-            max_frame: 256 * 1024,
-            max_inflight: 16,
-            chunk_log: 4,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let client = rt
-            .block_on(otad::client::device::Client::connect(&cfg))
-            .unwrap_or_else(|e| panic!("device {device_id} cannot connect: {e}"));
-        RawDevice { rt, client }
-    }
-
-    fn check(&mut self, installed: &[(u16, u64)]) -> Vec<otad::ocp::wire::OfferItem> {
-        self.rt
-            .block_on(self.client.check(installed))
-            .unwrap_or_else(|e| panic!("CHECK failed: {e}"))
-    }
-
-    fn report(&mut self, fw_type: u16, vn: u64, state: u8, result: u8, bytes_done: u64) {
-        self.rt
-            .block_on(self.client.report(fw_type, vn, state, result, bytes_done))
-            .unwrap_or_else(|e| panic!("REPORT {state}/{result} failed: {e}"));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 
 /// Marker a successful XSS payload would set.
@@ -435,9 +422,6 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     );
 
     let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
-    // Fresh artifacts each run: no stale shot from an earlier run. (The other browser test
-    // saves a shot only when it fails, named after the failure.)
-    let _ = std::fs::remove_dir_all(screenshot_dir());
     let b = Browser::start(&spki_hash(&cert));
     let base = server.api.base.clone();
 
@@ -453,7 +437,13 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.fill("#login-password", &acme.password);
     b.click("#login-submit");
 
+    // --- The fleet dashboard is the landing screen; with no device type yet it says so.
+    b.wait_text("#dashboard", "No device types yet");
+    b.wait_text("#nav-dashboard[aria-current=page]", "Fleet");
+    b.shots("03a-dashboard-empty");
+
     // --- Image types: no own type yet, so the first-use prompt; create one.
+    b.click("#nav-types");
     b.find("#first-type-prompt");
     b.wait_text("#who", "Acme");
     b.screenshot("03-types-first-sign-in");
@@ -468,6 +458,10 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.fill("#edit-type-name", "Kettle MCU v2");
     b.click("#edit-type-save");
     b.wait_text("#own-types .folder[data-type=\"150\"]", "Kettle MCU v2");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        "No images yet",
+    );
     b.screenshot("04-types");
 
     // --- Devices: a device type and a device (its token read off the screen).
@@ -624,10 +618,17 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         .api
         .register_device(&acme.id, &acme.token, "kettle-002", &dt);
     b.goto(&format!("{base}/#/deploy/150/{vn}"));
+    // Selection by filter: the search narrows the count, no checkbox per device.
+    b.wait_text("#deploy-count", "2 device(s)");
+    b.fill("#deploy-search", "002");
+    b.wait_text("#deploy-count", "1 device(s)");
+    b.wait_text("#deploy-preview", "kettle-002");
     b.fill("#deploy-search", "kettle");
-    b.find("#deploy-dev-kettle-002");
-    b.click("#deploy-select-all");
+    b.wait_text("#deploy-count", "2 device(s)");
+    b.wait_text("#push-now", "Push to 2 device(s)");
+    b.shots("11a-deploy-filter");
     b.click("#push-now");
+    b.wait_text("#deploy-progress-text", "Pushed 2 of 2");
     for dev in ["kettle-001", "kettle-002"] {
         b.wait_text(
             &format!("#deploy-status tr[data-device=\"{dev}\"] .state"),
@@ -701,7 +702,8 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         "#deploy-status tr[data-device=\"kettle-002\"] .state",
         "failed: integrity check failure (5)",
     );
-    b.screenshot("13-deploy-confirmed");
+    b.wait_text("#deploy-states", "1 failed");
+    b.shots("13-deploy-confirmed");
 
     // --- Device detail: installed version and history.
     b.goto(&format!("{base}/#/devices/kettle-001"));
@@ -718,6 +720,75 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.wait_text("#devices-table", "kettle-002");
     let list = b.text_of("#devices-table").unwrap_or_default();
     assert!(!list.contains("kettle-001"), "kettle-001 runs {vn}: {list}");
+    // By version string, with the record's version beside the number and the OTA state.
+    b.goto(&format!("{base}/#/devices?type=150&installed=1.0.0"));
+    b.wait_text(
+        "#devices-table tr[data-device=\"kettle-001\"] .installed",
+        &format!("1.0.0 (kettle-mcu, #{vn})"),
+    );
+    let list = b.text_of("#devices-table").unwrap_or_default();
+    assert!(!list.contains("kettle-002"), "kettle-002 runs 0: {list}");
+    b.goto(&format!("{base}/#/devices?search=002"));
+    b.wait_text(
+        "#devices-table tr[data-device=\"kettle-002\"] .ota-state",
+        "failed 1.0.0",
+    );
+    assert!(
+        !b.text_of("#devices-table")
+            .unwrap_or_default()
+            .contains("kettle-001")
+    );
+    b.goto(&format!("{base}/#/devices"));
+    b.wait_text("#devices-table", "kettle-001");
+    b.wait_text("#devices-table", "confirmed");
+    b.shots("14b-devices");
+
+    // --- The dashboard now: the version distribution, OTA states and the failure.
+    b.click("#nav-dashboard");
+    b.wait_text("#dashboard .fleet-type", "Kettle 2000");
+    b.wait_text("#dashboard [data-stat=devices]", "2");
+    b.wait_text("#dashboard [data-stat=hour]", "2");
+    b.wait_text("#dashboard svg.chart title", "1.0.0 (kettle-mcu,");
+    b.wait_text("#dashboard .chips", "1 failed");
+    b.wait_text(
+        "#dashboard table.failures tr[data-device=\"kettle-002\"] .reason",
+        "integrity check failure (5)",
+    );
+    b.shots("14c-dashboard");
+    // The type folder counts the image and names the newest version.
+    b.click("#nav-types");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        &format!("1 image · newest 1.0.0 (#{vn})"),
+    );
+    b.shots("14d-types-counts");
+
+    // --- The wizard's last step: how many devices get it, and a lower version string.
+    b.goto(&format!("{base}/#/upload?type=150"));
+    let file_input = b.find("#wizard-file");
+    let older = work.join("kettle-mcu-0.9.0.bin");
+    std::fs::write(&older, bytes(5000, 43)).expect("write firmware");
+    b.raw(
+        "POST",
+        &b.s(&format!("/element/{file_input}/value")),
+        Some(json!({ "text": older.display().to_string() })),
+    );
+    b.wait_text("#wizard-progress-text", "Uploaded (100%)");
+    b.click("#wizard-next");
+    b.fill("#wizard-name", "kettle-mcu");
+    b.fill("#wizard-version", "0.9.0");
+    b.click("#wizard-next");
+    b.find("#wizard-step-3:not([hidden])");
+    b.wait_text("#wizard-impact", "No device will be offered");
+    b.click("#wizard-step-3 input[type=checkbox]");
+    b.wait_text("#wizard-offered-count", "2 devices will be offered 0.9.0");
+    b.wait_text(
+        "#wizard-impact .notice.warn",
+        "0.9.0 will be offered to devices running 1.0.0",
+    );
+    b.shots("14e-wizard-impact");
+    b.click("#wizard-next");
+    b.wait_text("#wizard-finished-offered", "2 device(s) will be offered it");
 
     // --- Isolation: Globex's image by address is refused, not shown.
     b.goto(&format!("{base}/#/images/120/1"));
@@ -770,6 +841,31 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
         "the new client secret is shown once: {secret:?}"
     );
     b.screenshot("16-admin");
+    // The audit view: newest first, the partner just created among the entries.
+    b.click("#nav-audit");
+    b.wait_text("#audit-table", "partner.create");
+    b.shots("16b-audit");
+    // The admin's own password change, from the user name in the header.
+    b.click("#who-user");
+    b.fill("#pw-current", "not-it-at-all");
+    b.fill("#pw-new", "the-new-admin-password-1");
+    b.fill("#pw-again", "the-new-admin-password-1");
+    b.click("#pw-save");
+    b.wait_text("#pw-current-error", "not your current password");
+    b.fill("#pw-current", &creds.password);
+    b.fill("#pw-new", "the-new-admin-password-1");
+    b.fill("#pw-again", "the-new-admin-password-1");
+    b.click("#pw-save");
+    b.wait_text("#pw-message", "Your password is changed.");
+    b.shots("16c-account");
+    server.api.login(
+        &creds.client_id,
+        &creds.client_secret,
+        &creds.username,
+        "the-new-admin-password-1",
+    );
+    b.click("#nav-admin");
+    b.wait_text("main", "Globex");
     b.js(
         "const p = document.getElementById('partner-picker'); p.value = arguments[0]; \
          p.dispatchEvent(new Event('change'));",
@@ -905,7 +1001,9 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
 
     // The admin adds a partner and a user of it.
     sign_in(&creds.username, &creds.password);
+    b.find("#dashboard");
     // The platform's admin manages platform types: no first-use prompt.
+    b.click("#nav-types");
     b.find("#add-type");
     assert!(b.text_of("#first-type-prompt").is_none());
     b.click("#nav-admin");
@@ -935,6 +1033,7 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
 
     // The new user: first-use prompt, a type, an image uploaded and deleted again.
     sign_in("umbrella-rm", "umbrella-password-1");
+    b.click("#nav-types");
     b.find("#first-type-prompt");
     b.fill("#new-type-number", "101");
     b.fill("#new-type-name", "Umbrella MCU");
@@ -1004,4 +1103,109 @@ fn admin_adds_a_partner_whose_user_signs_in_and_cleans_up() {
     b.fill("#login-password", "umbrella-password-1");
     b.click("#login-submit");
     b.wait_text("#login-message", "Wrong user name or password.");
+}
+
+#[test]
+fn deploy_devices_and_dashboard_at_fleet_size() {
+    let server = Server::start();
+    let api = &server.api;
+    let admin = server.admin_token();
+    let acme = api.tenant(&admin, "Acme");
+    let tok = &acme.token;
+    api.fw_type(&acme.id, tok, 150, "KETTLE_MAIN_CONTROLLER");
+    let dt = api.device_type(&acme.id, tok, "Kettle 2000");
+    let mut vns = Vec::new();
+    for (i, version) in ["1.3.9", "1.4.0", "1.4.2"].iter().enumerate() {
+        let (_, url) = api.publish(&acme.id, tok, &bytes(2000 + i, i as u64 + 50));
+        let r = api.pool_create(
+            &acme.id,
+            tok,
+            &json!({ "name": "main", "type": 150, "version": version, "url": url }),
+        );
+        api.associate(&acme.id, tok, &dt, &r);
+        vns.push(num(&r, "versionNumber"));
+    }
+    // 10,000 devices; 30 check in on the older versions (so the chart has bars), 3 fail.
+    let mut csv = String::from("deviceId,deviceTypeId\n");
+    for i in 0..10_000 {
+        csv.push_str(&format!("kettle-{i:05},{dt}\n"));
+    }
+    let tokens = api
+        .post_bytes(
+            &format!("{}/devices/import", acme.base()),
+            tok,
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .expect(200)
+        .text();
+    for (i, line) in tokens.lines().skip(1).take(30).enumerate() {
+        let (id, token) = line.split_once(',').expect("deviceId,token");
+        let mut d = RawDevice::connect(&server, id, token);
+        let running = if i < 20 { vns[0] } else { vns[1] };
+        d.check(&[(150, running)]);
+        if i < 3 {
+            d.report(150, vns[2], 5, 2, 0);
+        }
+    }
+
+    let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    let b = Browser::start(&spki_hash(&cert));
+    let base = api.base.clone();
+    b.goto(&format!("{base}/"));
+    b.fill("#login-username", &acme.user);
+    b.fill("#login-password", &acme.password);
+    b.click("#login-submit");
+
+    // The dashboard: 10,000 devices, three bars, the failures with their reason.
+    b.wait_text("#dashboard [data-stat=devices]", "10000");
+    b.wait_text("#dashboard [data-stat=never]", "9970");
+    b.wait_text("#dashboard svg.chart title", "1.3.9 (main,");
+    b.wait_text("#dashboard svg.chart title", "1.4.0 (main,");
+    b.wait_text("#dashboard table.failures", "not enough flash (2)");
+    b.shots("20-dashboard-fleet");
+
+    // Type folders: the long type name breaks only after an underscore.
+    b.click("#nav-types");
+    b.wait_text(
+        "#own-types .folder[data-type=\"150\"] .folder-count",
+        "3 images · newest 1.4.2",
+    );
+    b.shots("21-types-long-name");
+
+    // Devices at fleet size: paged, searched by id on the server.
+    b.click("#nav-devices");
+    b.wait_text("#devices-list .pager", "Page 1 of 200 · 10000 devices");
+    b.fill("#devices-search", "kettle-0999");
+    b.click("#device-filters button[type=submit]");
+    b.wait_text("#devices-list .pager", "10 devices");
+    b.shots("22-devices-fleet-search");
+
+    // Deploy 1.4.2 by filter: the whole fleet is a count, not 10,000 checkboxes; the page
+    // stays short. Narrowed to the devices running 1.3.9, then pushed.
+    b.goto(&format!("{base}/#/deploy/150/{}", vns[2]));
+    b.wait_text("#deploy-count", "10000 device(s)");
+    let height = b
+        .js("return document.body.scrollHeight;", json!([]))
+        .as_u64()
+        .expect("page height");
+    assert!(height < 1500, "the Deploy page is {height} px tall");
+    b.js(
+        "const s = document.getElementById('deploy-running'); \
+         s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+        json!([vns[0].to_string()]),
+    );
+    b.wait_text("#deploy-count", "20 device(s)");
+    b.shots("23-deploy-fleet-filter");
+    let started = Instant::now();
+    b.click("#push-now");
+    b.wait_text("#deploy-progress-text", "Pushed 20 of 20");
+    b.wait_text("#deploy-message", "Pushed to 20 device(s).");
+    eprintln!("20 pushes from the browser: {:?}", started.elapsed());
+    b.wait_text("#deploy-states", "run 1.4.2 or newer");
+    b.shots("24-deploy-fleet-pushed");
+    let pending = api
+        .get(&format!("{}/devices/kettle-00000", acme.base()), tok)
+        .ok_json(200);
+    assert_eq!(pending["pushes"][0]["type"], 150, "{pending}");
 }

@@ -1,5 +1,5 @@
 //! Handlers for the appliance: OAuth endpoints, partners and users, the audit log, online
-//! backup, `/healthz`, `/metrics` and `/v1/me`.
+//! backup, `/healthz`, `/metrics`, `/v1/me` and a signed-in user's password change.
 //!
 //! Not here: who may call them (the route table in `routes.rs`; most are admin only).
 
@@ -260,4 +260,59 @@ pub async fn me(app: &Arc<App>, ctx: &Ctx) -> Answer {
         body["username"] = Value::String(actor);
     }
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /v1/me/password {currentPassword, newPassword}`: a signed-in user changes its own
+/// password. A wrong current password counts against the user's sign-in budget
+/// (`api.login_attempts_per_minute`), so a stolen token cannot guess it faster than the
+/// sign-in form could. Every other token of the user is revoked; this one stays.
+pub async fn change_password(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
+    let username = match &ctx.principal {
+        auth::Principal::Admin { actor } | auth::Principal::Partner { actor, .. }
+            if !actor.starts_with("client:") =>
+        {
+            actor.clone()
+        }
+        _ => {
+            return Err(ApiError::forbidden(
+                "no_password",
+                "only a signed-in user has a password to change",
+            ));
+        }
+    };
+    let f = Fields::read(app, body).await?;
+    let current = f.req_str("currentPassword")?;
+    let new = f.req_str("newPassword")?;
+    let keep = auth::bearer(&ctx.headers)
+        .map(crate::secrets::token_hash)
+        .ok_or_else(|| ApiError::forbidden("no_password", "a bearer token is required"))?;
+    let app2 = Arc::clone(app);
+    app.blocking(move |s| {
+        let key = format!("user:{username}");
+        if let Err(wait) = app2.logins.check(&[key.as_str()]) {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!("too many wrong passwords; retry in {wait} s"),
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+        let ok = s
+            .user(&username)?
+            .is_some_and(|u| crate::secrets::verify_secret(&current, &u.password_hash));
+        if !ok {
+            app2.logins.fail(&[key.as_str()]);
+            return Err(ApiError::forbidden(
+                "wrong_password",
+                "currentPassword is not the current password",
+            ));
+        }
+        s.change_password(&username, &new, keep)?;
+        Ok(())
+    })
+    .await?;
+    // The revoked tokens must not live on in the token cache.
+    app.auth.clear();
+    Ok(status_only(StatusCode::NO_CONTENT))
 }

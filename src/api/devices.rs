@@ -1,6 +1,9 @@
 //! Handlers for devices: registration with a one-time token, bulk import (CSV or NDJSON in,
 //! `deviceId,token` CSV out, all or nothing), list with filters, get, delete, token rotation.
+//! Version numbers go out with their record's version string and name. Not here: the fleet
+//! summary (`fleet.rs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderValue, Response, StatusCode, header};
@@ -11,6 +14,7 @@ use super::body::{full, json_response, read_limited, status_only};
 use super::errors::ApiError;
 use super::extract::{Fields, path_number, path_type, query_form};
 use super::{Answer, App, Ctx, render};
+use crate::model::Device;
 use crate::secrets::{new_secret, token_hash};
 use crate::store::{DeviceFilter, ImportRow};
 
@@ -117,41 +121,86 @@ pub async fn import(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) 
 pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
     let mut filter = DeviceFilter::default();
     let mut window = super::paging::Window::default();
-    let (mut fw_type, mut installed) = (None, None);
+    let (mut fw_type, mut installed, mut installed_string) = (None, None, None);
     for (k, v) in query_form(ctx.query.as_deref()) {
         match k.as_str() {
             "deviceTypeId" => filter.device_type_id = Some(v),
             "type" => fw_type = Some(path_type(&v)?),
             "installedVersion" => installed = Some(path_number(&v, "installedVersion")?),
+            "installedVersionString" => installed_string = Some(v),
+            "search" => filter.id_contains = Some(v).filter(|v| !v.is_empty()),
             _ if window.take(&k, &v)? => {}
             _ => {}
         }
     }
-    filter.installed = match (fw_type, installed) {
-        (Some(t), Some(vn)) => Some((t, vn)),
-        (None, None) => None,
+    let by_string = match (fw_type, installed, installed_string) {
+        (Some(t), Some(vn), None) => {
+            filter.installed = Some((t, vn));
+            None
+        }
+        (Some(t), None, Some(version)) => Some((t, version)),
+        (None, None, None) => None,
+        (_, Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_filter",
+                "give installedVersion or installedVersionString, not both",
+            ));
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "bad_filter",
-                "type and installedVersion go together",
+                "type goes with installedVersion or installedVersionString",
             ));
         }
     };
-    let devices = app
-        .blocking(move |s| Ok(s.devices(&partner, &filter)?))
+    let (devices, labels, pushed) = app
+        .blocking(move |s| {
+            if let Some((t, version)) = by_string {
+                filter.installed_among = Some((t, s.version_numbers_of(&partner, t, &version)?));
+            }
+            let devices = s.devices(&partner, &filter)?;
+            let shown = || devices.iter().skip(window.first()).take(window.size);
+            let pushed = s.pushed_numbers(shown().flat_map(|d| d.pushes.values().copied()))?;
+            let labels = s.version_labels(&partner, shown().flat_map(|d| versions(d, &pushed)))?;
+            Ok((devices, labels, pushed))
+        })
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &window.envelope(&devices, "deviceId: ASC", render::device),
+        &window.envelope(&devices, "deviceId: ASC", |d| {
+            render::device(d, &labels, &pushed)
+        }),
     ))
 }
 
 pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
-    let found = app.blocking(move |s| Ok(s.device(&device)?)).await?;
-    let d = found
-        .filter(|d| d.partner_id == partner)
-        .ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
-    Ok(json_response(StatusCode::OK, &render::device(&d)))
+    let (d, labels, pushed) = app
+        .blocking(move |s| {
+            let d = s
+                .device(&device)?
+                .filter(|d| d.partner_id == partner)
+                .ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
+            let pushed = s.pushed_numbers(d.pushes.values().copied())?;
+            let labels = s.version_labels(&partner, versions(&d, &pushed))?;
+            Ok((d, labels, pushed))
+        })
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &render::device(&d, &labels, &pushed),
+    ))
+}
+
+/// The (type, version number) pairs a device's JSON names, pushes included.
+fn versions<'a>(
+    d: &'a Device,
+    pushed: &'a BTreeMap<u64, u64>,
+) -> impl Iterator<Item = (u16, u64)> + 'a {
+    let pushes = d
+        .pushes
+        .iter()
+        .filter_map(|(&t, id)| pushed.get(id).map(|&vn| (t, vn)));
+    render::device_versions(d).chain(pushes)
 }
 
 pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {

@@ -6,8 +6,9 @@
 //! path segments, forms and queries, JSON fields), `errors.rs` (the error body and the
 //! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
 //! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
-//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (OAuth, partners, users,
-//! audit, backup, health, metrics, me) and `metrics.rs` (request counters).
+//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `fleet.rs` (the fleet summary and
+//! its cache), `admin.rs` (OAuth, partners, users, audit, backup, health, metrics, me,
+//! password change) and `metrics.rs` (request counters).
 //!
 //! Not here: the listener (`server/`), the web UI's files (`web/`).
 
@@ -19,6 +20,7 @@ mod catalog;
 mod devices;
 mod errors;
 mod extract;
+mod fleet;
 mod metrics;
 mod multipart;
 mod paging;
@@ -63,6 +65,8 @@ pub struct App {
     pub auth: auth::AuthCache,
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
+    /// Recent fleet summaries (see `fleet::Cache`).
+    pub fleet: fleet::Cache,
     /// SHA-256 of `api.metrics_token`, hashed once: requests compare against it.
     metrics_token_hash: Option<[u8; 32]>,
 }
@@ -100,6 +104,7 @@ impl App {
             devices,
             auth: auth::AuthCache::default(),
             downloads: binaries::DownloadCache::default(),
+            fleet: fleet::Cache::default(),
             metrics_token_hash,
         }
     }

@@ -1,13 +1,15 @@
 //! The JSON shapes of the API: ids and version numbers as strings, timestamps in
 //! milliseconds, optional fields omitted when empty (never `null`).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::model::{
     AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
-    version_attribute_id,
+    result_reason, version_attribute_id,
 };
-use crate::store::AssociationView;
+use crate::store::{AssociationView, DeviceTypeFleet, FleetSummary, FwTypeFleet, Labels};
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -107,38 +109,73 @@ pub fn partner(p: &Partner) -> Value {
     Value::Object(m)
 }
 
-fn ota_event(e: &OtaEvent) -> Value {
-    json!({
+/// Adds the record's `version` string and `name` for (type, number) when a record has it.
+fn put_label(m: &mut Map<String, Value>, labels: &Labels, t: u16, vn: u64) {
+    if let Some(l) = labels.get(&(t, vn)) {
+        m.insert("version".into(), Value::String(l.version.clone()));
+        m.insert("name".into(), Value::String(l.name.clone()));
+    }
+}
+
+fn ota_event(e: &OtaEvent, t: u16, labels: &Labels) -> Value {
+    let mut m = object(json!({
         "timestamp": e.at_ms,
         "versionNumber": e.version_number.to_string(),
         "state": e.state.as_str(),
         "result": e.result,
         "bytesDone": e.bytes_done,
-    })
+    }));
+    put_label(&mut m, labels, t, e.version_number);
+    Value::Object(m)
 }
 
-fn type_ota(t: u16, o: &TypeOta) -> Value {
-    let mut v = object(ota_event(&o.current));
+fn type_ota(t: u16, o: &TypeOta, labels: &Labels) -> Value {
+    let mut v = object(ota_event(&o.current, t, labels));
     v.insert("type".into(), json!(t));
     v.insert("offeredTimestamp".into(), json!(o.offered_ms));
     v.insert(
         "history".into(),
-        Value::Array(o.history.iter().map(ota_event).collect()),
+        Value::Array(o.history.iter().map(|e| ota_event(e, t, labels)).collect()),
     );
     Value::Object(v)
 }
 
-/// A device without its token: inventory, last seen, OTA state per type, pending pushes.
-pub fn device(d: &Device) -> Value {
+/// The (type, version number) pairs a device's JSON names, to label them.
+pub fn device_versions(d: &Device) -> impl Iterator<Item = (u16, u64)> + '_ {
+    let reported = d.reported.iter().map(|(&t, &vn)| (t, vn));
+    let ota = d.ota.iter().flat_map(|(&t, o)| {
+        std::iter::once(&o.current)
+            .chain(o.history.iter())
+            .map(move |e| (t, e.version_number))
+    });
+    reported.chain(ota)
+}
+
+/// A device without its token: inventory, last seen, OTA state per type, pending pushes;
+/// every version number with its record's version string and name when `labels` has them
+/// (`pushed`: the version number of each pushed record id).
+pub fn device(d: &Device, labels: &Labels, pushed: &BTreeMap<u64, u64>) -> Value {
     let installed: Vec<Value> = d
         .reported
         .iter()
-        .map(|(t, vn)| json!({"type": t, "versionNumber": vn.to_string(), "versionAttributeId": version_attribute_id(*t)}))
+        .map(|(&t, &vn)| {
+            let mut m = object(json!({"type": t, "versionNumber": vn.to_string(), "versionAttributeId": version_attribute_id(t)}));
+            put_label(&mut m, labels, t, vn);
+            Value::Object(m)
+        })
         .collect();
     let pushes: Vec<Value> = d
         .pushes
         .iter()
-        .map(|(t, id)| json!({"type": t, "firmwareImageId": id.to_string(), "state": "pending"}))
+        .map(|(&t, id)| {
+            let mut m =
+                object(json!({"type": t, "firmwareImageId": id.to_string(), "state": "pending"}));
+            if let Some(&vn) = pushed.get(id) {
+                m.insert("versionNumber".into(), Value::String(vn.to_string()));
+                put_label(&mut m, labels, t, vn);
+            }
+            Value::Object(m)
+        })
         .collect();
     let mut m = object(json!({
         "deviceId": d.id,
@@ -146,7 +183,7 @@ pub fn device(d: &Device) -> Value {
         "partnerId": d.partner_id,
         "createdTimestamp": d.created_ms,
         "installed": installed,
-        "ota": d.ota.iter().map(|(t, o)| type_ota(*t, o)).collect::<Vec<_>>(),
+        "ota": d.ota.iter().map(|(t, o)| type_ota(*t, o, labels)).collect::<Vec<_>>(),
         "pushes": pushes,
     }));
     if let Some(seen) = d.last_seen_ms {
@@ -165,4 +202,90 @@ pub fn audit(e: &AuditEntry) -> Value {
     }));
     put_opt(&mut m, "detail", Some(&e.detail));
     Value::Object(m)
+}
+
+fn fw_type_fleet(f: &FwTypeFleet, labels: &Labels) -> Value {
+    let t = f.fw_type;
+    let versions: Vec<Value> = f
+        .versions
+        .iter()
+        .map(|v| {
+            let mut m = object(
+                json!({"versionNumber": v.version_number.to_string(), "devices": v.devices}),
+            );
+            put_label(&mut m, labels, t, v.version_number);
+            Value::Object(m)
+        })
+        .collect();
+    let states: Vec<Value> = f
+        .states
+        .iter()
+        .map(|s| {
+            let mut m = object(json!({
+                "state": s.state.as_str(),
+                "versionNumber": s.version_number.to_string(),
+                "devices": s.devices,
+            }));
+            put_label(&mut m, labels, t, s.version_number);
+            Value::Object(m)
+        })
+        .collect();
+    let mut m = object(json!({
+        "type": t,
+        "reporting": f.reporting,
+        "versions": versions,
+        "otaStates": states,
+    }));
+    if let Some(r) = &f.newest_associated {
+        m.insert(
+            "newestAssociated".into(),
+            json!({
+                "firmwareImageId": r.id.to_string(),
+                "versionNumber": r.version_number.to_string(),
+                "version": r.version,
+                "name": r.name,
+                "hasBinary": r.binary.is_some(),
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+fn device_type_fleet(d: &DeviceTypeFleet, labels: &Labels) -> Value {
+    let failures: Vec<Value> = d
+        .failures
+        .iter()
+        .map(|f| {
+            let mut m = object(json!({
+                "deviceId": f.device_id,
+                "type": f.fw_type,
+                "versionNumber": f.version_number.to_string(),
+                "result": f.result,
+                "reason": result_reason(f.result),
+                "timestamp": f.at_ms,
+            }));
+            put_label(&mut m, labels, f.fw_type, f.version_number);
+            Value::Object(m)
+        })
+        .collect();
+    json!({
+        "deviceTypeId": d.device_type.id,
+        "name": d.device_type.name,
+        "devices": d.devices,
+        "neverSeen": d.never_seen,
+        "seenLastHour": d.seen_last_hour,
+        "seenLastDay": d.seen_last_day,
+        "firmwareTypes": d.fw_types.iter().map(|f| fw_type_fleet(f, labels)).collect::<Vec<_>>(),
+        "failures": failures,
+        "failuresTotal": d.failures_total,
+    })
+}
+
+/// The fleet summary (`GET …/fleet`).
+pub fn fleet(s: &FleetSummary) -> Value {
+    json!({
+        "timestamp": s.at_ms,
+        "devices": s.device_types.iter().map(|d| d.devices).sum::<u64>(),
+        "deviceTypes": s.device_types.iter().map(|d| device_type_fleet(d, &s.labels)).collect::<Vec<_>>(),
+    })
 }

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet};
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -129,6 +129,7 @@ table! {
     GetHead "/v1/admin/audit" Admin |a, c, _, _| admin::audit(a, c);
     GetHead "/v1/admin/backup" Admin |a, _, _, _| admin::backup(a);
     GetHead "/v1/me" Authenticated |a, c, _, _| admin::me(a, c);
+    Post "/v1/me/password" Authenticated |a, c, _, b| admin::change_password(a, c, b);
     Get "/v1/ota/partners/{partnerId}/types" Partner |a, _, [p, ..], _| catalog::types(a, p);
     Post "/v1/ota/partners/{partnerId}/types" Partner |a, c, [p, ..], b| catalog::create_type(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/types/{type}" Partner |a, _, [p, t, ..], _| catalog::get_type(a, p, t);
@@ -163,6 +164,7 @@ table! {
     Get "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, _, [p, d, ..], _| devices::get(a, p, d);
     Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
     Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
+    Get "/v1/ota/partners/{partnerId}/fleet" Partner |a, c, [p, ..], _| fleet::summary(a, c, p);
 }
 
 /// A request's row and its path parameters.

@@ -47,15 +47,21 @@ pub enum DeviceAdminCommand {
     /// Example: otad device list --device-type $DEVICE_TYPE_ID
     ///
     /// Example: otad device list --type 101 --installed 7
+    ///
+    /// Example: otad device list --type 101 --installed 1.4.2 --search kettle-00
     List {
         /// Only devices of this device type.
         #[arg(long, value_name = "ID")]
         device_type: Option<String>,
-        /// With --installed: only devices that report this version number of this type.
+        /// With --installed: only devices that report this version of this type.
         #[arg(long = "type", value_name = "T", requires = "installed")]
         fw_type: Option<u16>,
-        #[arg(long, value_name = "VN", requires = "fw_type")]
-        installed: Option<u64>,
+        /// A version number (digits only) or a record's version string such as 1.4.2.
+        #[arg(long, value_name = "VERSION", requires = "fw_type")]
+        installed: Option<String>,
+        /// Only devices whose id contains this text (ignoring case).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -98,17 +104,38 @@ impl DeviceAdminCommand {
     }
 }
 
-/// `type=versionNumber` pairs of a device's installed list.
+/// A version number with its record's name and version string when the server gave them:
+/// `3 (main 1.4.2)`.
+pub fn labelled(v: &Value) -> String {
+    let vn = text(v, "versionNumber");
+    match (text(v, "name"), text(v, "version")) {
+        (name, version) if name.is_empty() && version.is_empty() => vn,
+        (name, version) if name.is_empty() => format!("{vn} ({version})"),
+        (name, version) => format!("{vn} ({name} {version})"),
+    }
+}
+
+/// `type=versionNumber (name version)` pairs of a device's installed list.
 pub fn installed(d: &Value) -> String {
     d.get("installed")
         .and_then(Value::as_array)
         .map(|list| {
             list.iter()
-                .map(|i| format!("{}={}", text(i, "type"), text(i, "versionNumber")))
+                .map(|i| format!("{}={}", text(i, "type"), labelled(i)))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(", ")
         })
         .unwrap_or_default()
+}
+
+/// The query of an installed-version filter: digits are a version number, anything else a
+/// version string.
+pub fn installed_query(fw_type: u16, installed: &str) -> String {
+    if !installed.is_empty() && installed.bytes().all(|b| b.is_ascii_digit()) {
+        format!("type={fw_type}&installedVersion={installed}")
+    } else {
+        format!("type={fw_type}&installedVersionString={}", seg(installed))
+    }
 }
 
 fn device_row(d: &Value) -> Vec<String> {
@@ -209,14 +236,18 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
             device_type,
             fw_type,
             installed,
+            search,
             ..
         } => {
             let mut query = Vec::new();
             if let Some(dt) = &device_type {
                 query.push(format!("deviceTypeId={}", seg(dt)));
             }
-            if let (Some(t), Some(vn)) = (fw_type, installed) {
-                query.push(format!("type={t}&installedVersion={vn}"));
+            if let (Some(t), Some(v)) = (fw_type, &installed) {
+                query.push(installed_query(t, v));
+            }
+            if let Some(text) = &search {
+                query.push(format!("search={}", seg(text)));
             }
             let path = if query.is_empty() {
                 base.clone()
@@ -248,11 +279,11 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                 t.push_str(&sub_table(
                     &d,
                     "ota",
-                    &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT"],
+                    &["TYPE", "VERSION", "STATE", "RESULT", "BYTES", "AT"],
                     |o| {
                         vec![
                             text(o, "type"),
-                            text(o, "versionNumber"),
+                            labelled(o),
                             text(o, "state"),
                             text(o, "result"),
                             text(o, "bytesDone"),
@@ -263,11 +294,12 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                 t.push_str(&sub_table(
                     &d,
                     "pushes",
-                    &["PUSH TYPE", "IMAGE ID", "STATE"],
+                    &["PUSH TYPE", "IMAGE ID", "VERSION", "STATE"],
                     |p| {
                         vec![
                             text(p, "type"),
                             text(p, "firmwareImageId"),
+                            labelled(p),
                             text(p, "state"),
                         ]
                     },

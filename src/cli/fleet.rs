@@ -1,17 +1,16 @@
-//! `otad fleet status`: how many devices run which version of each firmware type, per
-//! device type, and how many are in which OTA state.
+//! `otad fleet status`: the server's fleet summary (`GET …/fleet`, one request): per device
+//! type how many devices there are and were seen lately, and per firmware type how many run
+//! which version (number, name and version string), the OTA states and recent failures
+//! with their reasons. `--json` prints the server's document as it is.
 //!
-//! The server has no summary endpoint, so this pages through the device list API and
-//! counts here (one pass, memory per distinct (device type, type, version), not per
-//! device). Not here: the device registry commands (`devices.rs`).
-
-use std::collections::BTreeMap;
+//! Not here: the device registry commands (`devices.rs`).
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::client::Result;
-use super::output::{items, table, text};
+use super::client::{Context, Result};
+use super::devices::labelled;
+use super::output::{items, table, text, time};
 use super::session::Ctx;
 use crate::client::http::seg;
 
@@ -22,121 +21,101 @@ pub struct StatusArgs {
     device_type: Option<String>,
 }
 
-/// Counts for one device type.
-#[derive(Default)]
-struct Tally {
-    devices: u64,
-    never_seen: u64,
-    /// (firmware type, version number) → devices reporting it installed.
-    versions: BTreeMap<(u64, u64), u64>,
-    /// (firmware type, OTA state) → devices whose latest OTA event for that type is in it.
-    states: BTreeMap<(u64, String), u64>,
+/// One line of the summary table.
+fn row(dt: &Value, what: String, version: String, devices: String) -> Vec<String> {
+    vec![
+        text(dt, "name"),
+        text(dt, "deviceTypeId"),
+        what,
+        version,
+        devices,
+    ]
 }
 
-fn num(v: &Value, key: &str) -> u64 {
-    match v.get(key) {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        Some(Value::String(s)) => s.parse().unwrap_or(0),
-        _ => 0,
+/// The summary table's lines for one device type.
+fn device_type_rows(dt: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![row(
+        dt,
+        "devices".into(),
+        String::new(),
+        text(dt, "devices"),
+    )];
+    for (key, what) in [
+        ("neverSeen", "never seen"),
+        ("seenLastHour", "seen last hour"),
+        ("seenLastDay", "seen last day"),
+    ] {
+        rows.push(row(dt, what.into(), String::new(), text(dt, key)));
     }
+    for f in dt.get("firmwareTypes").map_or(&[][..], items) {
+        let t = text(f, "type");
+        for v in f.get("versions").map_or(&[][..], items) {
+            rows.push(row(
+                dt,
+                format!("type {t} installed"),
+                labelled(v),
+                text(v, "devices"),
+            ));
+        }
+        for s in f.get("otaStates").map_or(&[][..], items) {
+            rows.push(row(
+                dt,
+                format!("type {t} ota {}", text(s, "state")),
+                labelled(s),
+                text(s, "devices"),
+            ));
+        }
+    }
+    rows
 }
 
 pub fn status(args: StatusArgs, ctx: &mut Ctx) -> Result<()> {
     let base = ctx.base()?;
-    let names: BTreeMap<String, String> = items(&ctx.client.get(&format!("{base}/deviceTypes"))?)
-        .iter()
-        .map(|d| (text(d, "id"), text(d, "name")))
-        .collect();
     let path = match &args.device_type {
-        Some(dt) => format!("{base}/devices?deviceTypeId={}", seg(dt)),
-        None => format!("{base}/devices"),
+        Some(dt) => format!("{base}/fleet?deviceTypeId={}", seg(dt)),
+        None => format!("{base}/fleet"),
     };
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    ctx.each_item(&path, |d| {
-        let t = tallies.entry(text(&d, "deviceTypeId")).or_default();
-        t.devices += 1;
-        if d.get("lastSeenTimestamp").is_none() {
-            t.never_seen += 1;
-        }
-        for i in d
-            .get("installed")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            *t.versions
-                .entry((num(i, "type"), num(i, "versionNumber")))
-                .or_default() += 1;
-        }
-        for o in d.get("ota").and_then(Value::as_array).into_iter().flatten() {
-            *t.states
-                .entry((num(o, "type"), text(o, "state")))
-                .or_default() += 1;
-        }
-    })?;
-    let total: u64 = tallies.values().map(|t| t.devices).sum();
-    let doc = json!({
-        "devices": total,
-        "deviceTypes": tallies.iter().map(|(id, t)| json!({
-            "deviceTypeId": id,
-            "name": names.get(id).cloned().unwrap_or_default(),
-            "devices": t.devices,
-            "neverSeen": t.never_seen,
-            "versions": t.versions.iter().map(|((ty, vn), n)| json!({
-                "type": ty, "versionNumber": vn.to_string(), "devices": n
-            })).collect::<Vec<_>>(),
-            "otaStates": t.states.iter().map(|((ty, st), n)| json!({
-                "type": ty, "state": st, "devices": n
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
+    let doc = ctx
+        .client
+        .get(&path)
+        .map_err(|e| e.context("cannot read the fleet summary"))?;
     ctx.out.show(&doc, || {
-        let mut rows = Vec::new();
-        for (id, t) in &tallies {
-            let name = names.get(id).cloned().unwrap_or_default();
-            rows.push(vec![
-                name.clone(),
-                id.clone(),
-                "devices".into(),
-                String::new(),
-                t.devices.to_string(),
-            ]);
-            if t.never_seen > 0 {
-                rows.push(vec![
-                    name.clone(),
-                    id.clone(),
-                    "never seen".into(),
-                    String::new(),
-                    t.never_seen.to_string(),
-                ]);
-            }
-            for ((ty, vn), n) in &t.versions {
-                rows.push(vec![
-                    name.clone(),
-                    id.clone(),
-                    format!("type {ty}"),
-                    format!("installed {vn}"),
-                    n.to_string(),
-                ]);
-            }
-            for ((ty, st), n) in &t.states {
-                rows.push(vec![
-                    name.clone(),
-                    id.clone(),
-                    format!("type {ty}"),
-                    format!("ota {st}"),
-                    n.to_string(),
-                ]);
-            }
+        let types = doc.get("deviceTypes").map_or(&[][..], items);
+        let rows: Vec<Vec<String>> = types.iter().flat_map(device_type_rows).collect();
+        let mut out = format!("{} devices\n", text(&doc, "devices"));
+        if !rows.is_empty() {
+            out.push_str(&table(
+                &["DEVICE TYPE", "ID", "WHAT", "VERSION", "DEVICES"],
+                &rows,
+            ));
         }
-        format!(
-            "{total} devices\n{}",
-            if rows.is_empty() {
-                String::new()
-            } else {
-                table(&["DEVICE TYPE", "ID", "WHAT", "STATE", "DEVICES"], &rows)
-            }
-        )
+        let failures: Vec<Vec<String>> = types
+            .iter()
+            .flat_map(|dt| {
+                dt.get("failures")
+                    .map_or(&[][..], items)
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            text(dt, "name"),
+                            text(f, "deviceId"),
+                            text(f, "type"),
+                            labelled(f),
+                            text(f, "reason"),
+                            time(f, "timestamp"),
+                        ]
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !failures.is_empty() {
+            out.push_str("\nrecent failures\n");
+            out.push_str(&table(
+                &["DEVICE TYPE", "DEVICE", "TYPE", "VERSION", "REASON", "AT"],
+                &failures,
+            ));
+        }
+        out
     });
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! with its next durable commit, at most one second later (see `store/mod.rs`). What to offer
 //! is decided by `ota.rs`; this file only gathers the candidates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
@@ -35,6 +35,11 @@ pub struct DeviceFilter {
     pub device_type_id: Option<String>,
     /// Devices that report exactly this installed version number for this type.
     pub installed: Option<(u16, u64)>,
+    /// Devices that report one of these version numbers for this type (a version string
+    /// resolved to the records that carry it).
+    pub installed_among: Option<(u16, BTreeSet<u64>)>,
+    /// Devices whose id contains this text, ignoring ASCII case.
+    pub id_contains: Option<String>,
 }
 
 /// An offer with the record it points at.
@@ -277,11 +282,19 @@ impl Store {
         let txn = self.read()?;
         let table = txn.open_table(DEVICES)?;
         let mut out = Vec::new();
+        let needle = filter.id_contains.as_deref().map(str::to_ascii_lowercase);
         let mut keep = |d: Device| {
             let installed_ok = filter
                 .installed
                 .is_none_or(|(t, vn)| d.reported.get(&t) == Some(&vn));
-            if d.partner_id == partner_id && installed_ok {
+            let among_ok = filter
+                .installed_among
+                .as_ref()
+                .is_none_or(|(t, set)| d.reported.get(t).is_some_and(|vn| set.contains(vn)));
+            let id_ok = needle
+                .as_deref()
+                .is_none_or(|n| d.id.to_ascii_lowercase().contains(n));
+            if d.partner_id == partner_id && installed_ok && among_ok && id_ok {
                 out.push(d);
             }
         };

@@ -76,6 +76,26 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/admin.js"),
     },
+    Asset {
+        path: "/ui/versions.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/versions.js"),
+    },
+    Asset {
+        path: "/ui/dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/dashboard.js"),
+    },
+    Asset {
+        path: "/ui/audit.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/audit.js"),
+    },
+    Asset {
+        path: "/ui/account.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/account.js"),
+    },
 ];
 
 /// Scripts, styles, images and API calls only from this origin; no plugins, no `<base>`, no

@@ -1061,3 +1061,52 @@ impl Drop for Server {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A device over OCP/1
+
+/// A device speaking OCP/1 through the reference client, for states the `otad device`
+/// commands do not produce on their own (progress part-way, a failure).
+pub struct RawDevice {
+    rt: tokio::runtime::Runtime,
+    client: otad::client::device::Client,
+}
+
+impl RawDevice {
+    pub fn connect(server: &Server, device_id: &str, token: &str) -> RawDevice {
+        let listen: Value = serde_json::from_str(
+            &std::fs::read_to_string(server.data.join("listen.json")).expect("listen.json"),
+        )
+        .expect("listen.json is JSON");
+        let cfg = otad::client::device::ClientConfig {
+            addr: s(&listen, "device"),
+            server_name: "localhost".into(),
+            ca_file: server.data.join("tls").join("cert.pem"),
+            device_id: device_id.into(),
+            token: token.into(),
+            max_frame: 256 * 1024,
+            max_inflight: 16,
+            chunk_log: 4,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt
+            .block_on(otad::client::device::Client::connect(&cfg))
+            .unwrap_or_else(|e| panic!("device {device_id} cannot connect: {e}"));
+        RawDevice { rt, client }
+    }
+
+    pub fn check(&mut self, installed: &[(u16, u64)]) -> Vec<otad::ocp::wire::OfferItem> {
+        self.rt
+            .block_on(self.client.check(installed))
+            .unwrap_or_else(|e| panic!("CHECK failed: {e}"))
+    }
+
+    pub fn report(&mut self, fw_type: u16, vn: u64, state: u8, result: u8, bytes_done: u64) {
+        self.rt
+            .block_on(self.client.report(fw_type, vn, state, result, bytes_done))
+            .unwrap_or_else(|e| panic!("REPORT {state}/{result} failed: {e}"));
+    }
+}

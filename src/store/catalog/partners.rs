@@ -241,8 +241,18 @@ impl Store {
         );
         self.write(true, move |txn| {
             let user: Option<User> = codec::get(&txn.open_table(USERS)?, name.as_str())?;
-            if user.is_none_or(|u| u.partner_id != pid) {
+            let Some(user) = user.filter(|u| u.partner_id == pid) else {
                 return Err(StoreError::not_found("user", "unknown_user"));
+            };
+            // Without an admin nobody could manage partners and users any more (short of
+            // the offline password reset, which needs a user to reset).
+            if user.role == Role::Admin && !another_admin(txn, &name)? {
+                return Err(StoreError::conflict(
+                    "last_admin",
+                    format!(
+                        "{name} is the last admin and cannot be removed; create another admin first"
+                    ),
+                ));
             }
             txn.open_table(USERS)?.remove(name.as_str())?;
             revoke_tokens_of(txn, &name)?;
@@ -251,6 +261,34 @@ impl Store {
                 &actor,
                 "user.remove",
                 &format!("partner/{pid}/users/{name}"),
+                "",
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A signed-in user's own password change (the caller has checked the current one):
+    /// the new password, and every other token of the user revoked; `keep` (the hash of the
+    /// token the change was made with) stays valid.
+    pub fn change_password(&self, username: &str, password: &str, keep: [u8; 32]) -> Result<()> {
+        model::validate_password(password)?;
+        let hash = hash_secret(password)?;
+        let name = username.to_string();
+        self.write(true, move |txn| {
+            let mut user: User = codec::get(&txn.open_table(USERS)?, name.as_str())?
+                .ok_or_else(|| StoreError::not_found("user", "unknown_user"))?;
+            user.password_hash = hash;
+            put(txn, USERS, &name, &user)?;
+            txn.open_table(TOKENS)?.retain(|k, v| {
+                k == &keep
+                    || codec::decode::<Token>(v)
+                        .is_ok_and(|t| t.username.as_deref() != Some(name.as_str()))
+            })?;
+            audit::append(
+                txn,
+                &name,
+                "user.password_change",
+                &format!("partner/{}/users/{name}", user.partner_id),
                 "",
             )?;
             Ok(())
@@ -279,6 +317,17 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Is there an admin other than `username`?
+fn another_admin(txn: &WriteTransaction, username: &str) -> Result<bool> {
+    for entry in txn.open_table(USERS)?.iter()? {
+        let (k, v) = entry?;
+        if k.value() != username && codec::decode::<User>(v.value())?.role == Role::Admin {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Removes every token issued to the user `username`.

@@ -8,6 +8,9 @@ import { wizardScreen } from "./wizard.js";
 import { imagesScreen, imageScreen, deployScreen } from "./images.js";
 import { devicesScreen, deviceScreen } from "./devices.js";
 import { adminScreen } from "./admin.js";
+import { dashboardScreen } from "./dashboard.js";
+import { auditScreen } from "./audit.js";
+import { accountScreen } from "./account.js";
 
 const main = document.getElementById("main");
 // A message for the sign-in screen (e.g. after the session expired).
@@ -63,7 +66,7 @@ function signInScreen() {
     try {
       await signIn(user.value, pass.value);
       flash = "";
-      navigate("#/types");
+      navigate("#/dashboard");
     } catch (err) {
       const text = err instanceof ApiError && err.trace === "invalid_grant"
         ? "Wrong user name or password."
@@ -84,8 +87,9 @@ async function renderHeader(active) {
   const top = document.getElementById("top");
   top.hidden = false;
   const nav = clear(document.getElementById("nav"));
-  const links = [["types", "Image types"], ["images", "Images"], ["devices", "Devices"]];
+  const links = [["dashboard", "Fleet"], ["types", "Image types"], ["images", "Images"], ["devices", "Devices"]];
   if (s.role === "admin") links.push(["admin", "Admin"]);
+  if (s.role === "admin") links.push(["audit", "Audit"]);
   for (const [key, label] of links) {
     nav.append(h("a", { href: `#/${key}`, id: `nav-${key}`, text: label, "aria-current": key === active ? "page" : false }));
   }
@@ -109,7 +113,7 @@ async function renderHeader(active) {
     who.append(h("span", { class: "partner", text: s.partnerName }));
   }
   who.append(
-    h("span", { class: "user", id: "who-user", text: s.username || "" }),
+    h("a", { class: "user", id: "who-user", href: "#/account", title: "Your account", text: s.username || "" }),
     h("button", {
       type: "button", id: "signout", text: "Sign out",
       onclick: async () => {
@@ -132,16 +136,19 @@ async function route() {
     signInScreen();
     return;
   }
-  const [screen, ...rest] = parts.length ? parts : ["types"];
+  const [screen, ...rest] = parts.length ? parts : ["dashboard"];
   if (screen === "signin") {
-    location.hash = "#/types";
+    location.hash = "#/dashboard";
     return;
   }
   await renderHeader(screen === "upload" ? "images" : screen === "deploy" ? "images" : screen);
   const view = clear(main);
   const ctx = { view, params, generation, live: () => ctx.generation === generation, navigate };
   try {
-    if (screen === "types") await typesScreen(ctx);
+    if (screen === "dashboard") await dashboardScreen(ctx);
+    else if (screen === "audit" && s.role === "admin") await auditScreen(ctx);
+    else if (screen === "account") await accountScreen(ctx);
+    else if (screen === "types") await typesScreen(ctx);
     else if (screen === "upload") await wizardScreen(ctx);
     else if (screen === "images" && rest.length === 2) await imageScreen(ctx, Number(rest[0]), rest[1]);
     else if (screen === "images") await imagesScreen(ctx);

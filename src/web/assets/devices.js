@@ -1,10 +1,13 @@
-// Devices: the list (filter by device type, by installed version), registration (the token
-// is shown once, with a copy button), device types (list and add), and a device's detail:
-// installed version per image type, last seen, pending pushes and OTA history.
+// Devices: the list (search by id, filter by device type and by installed version, given
+// as a number or a version string; an OTA-state column), registration (the token is shown
+// once, with a copy button), device types (list and add), and a device's detail: installed
+// version per image type, last seen, pending pushes and OTA history, every version number
+// with its record's version string and name.
 
 import { del, get, post, pp, query } from "./api.js";
 import { clear, confirmButton, field, fmtTime, h, notice, setFieldError } from "./dom.js";
 import { resultText } from "./images.js";
+import { versionText } from "./versions.js";
 
 const PAGE_SIZE = 50;
 
@@ -76,6 +79,15 @@ function registerCard(deviceTypes, onRegistered) {
   return h("section", { class: "card", id: "register" }, h("h2", { text: "Register a device" }), form, out);
 }
 
+// The current OTA state of each image type: "downloading 1.4.2 (type 150)".
+function otaCell(d) {
+  const list = d.ota || [];
+  if (!list.length) return h("td", { class: "muted", text: "—" });
+  return h("td", {}, list.map((o) => h("div", { class: "ota-state", dataset: { state: o.state } },
+    h("span", { class: "state", text: o.state }), ` ${o.version || `#${o.versionNumber}`}`,
+    h("span", { class: "small", text: ` type ${o.type}` }))));
+}
+
 export async function devicesScreen(ctx) {
   const { view, params } = ctx;
   const [deviceTypes, types] = await Promise.all([get(pp("deviceTypes")), get(pp("types"))]);
@@ -83,30 +95,36 @@ export async function devicesScreen(ctx) {
   const dtName = new Map(deviceTypes.map((d) => [d.id, d.name]));
   const dt = params.get("deviceType") || "";
   const type = params.get("type") || "";
-  const installed = params.get("installedVersion") || "";
+  const installed = params.get("installed") || params.get("installedVersion") || "";
+  const search = params.get("search") || "";
   const page = Math.max(0, Number(params.get("page") || 0));
+  const searchIn = h("input", { id: "devices-search", type: "search", value: search, placeholder: "part of a device id" });
   const dtSel = h("select", { id: "devices-filter-type" }, h("option", { value: "", text: "Any device type" }),
     deviceTypes.map((d) => h("option", { value: d.id, text: d.name, selected: d.id === dt })));
   const typeSel = h("select", { id: "devices-filter-fwtype" }, h("option", { value: "", text: "—" }),
     types.sort((a, b) => a.type - b.type).map((t) => h("option", { value: t.type, text: `${t.type} · ${t.name}`, selected: String(t.type) === type })));
-  const vnIn = h("input", { id: "devices-filter-version", type: "number", min: 0, value: installed });
-  const go = (p) => ctx.navigate(`#/devices${query({ deviceType: dtSel.value, type: typeSel.value, installedVersion: vnIn.value, page: p || "" })}`);
-  const filters = h("form", { class: "filters", id: "device-filters" }, field("Device type", dtSel), field("Image type", typeSel),
-    field("Installed version number", vnIn), h("button", { type: "submit", text: "Apply" }));
+  const vnIn = h("input", { id: "devices-filter-version", value: installed, placeholder: "1.4.2 or 7" });
+  const go = (p) => ctx.navigate(`#/devices${query({ search: searchIn.value.trim(), deviceType: dtSel.value, type: typeSel.value, installed: vnIn.value.trim(), page: p || "" })}`);
+  const filters = h("form", { class: "filters", id: "device-filters" }, field("Search by id", searchIn), field("Device type", dtSel), field("Image type", typeSel),
+    field("Installed version or number", vnIn), h("button", { type: "submit", text: "Apply" }));
   filters.addEventListener("submit", (e) => { e.preventDefault(); go(0); });
   view.append(h("h1", { text: "Devices" }), filters);
   const msg = h("div");
   view.append(msg);
   if ((type === "") !== (installed === "")) {
-    msg.append(notice("info", "Choose both an image type and an installed version number to filter by version."));
+    msg.append(notice("info", "Choose both an image type and an installed version to filter by version."));
   }
-  const filterQuery = type !== "" && installed !== "" ? { type, installedVersion: installed } : {};
+  // Digits only: a version number; anything else: a version string.
+  const byNumber = /^\d+$/.test(installed);
+  const filterQuery = type !== "" && installed !== ""
+    ? (byNumber ? { type, installedVersion: installed } : { type, installedVersionString: installed })
+    : {};
   const listBox = h("div", { id: "devices-list" });
   view.append(listBox, registerCard(deviceTypes, () => loadList()), deviceTypesCard(ctx, deviceTypes));
 
   // Reloaded after a registration too, so the new device shows without losing its token.
   async function loadList() {
-    const result = await get(pp("devices") + query({ deviceTypeId: dt, ...filterQuery, page, size: PAGE_SIZE }));
+    const result = await get(pp("devices") + query({ deviceTypeId: dt, search, ...filterQuery, page, size: PAGE_SIZE }));
     if (!ctx.live()) return;
     clear(listBox);
     if (!result.content.length) {
@@ -114,11 +132,14 @@ export async function devicesScreen(ctx) {
       return;
     }
     listBox.append(h("div", { class: "table-wrap" }, h("table", { id: "devices-table" },
-      h("thead", {}, h("tr", {}, ["Device", "Device type", "Installed", "Last seen"].map((c) => h("th", { scope: "col", text: c })))),
+      h("thead", {}, h("tr", {}, ["Device", "Device type", "Installed", "OTA state", "Last seen"].map((c) => h("th", { scope: "col", text: c })))),
       h("tbody", {}, result.content.map((d) => h("tr", { dataset: { device: d.deviceId } },
-        h("td", {}, h("a", { href: `#/devices/${encodeURIComponent(d.deviceId)}`, text: d.deviceId })),
+        h("td", { class: "nowrap" }, h("a", { href: `#/devices/${encodeURIComponent(d.deviceId)}`, text: d.deviceId })),
         h("td", { text: dtName.get(d.deviceTypeId) || d.deviceTypeId }),
-        h("td", { text: (d.installed || []).map((i) => `${i.type}=${i.versionNumber}`).join(", ") || "—" }),
+        h("td", { class: "installed" }, (d.installed || []).length
+          ? d.installed.map((i) => h("div", {}, versionText(i), h("span", { class: "small", text: ` type ${i.type}` })))
+          : "—"),
+        otaCell(d),
         h("td", { text: fmtTime(d.lastSeenTimestamp) })))))),
     h("nav", { class: "pager", "aria-label": "Pages" },
       h("button", { type: "button", text: "Previous", disabled: page === 0, onclick: () => go(page - 1) }),
@@ -142,19 +163,19 @@ export async function deviceScreen(ctx, id) {
       h("dt", { text: "Last seen" }), h("dd", { id: "device-last-seen", text: fmtTime(d.lastSeenTimestamp) }))),
     h("section", { class: "card" }, h("h2", { text: "Installed versions" }),
       (d.installed || []).length
-        ? h("table", { id: "device-installed" }, h("thead", {}, h("tr", {}, ["Image type", "Version number"].map((c) => h("th", { scope: "col", text: c })))),
-          h("tbody", {}, d.installed.map((i) => h("tr", {}, h("td", { text: `${i.type} · ${typeName.get(i.type) || ""}` }), h("td", { text: i.versionNumber })))))
+        ? h("table", { id: "device-installed" }, h("thead", {}, h("tr", {}, ["Image type", "Version"].map((c) => h("th", { scope: "col", text: c })))),
+          h("tbody", {}, d.installed.map((i) => h("tr", {}, h("td", { text: `${i.type} · ${typeName.get(i.type) || ""}` }), h("td", { text: versionText(i) })))))
         : h("p", { class: "muted", text: "The device has not reported yet." }),
       (d.pushes || []).length
-        ? h("p", { text: `Pending pushes: ${d.pushes.map((p) => `type ${p.type} → image ${p.firmwareImageId}`).join(", ")}` })
+        ? h("p", { id: "device-pushes", text: `Pending pushes: ${d.pushes.map((p) => `type ${p.type} → ${p.versionNumber ? versionText(p) : `image ${p.firmwareImageId}`}`).join(", ")}` })
         : null),
     h("section", { class: "card", id: "device-ota" }, h("h2", { text: "OTA history" }),
       (d.ota || []).length
         ? d.ota.map((o) => h("div", { class: "ota" },
           h("h3", { text: `Type ${o.type} · ${typeName.get(o.type) || ""}` }),
-          h("table", {}, h("thead", {}, h("tr", {}, ["When", "Version number", "State", "Bytes", "Result"].map((c) => h("th", { scope: "col", text: c })))),
+          h("table", {}, h("thead", {}, h("tr", {}, ["When", "Version", "State", "Bytes", "Result"].map((c) => h("th", { scope: "col", text: c })))),
             h("tbody", {}, [o, ...[...(o.history || [])].reverse()].map((e, i) => h("tr", { class: i === 0 ? "current" : "" },
-              h("td", { text: fmtTime(e.timestamp) }), h("td", { text: e.versionNumber }), h("td", { class: "state", text: e.state }),
+              h("td", { text: fmtTime(e.timestamp) }), h("td", { text: versionText(e) }), h("td", { class: "state", text: e.state }),
               h("td", { text: String(e.bytesDone) }), h("td", { text: e.state === "failed" || e.state === "deferred" ? resultText(e.result) : "" })))))))
         : h("p", { class: "muted", text: "No updates yet." })),
     h("section", { class: "card danger-zone" }, h("h2", { text: "Remove" }),

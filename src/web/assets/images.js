@@ -1,9 +1,11 @@
 // Images: the list (filters by image type, device type and tags, sort, paging), the detail
-// view (hashes, size, associations added and removed, delete) and Deploy: choose devices,
-// push, and watch each device's OTA state update live.
+// view (hashes, size, associations added and removed, delete) and Deploy: choose devices by
+// filter (device type, the version they run, part of the id) at any fleet size, push, and
+// watch the OTA states: counted for all, live per device for the first ones.
 
 import { ApiError, binaryInfo, del, get, post, pp, put, query } from "./api.js";
 import { clear, confirmButton, field, fmtBytes, fmtTime, h, notice, tagChips } from "./dom.js";
+import { versionText } from "./versions.js";
 
 const PAGE_SIZE = 20;
 const SORTS = [
@@ -188,6 +190,11 @@ export function describeOta(ota, size) {
   return { state: s, text: s };
 }
 
+// Devices whose push status is followed one by one; the rest are counted by the summary.
+const WATCHED = 50;
+// Pushes in flight at once from the browser.
+const PUSH_PARALLEL = 8;
+
 export async function deployScreen(ctx, type, vn) {
   const { view } = ctx;
   const [record, associations] = await Promise.all([
@@ -197,38 +204,68 @@ export async function deployScreen(ctx, type, vn) {
   if (!ctx.live()) return;
   const info = record.url ? await binaryInfo(record.url) : null;
   view.append(h("h1", {}, "Deploy ", h("span", { text: record.name }), ` ${record.version}`),
-    h("p", {}, h("a", { href: `#/images/${type}/${vn}`, text: "Back to the image" })));
+    h("p", {}, h("a", { href: `#/images/${type}/${vn}`, text: "Back to the image" }), h("span", { class: "muted", text: ` · image type ${type}, version number ${vn}` })));
   if (!associations.length) {
     view.append(notice("info", "Associate the image with a device type first: only devices of an associated device type can receive it."));
     return;
   }
   const dtSel = h("select", { id: "deploy-device-type" }, associations.map((a) => h("option", { value: a.deviceTypeId, text: a.deviceTypeName })));
-  const search = h("input", { id: "deploy-search", type: "search", placeholder: "device id contains…" });
-  const list = h("div", { id: "deploy-devices", class: "checks" });
+  const runningSel = h("select", { id: "deploy-running" });
+  const search = h("input", { id: "deploy-search", type: "search", placeholder: "part of a device id" });
+  const matchBox = h("div", { id: "deploy-match", "aria-live": "polite" });
   const pushBtn = h("button", { type: "button", class: "primary", id: "push-now", text: "Push now" });
+  const pushProgress = h("progress", { id: "deploy-progress", max: 100, value: 0, hidden: true });
+  const pushText = h("span", { id: "deploy-progress-text", "aria-live": "polite" });
   const msg = h("div", { id: "deploy-message" });
+  const summaryBox = h("div", { id: "deploy-summary" });
   const statusBody = h("tbody");
-  const status = h("section", { class: "card", id: "deploy-status", hidden: true }, h("h2", { text: "Status" }),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Device", "State", "Progress", "Updated"].map((c) => h("th", { scope: "col", text: c })))), statusBody));
-  let devices = [];
+  const status = h("section", { class: "card", id: "deploy-status", hidden: true }, h("h2", { text: "Status" }), summaryBox,
+    h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Device", "State", "Progress", "Updated"].map((c) => h("th", { scope: "col", text: c })))), statusBody)));
+  let matched = 0;
 
-  async function loadDevices() {
-    const page = await get(pp("devices") + query({ deviceTypeId: dtSel.value, size: 1000 }));
-    devices = page.content;
-    showDevices();
+  // The device-list query of the current filter.
+  function filterQuery() {
+    const q = { deviceTypeId: dtSel.value, search: search.value.trim() };
+    if (runningSel.value !== "") Object.assign(q, { type, installedVersion: runningSel.value });
+    return q;
   }
-  function showDevices() {
-    clear(list);
-    const needle = search.value.trim().toLowerCase();
-    const shown = devices.filter((d) => d.deviceId.toLowerCase().includes(needle));
-    if (!shown.length) list.append(h("p", { class: "muted", text: "No devices." }));
-    for (const d of shown) {
-      const box = h("input", { type: "checkbox", value: d.deviceId, id: `deploy-dev-${d.deviceId}`, class: "deploy-device" });
-      list.append(h("label", { class: "check", for: box.id }, box, " ", d.deviceId));
+
+  // The versions devices of the chosen type run, from the fleet summary.
+  async function loadVersions() {
+    clear(runningSel).append(h("option", { value: "", text: "Any version (or none reported)" }));
+    const fleet = await get(pp("fleet") + query({ deviceTypeId: dtSel.value }));
+    const fw = fleet.deviceTypes[0] && fleet.deviceTypes[0].firmwareTypes.find((f) => f.type === type);
+    for (const v of (fw ? fw.versions : [])) {
+      runningSel.append(h("option", { value: v.versionNumber, text: `${versionText(v)} · ${v.devices} device(s)` }));
     }
   }
-  dtSel.addEventListener("change", loadDevices);
-  search.addEventListener("input", showDevices);
+
+  let counting = 0;
+  async function countMatches() {
+    const mine = ++counting;
+    const page = await get(pp("devices") + query({ ...filterQuery(), size: 10 }));
+    if (mine !== counting || !ctx.live()) return;
+    matched = page.totalElements;
+    clear(matchBox).append(h("p", { id: "deploy-count", dataset: { count: String(matched) } },
+      h("strong", { text: `${matched} device(s)` }), " match."),
+    page.content.length
+      ? h("p", { class: "muted", id: "deploy-preview" },
+        page.content.map((d, i) => [i ? ", " : "", h("span", { class: "nowrap", text: d.deviceId })]),
+        matched > page.content.length ? ` and ${matched - page.content.length} more` : "")
+      : null);
+    pushBtn.textContent = matched ? `Push to ${matched} device(s)` : "Push now";
+    pushBtn.disabled = !matched;
+  }
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(countMatches, 250);
+  });
+  dtSel.addEventListener("change", async () => {
+    await loadVersions();
+    await countMatches();
+  });
+  runningSel.addEventListener("change", countMatches);
 
   const rows = new Map();
   let polling = false;
@@ -238,12 +275,39 @@ export async function deployScreen(ctx, type, vn) {
       const bar = h("progress", { max: 100, value: 0 });
       const when = h("td", { class: "when", text: "" });
       const tr = h("tr", { dataset: { device: id } }, h("td", { text: id }), state, h("td", {}, bar), when);
-      statusBody.append(tr);
+      // By id, whatever order the parallel pushes finished in.
+      const after = [...statusBody.children].find((r) => r.dataset.device > id);
+      statusBody.insertBefore(tr, after || null);
       rows.set(id, { tr, state, bar, when, done: false });
     }
     const row = rows.get(id);
     row.done = false;
     return row;
+  }
+
+  // The counts of this image's OTA states among the device type's devices.
+  async function showSummary() {
+    const fleet = await get(pp("fleet") + query({ deviceTypeId: dtSel.value }));
+    const fw = fleet.deviceTypes[0] && fleet.deviceTypes[0].firmwareTypes.find((f) => f.type === type);
+    const states = fw ? fw.otaStates.filter((x) => x.versionNumber === record.versionNumber) : [];
+    const onIt = fw ? fw.versions.filter((v) => Number(v.versionNumber) >= Number(record.versionNumber)).reduce((n, v) => n + v.devices, 0) : 0;
+    clear(summaryBox).append(h("ul", { class: "chips", id: "deploy-states" },
+      h("li", { class: "chip state-confirmed", dataset: { state: "running" } }, h("strong", { text: String(onIt) }), ` run ${record.version} or newer`),
+      states.map((x) => h("li", { class: `chip state-${x.state}`, dataset: { state: x.state } }, h("strong", { text: String(x.devices) }), ` ${x.state}`))));
+  }
+
+  // The counts keep refreshing while the screen is shown (the summary is cached on the
+  // server for a moment, so this is cheap); the per-device rows stop when all are done.
+  let summarizing = false;
+  async function summarize() {
+    summarizing = ctx.live();
+    if (!summarizing) return;
+    try {
+      await showSummary();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+    }
+    setTimeout(summarize, 2000);
   }
 
   async function poll() {
@@ -269,38 +333,66 @@ export async function deployScreen(ctx, type, vn) {
     if (polling) setTimeout(poll, 1000);
   }
 
+  // Every device of the filter, a page of the device list at a time, pushed a few at once.
+  async function pushAll() {
+    const target = matched;
+    let done = 0;
+    let ok = 0;
+    const refused = new Map();
+    pushProgress.hidden = false;
+    const q = filterQuery();
+    const pushOne = async (id) => {
+      try {
+        await put(pp("deviceTypes", q.deviceTypeId, "firmwareImages", record.id, "push"), { value: id });
+        ok++;
+        if (rows.size < WATCHED) statusRow(id);
+      } catch (err) {
+        const why = err.trace === "would_downgrade" ? "already run this version or a newer one" : err.message;
+        refused.set(why, (refused.get(why) || 0) + 1);
+      }
+      done++;
+      pushProgress.value = target ? Math.floor((done / target) * 100) : 100;
+      pushText.textContent = `Pushed ${done} of ${target}`;
+    };
+    for (let page = 0; ctx.live(); page++) {
+      const list = await get(pp("devices") + query({ ...q, page, size: 1000 }));
+      const ids = list.content.map((d) => d.deviceId);
+      for (let i = 0; i < ids.length; i += PUSH_PARALLEL) {
+        await Promise.all(ids.slice(i, i + PUSH_PARALLEL).map(pushOne));
+      }
+      if (page + 1 >= list.totalPages) break;
+    }
+    return { ok, refused };
+  }
+
   pushBtn.addEventListener("click", async () => {
     clear(msg);
-    const chosen = [...list.querySelectorAll("input.deploy-device:checked")].map((b) => b.value);
-    if (!chosen.length) {
-      msg.append(notice("error", "Choose at least one device."));
+    if (!matched) {
+      msg.append(notice("error", "No device matches the filter."));
       return;
     }
     pushBtn.disabled = true;
-    const failed = [];
-    for (const id of chosen) {
-      try {
-        await put(pp("deviceTypes", dtSel.value, "firmwareImages", record.id, "push"), { value: id });
-        statusRow(id);
-      } catch (err) {
-        failed.push(`${id}: ${err.message}`);
+    try {
+      const { ok, refused } = await pushAll();
+      for (const [why, n] of refused) msg.append(notice("info", `Not pushed to ${n} device(s): ${why}.`));
+      if (ok) {
+        msg.append(notice("ok", `Pushed to ${ok} device(s).`));
+        status.hidden = false;
+        status.scrollIntoView({ block: "start" });
+        if (!polling) poll();
+        if (!summarizing) summarize();
       }
-    }
-    pushBtn.disabled = false;
-    if (failed.length) msg.append(notice("error", `Not pushed to ${failed.join("; ")}`));
-    const ok = chosen.length - failed.length;
-    if (ok) {
-      msg.append(notice("ok", `Pushed to ${ok} device(s).`));
-      status.hidden = false;
-      status.scrollIntoView({ block: "start" });
-      if (!polling) poll();
+    } catch (err) {
+      msg.append(notice("error", err.message));
+    } finally {
+      pushBtn.disabled = false;
     }
   });
 
   view.append(h("section", { class: "card" }, h("h2", { text: "Target devices" }),
-    h("div", { class: "filters" }, field("Device type", dtSel), field("Search", search)),
-    h("div", { class: "buttons" },
-      h("button", { type: "button", id: "deploy-select-all", text: "Select all shown", onclick: () => list.querySelectorAll("input.deploy-device").forEach((b) => { b.checked = true; }) })),
-    list, msg, h("div", { class: "buttons" }, pushBtn)), status);
-  await loadDevices();
+    h("p", { class: "muted", text: "Every device that matches the filter receives the push; devices already on this version or a newer one are left alone." }),
+    h("div", { class: "filters" }, field("Device type", dtSel), field("Currently running", runningSel), field("Search by id", search)),
+    matchBox, msg, h("div", { class: "buttons progress-row" }, pushBtn, pushProgress, pushText)), status);
+  await loadVersions();
+  await countMatches();
 }

@@ -1,8 +1,9 @@
-// Image types as folders: platform types (1-100) and the partner's own MCU types (101-200),
-// add and edit (the number never changes), a first-use prompt when the partner has none,
-// and dropping a file on a folder to start the upload wizard for that type.
+// Image types as folders: platform types (1-100) and the partner's own MCU types (101-200)
+// with their image count and newest version, add and edit (the number never changes), a
+// first-use prompt when the partner has none, and dropping a file on a folder to start the
+// upload wizard for that type.
 
-import { get, post, put, partnerId, pp, session } from "./api.js";
+import { get, post, put, partnerId, pp, query, session } from "./api.js";
 import { clear, field, h, notice, setFieldError } from "./dom.js";
 import { offerFile } from "./wizard.js";
 
@@ -54,11 +55,35 @@ function typeForm(ctx, existing, done) {
   return form;
 }
 
+// A type name that may break only after an underscore (DEVICE_|DESCRIPTION), never inside
+// a word.
+function typeName(name) {
+  const parts = name.split("_");
+  return parts.flatMap((p, i) => (i < parts.length - 1 ? [`${p}_`, h("wbr")] : [p]));
+}
+
+// "3 images · newest 1.4.2": the pool's count and highest version number of the type.
+async function fillImageCount(box, t) {
+  try {
+    const page = await get(pp("pool", "types", t.type) + query({ size: 1, sort: "versionNumber,desc" }));
+    const newest = page.content[0];
+    box.textContent = page.totalElements
+      ? `${page.totalElements} image${page.totalElements === 1 ? "" : "s"} · newest ${newest.version} (#${newest.versionNumber})`
+      : "No images yet";
+    box.dataset.count = String(page.totalElements);
+  } catch {
+    box.textContent = "";
+  }
+}
+
 function folder(ctx, t, own, refresh) {
   const open = () => ctx.navigate(`#/images?type=${t.type}`);
+  const count = h("span", { class: "folder-count", dataset: { countFor: String(t.type) } });
+  fillImageCount(count, t);
   const card = h("div", { class: `folder${own ? " own" : ""}`, dataset: { type: String(t.type) } },
-    h("a", { class: "folder-name", href: `#/images?type=${t.type}`, text: t.name }),
+    h("a", { class: "folder-name", href: `#/images?type=${t.type}` }, typeName(t.name)),
     h("span", { class: "folder-number", text: `type ${t.type}` }),
+    count,
     t.description ? h("p", { class: "folder-desc", text: t.description }) : null);
   const actions = h("div", { class: "folder-actions" });
   if (t.type !== 4) {

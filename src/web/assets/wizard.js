@@ -2,10 +2,13 @@
 // upload starts at once, with real progress), 2. name, description, version and tags,
 // 3. the device types that may receive it, then Done: moveToRepository, the pool record and
 // its associations, the same calls a partner's build script makes. API validation
-// messages are shown at the field they concern.
+// messages are shown at the field they concern. Step 3 says how many devices will be
+// offered the image and warns when its version string sorts below a version those device
+// types run or were last given (from the fleet summary).
 
 import { ApiError, get, partnerId, post, pp, uploadBinary } from "./api.js";
 import { clear, field, fmtBytes, h, notice, setFieldError } from "./dom.js";
+import { compareVersions } from "./versions.js";
 
 // A file dropped on a type folder before the wizard opened.
 let offered = null;
@@ -22,6 +25,29 @@ export function errorField(err) {
   const first = (err.message.split(/\s/)[0] || "").toLowerCase();
   if (first === "tag") return "tags";
   return ["name", "description", "version", "tags", "type"].includes(first) ? first : null;
+}
+
+// What releasing version string `version` of image type `type` to the chosen device types
+// means, from the fleet summary: how many devices will be offered it (those that report
+// the type: the new image gets the highest number), and the higher version strings they
+// run or were last given.
+export function releaseImpact(fleet, chosen, type, version) {
+  let offered = 0;
+  let silent = 0;
+  const above = new Map();
+  for (const d of fleet.deviceTypes.filter((x) => chosen.includes(x.deviceTypeId))) {
+    const fw = d.firmwareTypes.find((f) => f.type === type);
+    const reporting = fw ? fw.reporting : 0;
+    offered += reporting;
+    silent += d.devices - reporting;
+    if (!fw) continue;
+    for (const v of fw.versions) {
+      if (v.version && compareVersions(version, v.version) < 0) above.set(v.version, (above.get(v.version) || 0) + v.devices);
+    }
+    const newest = fw.newestAssociated;
+    if (newest && newest.version && compareVersions(version, newest.version) < 0 && !above.has(newest.version)) above.set(newest.version, 0);
+  }
+  return { offered, silent, above: [...above.entries()].sort((a, b) => compareVersions(b[0], a[0])) };
 }
 
 export function splitTags(text) {
@@ -53,6 +79,37 @@ export async function wizardScreen(ctx) {
 
   const dtBoxes = deviceTypes.map((d) => h("input", { type: "checkbox", value: d.id, id: `wizard-dt-${d.id}`, dataset: { name: d.name } }));
   const general = h("div", { id: "wizard-message" });
+  const impact = h("div", { id: "wizard-impact", "aria-live": "polite" });
+  let fleet = null;
+
+  // The consequence of Done for the ticked device types, shown before it is pressed.
+  async function showImpact() {
+    clear(impact);
+    const chosen = dtBoxes.filter((b) => b.checked).map((b) => b.value);
+    if (!chosen.length) {
+      impact.append(h("p", { class: "muted", text: "No device will be offered the image until it is associated with a device type." }));
+      return;
+    }
+    try {
+      fleet = fleet || await get(pp("fleet"));
+    } catch (err) {
+      impact.append(notice("error", `How many devices would get it is unknown: ${err.message}`));
+      return;
+    }
+    const v = version.value.trim();
+    const r = releaseImpact(fleet, chosen, Number(typeSelect.value), v);
+    const n = r.offered === 1 ? "1 device" : `${r.offered} devices`;
+    impact.append(h("p", { id: "wizard-offered-count", dataset: { count: String(r.offered) } },
+      h("strong", { text: n }), ` will be offered ${v} at their next check-in.`,
+      r.silent ? ` ${r.silent} other device(s) of these types have not reported image type ${typeSelect.value} yet; they are offered it once they do.` : ""));
+    for (const [higher, devices] of r.above) {
+      impact.append(h("div", { class: "notice warn", role: "alert", dataset: { higher } },
+        h("strong", { text: `${v} will be offered to devices running ${higher}` }),
+        devices ? ` (${devices} device(s)): its version string sorts below theirs, but its version number will be higher, so they will install it.`
+          : `: ${higher} is the newest image associated with these device types, and ${v} sorts below it.`));
+    }
+  }
+  dtBoxes.forEach((b) => b.addEventListener("change", showImpact));
 
   function startUpload(file) {
     if (state.upload) state.upload.abort();
@@ -108,7 +165,8 @@ export async function wizardScreen(ctx) {
       deviceTypes.length
         ? h("fieldset", { class: "checks" }, h("legend", { text: "Device types" }),
           deviceTypes.map((d, i) => h("label", { class: "check", for: dtBoxes[i].id }, dtBoxes[i], " ", d.name)))
-        : h("p", { class: "muted", text: "There are no device types yet; you can associate the image later." })),
+        : h("p", { class: "muted", text: "There are no device types yet; you can associate the image later." }),
+      impact),
   ];
   const back = h("button", { type: "button", id: "wizard-back", text: "Back" });
   const next = h("button", { type: "button", id: "wizard-next", class: "primary", text: "Next" });
@@ -141,11 +199,12 @@ export async function wizardScreen(ctx) {
       if (description.value.trim()) body.description = description.value.trim();
       if (chosen.length) body.associations = { [partnerId()]: chosen };
       const record = await post(pp("pool"), body);
+      const offered = chosen.length && fleet ? releaseImpact(fleet, chosen, record.type, record.version).offered : 0;
       clear(view).append(h("h1", { text: "Upload wizard" }),
         h("section", { class: "card", id: "wizard-finished" },
           h("h2", { text: "Done" }),
           h("p", {}, "The image ", h("strong", { text: record.name }), ` (version ${record.version}) is number ${record.versionNumber} of type ${record.type}.`),
-          h("p", { text: chosen.length ? `Associated with ${chosen.length} device type(s).` : "Not associated with any device type yet." }),
+          h("p", { id: "wizard-finished-offered", text: chosen.length ? `Associated with ${chosen.length} device type(s): ${offered} device(s) will be offered it at their next check-in.` : "Not associated with any device type yet." }),
           h("a", { class: "button primary", id: "wizard-open-image", href: `#/images/${record.type}/${record.versionNumber}`, text: "Open the image" }),
           " ",
           h("a", { class: "button", href: `#/upload?type=${record.type}`, text: "Upload another" })));
@@ -200,6 +259,7 @@ export async function wizardScreen(ctx) {
       }
       state.step = 3;
       render();
+      await showImpact();
     } else {
       await finish();
     }
