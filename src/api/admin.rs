@@ -66,7 +66,14 @@ pub async fn oauth_revoke(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
 
 pub async fn metrics(app: &Arc<App>) -> Answer {
     let stats = app.blocking(|s| Ok(s.stats()?)).await?;
-    let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
+    let scrape = super::metrics::Scrape {
+        stats,
+        commits: app.store.commit_times(),
+        ocp: app.devices.counters.snapshot(),
+        connected_devices: app.devices.connected(),
+        device_connections: app.devices.connections(),
+    };
+    let mut resp = Response::new(full(app.metrics.render(&scrape)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

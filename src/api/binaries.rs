@@ -40,7 +40,22 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256.
-pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incoming) -> Answer {
+pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
+    let answer = receive(app, ctx, partner, body).await;
+    match &answer {
+        Ok((_, bytes)) => app.metrics.upload_stored(*bytes),
+        Err(_) => app.metrics.upload_failed(),
+    }
+    answer.map(|(resp, _)| resp)
+}
+
+/// The upload itself; answers the response and the binary bytes stored.
+async fn receive(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    mut body: Incoming,
+) -> Result<(Response<Body>, u64), ApiError> {
     let limit = app.config.storage.max_binary_size;
     let declared = ctx
         .headers
@@ -159,10 +174,9 @@ pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incomi
         .map_err(|e| ApiError::internal(format!("upload worker failed: {e}")))?;
     outcome?;
     let staged = staged?.ok_or_else(|| ApiError::internal("upload ended without a result"))?;
-    app.metrics.add_upload_bytes(received);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "value": hex(&staged.sha256) }),
+    Ok((
+        json_response(StatusCode::OK, &json!({ "value": hex(&staged.sha256) })),
+        received,
     ))
 }
 
@@ -186,6 +200,7 @@ pub async fn move_to_repository(
     let published = app
         .blocking(move |s| Ok(s.publish(&actor, &owner, sha)?))
         .await?;
+    app.metrics.published(published.size);
     let url = app.binary_url(&partner, &published.sha256);
     Ok(json_response(StatusCode::OK, &json!({ "value": url })))
 }

@@ -116,7 +116,10 @@ impl From<StoreError> for ApiError {
                 "shutting_down",
                 "the server is shutting down",
             ),
-            other @ (StoreError::AlreadyOpen(_) | StoreError::Corrupt(_) | StoreError::Db(_)) => {
+            other @ (StoreError::AlreadyOpen(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Db(_)
+            | StoreError::TooNew { .. }) => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::internal("internal storage error; see the server log")
             }

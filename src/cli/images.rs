@@ -216,7 +216,11 @@ fn record_fields(r: &Value) -> String {
 
 /// Streams `file` to `.../binaries`, checks the server hashed what was sent, and moves it
 /// into the repository. Returns (sha256 hex, repository URL).
-fn send_binary(ctx: &mut Ctx, base: &str, file: &std::path::Path) -> Result<(String, String)> {
+pub(super) fn send_binary(
+    ctx: &mut Ctx,
+    base: &str,
+    file: &std::path::Path,
+) -> Result<(String, String)> {
     let shown = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -7,9 +7,10 @@
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
 //! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
-//! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
-//! `completions`. The error type and its exit codes are in `client.rs`, printing in
-//! `output.rs`; the HTTPS transport is the API's client, `client/http.rs`.
+//! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`), `demo`
+//! (sample data, `demo.rs`) and `completions`. The error type and its exit codes are in
+//! `client.rs`, printing in `output.rs`; the HTTPS transport is the API's client,
+//! `client/http.rs`.
 //!
 //! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
 //! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),
@@ -18,6 +19,7 @@
 mod audit;
 mod backup;
 mod client;
+mod demo;
 mod device;
 mod devices;
 mod fleet;
@@ -169,6 +171,18 @@ pub enum Command {
         #[command(flatten)]
         args: backup::BackupArgs,
     },
+    /// Sample data on a running server for a first look (appliance admins): the partner
+    /// "Demo Kettles", firmware types 101 and 102, the device type "Demo Kettle", one image
+    /// of each type and a few devices, whose tokens go to DIR/devices.csv (0600). Running
+    /// it again creates only what is missing.
+    ///
+    /// Example: otad demo --out otad-demo --devices 5
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        args: demo::DemoArgs,
+    },
     /// Print a shell completion script.
     ///
     /// Example: otad completions bash > /etc/bash_completion.d/otad
@@ -305,6 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         } => admin(&common, &config, |c| fleet::status(args, c)),
         Command::Audit { common, args } => admin(&common, &config, |c| audit::run(args, c)),
         Command::Backup { common, args } => admin(&common, &config, |c| backup::backup(args, c)),
+        Command::Demo { common, args } => admin(&common, &config, |c| demo::run(args, c)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "otad", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

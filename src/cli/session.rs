@@ -580,6 +580,11 @@ impl Ctx {
         })
     }
 
+    /// Acts on `partner` from here on (a command that has just found or made it).
+    pub fn set_partner(&mut self, partner: &str) {
+        self.partner = Some(partner.to_string());
+    }
+
     /// The partner the command acts on.
     pub fn partner(&self) -> Result<&str> {
         self.partner

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::accept::{WhenFull, accept_loop, stopped};
+use super::counters::OcpCounters;
 use super::hub::{ConnectionGuard, DeviceHub, Notice};
 use super::x509::common_name;
 
@@ -97,7 +98,7 @@ async fn connection(
         // Over the global cap: refuse with BUSY instead of HELLO_OK, then close.
         let mut tls = tls;
         let msg = error_msg(ErrorCode::Busy, ctx.config.busy_retry_ms, "server busy");
-        let _ = write_frame(&mut tls, ctx.write_timeout(), 0, &msg).await;
+        let _ = write_frame(&mut tls, &ctx.hub.counters, ctx.write_timeout(), 0, &msg).await;
         let _ = tokio::time::timeout(ctx.write_timeout(), tls.shutdown()).await;
         return;
     };
@@ -120,10 +121,12 @@ fn error_msg(code: ErrorCode, retry_after_ms: u32, message: &str) -> Message {
 /// session (and connection slot) forever.
 async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
+    counters: &OcpCounters,
     limit: Duration,
     request_id: u32,
     msg: &Message,
 ) -> std::io::Result<()> {
+    counters.sent(request_id, msg);
     let mut out = Vec::new();
     wire::encode(request_id, msg, &mut out);
     let write = async {
@@ -244,6 +247,7 @@ impl Conn {
             Ok(Err(FrameError::Wire(e))) => {
                 let _ = write_frame(
                     &mut writer,
+                    &self.hub.counters,
                     self.write_timeout(),
                     0,
                     &error_msg(e.code(), 0, &e.to_string()),
@@ -263,6 +267,7 @@ impl Conn {
         else {
             let _ = write_frame(
                 &mut writer,
+                &self.hub.counters,
                 self.write_timeout(),
                 0,
                 &error_msg(ErrorCode::BadState, 0, "HELLO must come first"),
@@ -273,6 +278,7 @@ impl Conn {
         if rid == 0 {
             let _ = write_frame(
                 &mut writer,
+                &self.hub.counters,
                 self.write_timeout(),
                 0,
                 &error_msg(ErrorCode::BadFrame, 0, "request_id 0 is reserved"),
@@ -292,6 +298,7 @@ impl Conn {
             Ok(Ok(None)) => {
                 let _ = write_frame(
                     &mut writer,
+                    &self.hub.counters,
                     self.write_timeout(),
                     0,
                     &error_msg(ErrorCode::AuthFailed, 0, "authentication failed"),
@@ -302,6 +309,7 @@ impl Conn {
             _ => {
                 let _ = write_frame(
                     &mut writer,
+                    &self.hub.counters,
                     self.write_timeout(),
                     0,
                     &error_msg(ErrorCode::Internal, 1000, "internal error"),
@@ -323,13 +331,21 @@ impl Conn {
             chunk_log: limits.chunk_log,
             poll_interval_s: self.config.poll_interval_secs,
         };
-        if write_frame(&mut writer, self.write_timeout(), rid, &ok)
-            .await
-            .is_ok()
+        if write_frame(
+            &mut writer,
+            &self.hub.counters,
+            self.write_timeout(),
+            rid,
+            &ok,
+        )
+        .await
+        .is_ok()
         {
+            self.hub.counters.session();
             tracing::debug!(device = %device.id, peer = %self.peer, "device session started");
             let session = Session {
                 store: self.store.clone(),
+                hub: Arc::clone(&self.hub),
                 device,
                 limits,
                 write_timeout: self.write_timeout(),
@@ -371,6 +387,8 @@ struct GetRequest {
 
 struct Session {
     store: Store,
+    /// Its counters see every frame queued.
+    hub: Arc<DeviceHub>,
     device: Device,
     limits: Limits,
     write_timeout: Duration,
@@ -495,6 +513,7 @@ impl Session {
 
     /// Encodes a frame for the next write.
     fn queue(&mut self, request_id: u32, msg: &Message) {
+        self.hub.counters.sent(request_id, msg);
         wire::encode(request_id, msg, &mut self.out);
     }
 
@@ -534,6 +553,7 @@ impl Session {
         match msg {
             Message::Ping => self.finish(Done::new(rid, Message::Pong)),
             Message::Check { items } => {
+                self.hub.counters.check();
                 let store = self.store.clone();
                 let id = self.device.id.clone();
                 let tx = done_tx.clone();
@@ -556,6 +576,7 @@ impl Session {
                 result,
                 bytes_done,
             } => {
+                self.hub.counters.report();
                 let store = self.store.clone();
                 let id = self.device.id.clone();
                 let tx = done_tx.clone();

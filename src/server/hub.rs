@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use super::counters::OcpCounters;
+
 /// What the rest of otad may tell a connected device's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Notice {
@@ -30,6 +32,8 @@ pub struct DeviceHub {
     sessions: Mutex<HashMap<String, SessionEntry>>,
     next_serial: AtomicU64,
     connections: AtomicUsize,
+    /// What the device listener sent and received, for `/metrics`.
+    pub counters: OcpCounters,
 }
 
 impl DeviceHub {
@@ -78,6 +82,7 @@ pub(super) struct ConnectionGuard(Arc<DeviceHub>);
 impl ConnectionGuard {
     pub(super) fn new(hub: &Arc<DeviceHub>) -> Self {
         hub.connections.fetch_add(1, Ordering::Relaxed);
+        hub.counters.connection();
         Self(Arc::clone(hub))
     }
 }

@@ -1,5 +1,5 @@
 //! Online backup: a consistent copy of every table into a new redb file while the server
-//! keeps serving, and statistics for `/metrics`.
+//! keeps serving.
 //!
 //! The copy reads one read-transaction snapshot (so it is the database at one moment) and
 //! writes the new file in transactions of bounded size, so neither a long write transaction
@@ -8,23 +8,13 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata};
+use redb::{Database, Durability, ReadableTable};
 
 use super::tables::*;
 use super::{Result, Store, StoreError};
 
 /// Rows copied per transaction of the backup file: at most 512 × 64 KiB chunk rows = 32 MiB.
 const BATCH_ROWS: usize = 512;
-
-/// Sizes reported by `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    pub blobs: u64,
-    pub blob_bytes: u64,
-    pub records: u64,
-    pub devices: u64,
-    pub file_bytes: u64,
-}
 
 impl Store {
     /// Writes a consistent copy of the database to `dest` (which must not exist).
@@ -60,20 +50,5 @@ impl Store {
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(())
-    }
-
-    pub fn stats(&self) -> Result<StoreStats> {
-        let txn = self.read()?;
-        let mut stats = StoreStats::default();
-        for entry in txn.open_table(BLOBS)?.iter()? {
-            let (_, v) = entry?;
-            let meta: super::blobs::BlobMeta = super::codec::decode(v.value())?;
-            stats.blobs += 1;
-            stats.blob_bytes += meta.size;
-        }
-        stats.records = txn.open_table(RECORDS)?.len()?;
-        stats.devices = txn.open_table(DEVICES)?.len()?;
-        stats.file_bytes = std::fs::metadata(self.path()).map_or(0, |m| m.len());
-        Ok(stats)
     }
 }

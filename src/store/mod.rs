@@ -18,8 +18,10 @@
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `fleet.rs`: the fleet summary
 //!   and version labels; `tokens.rs`: API access tokens.
-//! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
-//!   `verify.rs`: the offline consistency check.
+//! - `audit.rs`: the audit log; `backup.rs`: online backup; `stats.rs`: what `/metrics`
+//!   reads (sizes, OTA state counts, commit times);
+//!   `verify.rs`: the offline consistency check; `schema.rs`: the file format version,
+//!   recorded in the file and checked at every open.
 //!
 //! Not here: secret creation and hashing (`secrets.rs`), clocks and ids (`ids.rs`).
 
@@ -32,12 +34,14 @@ pub mod codec;
 mod devices;
 mod fleet;
 mod rowcache;
+// Public for the upgrade tests, which write a future version into a file.
+pub mod schema;
 mod space;
+mod stats;
 pub mod tables;
 mod tokens;
 mod verify;
 
-pub use backup::StoreStats;
 pub use blobs::{
     BlobMeta, Ingest, OUTBOARD_ROW_PAIRS, Published, ROW_BYTES, SliceError, Staged, SweepReport,
     Upload, UploadState,
@@ -49,6 +53,7 @@ pub use fleet::{
     VersionLabel,
 };
 pub use space::free_bytes;
+pub use stats::{COMMIT_BUCKETS, CommitHistogram, StoreStats};
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};
 
@@ -91,6 +96,16 @@ pub enum StoreError {
     AlreadyOpen(PathBuf),
     #[error("database is corrupt: {0}")]
     Corrupt(String),
+    /// The file was written by a newer release (its format version is above this one's).
+    #[error(
+        "{} has database format version {found}, but this otad reads versions up to {supported}: run the otad release that wrote it (or a newer one), or restore a backup made by this release",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
     #[error("storage error: {0}")]
     Db(String),
     #[error("storage is shutting down")]
@@ -222,6 +237,8 @@ struct Inner {
     /// Bumped after every write batch: a value read before a lookup that is still current
     /// afterwards proves nothing was written in between (see [`Store::generation`]).
     generation: Arc<AtomicU64>,
+    /// How long the writer's commits take, for `/metrics`.
+    commits: Arc<stats::CommitTimes>,
 }
 
 impl Drop for Inner {
@@ -238,14 +255,17 @@ impl Drop for Inner {
 }
 
 /// Opens (creating if needed) the redb file, mapping "held by another process" to a plain
-/// [`StoreError::AlreadyOpen`].
+/// [`StoreError::AlreadyOpen`], and refuses a file of a newer format
+/// ([`StoreError::TooNew`]).
 pub fn open_database(path: &Path, cache_mib: usize) -> Result<Database> {
     let mut builder = Database::builder();
     builder.set_cache_size(cache_mib << 20);
-    builder.create(path).map_err(|e| match e {
+    let db = builder.create(path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.to_path_buf()),
         other => StoreError::Db(format!("cannot open {}: {other}", path.display())),
-    })
+    })?;
+    schema::check(&db, path)?;
+    Ok(db)
 }
 
 impl Store {
@@ -261,10 +281,12 @@ impl Store {
         {
             let txn = db.begin_write()?;
             tables::create_all(&txn)?;
+            schema::record(&txn)?;
             txn.commit()?;
         }
         let generation = Arc::new(AtomicU64::new(0));
-        let (tx, writer) = start_writer(&db, config.commit_batch_max, &generation)?;
+        let commits = Arc::new(stats::CommitTimes::default());
+        let (tx, writer) = start_writer(&db, config.commit_batch_max, &generation, &commits)?;
         let store = Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
@@ -274,6 +296,7 @@ impl Store {
                 writer: Mutex::new(Some(writer)),
                 rows: rowcache::RowCache::new(config.delivery_cache_mib << 20),
                 generation,
+                commits,
             }),
         };
         // Uploads cannot survive a restart: whatever was receiving is abandoned now.
@@ -347,6 +370,7 @@ impl Store {
             &db,
             self.inner.config.commit_batch_max,
             &self.inner.generation,
+            &self.inner.commits,
         )?;
         *self.inner.writer.lock().map_err(|_| poisoned())? = Some(writer);
         *self.inner.queue.lock().map_err(|_| poisoned())? = Some(tx);
@@ -418,14 +442,16 @@ fn start_writer(
     db: &Arc<Database>,
     batch_max: usize,
     generation: &Arc<AtomicU64>,
+    commits: &Arc<stats::CommitTimes>,
 ) -> Result<(Queue, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
     let writer_db = Arc::clone(db);
     let generation = Arc::clone(generation);
+    let commits = Arc::clone(commits);
     let batch_max = batch_max.max(1);
     let writer = std::thread::Builder::new()
         .name("otad-writer".into())
-        .spawn(move || writer_loop(&writer_db, &rx, batch_max, &generation))
+        .spawn(move || writer_loop(&writer_db, &rx, batch_max, &generation, &commits))
         .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
     Ok((tx, writer))
 }
@@ -438,6 +464,7 @@ fn writer_loop(
     rx: &mpsc::Receiver<Box<dyn Op>>,
     batch_max: usize,
     generation: &AtomicU64,
+    commits: &stats::CommitTimes,
 ) {
     // Set while a non-durable commit is waiting for the next durable one.
     let mut dirty_since: Option<std::time::Instant> = None;
@@ -452,7 +479,9 @@ fn writer_loop(
                 match rx.recv_timeout(left) {
                     Ok(op) => op,
                     Err(timeout_or_closed) => {
+                        let started = std::time::Instant::now();
                         if sync(db).is_ok() {
+                            commits.observe(true, started.elapsed());
                             dirty_since = None;
                         }
                         if matches!(timeout_or_closed, mpsc::RecvTimeoutError::Disconnected) {
@@ -471,7 +500,11 @@ fn writer_loop(
             }
         }
         let durable = batch.iter().any(|op| op.durable());
+        let started = std::time::Instant::now();
         let outcome = run_batch(db, &mut batch, durable);
+        if outcome.is_ok() {
+            commits.observe(durable, started.elapsed());
+        }
         // After the commit is visible, before anyone hears of it.
         generation.fetch_add(1, Ordering::AcqRel);
         if outcome.is_ok() {
