@@ -17,6 +17,8 @@
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens.
+//! - `signing.rs`: signing keys, verified image signatures, device types' signature policy
+//!   and the release rule.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
 //!   `verify.rs`: the offline consistency check.
 //!
@@ -30,6 +32,7 @@ mod catalog;
 pub mod codec;
 mod devices;
 mod rowcache;
+mod signing;
 mod space;
 pub mod tables;
 mod tokens;
@@ -42,6 +45,9 @@ pub use blobs::{
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
+pub use signing::{
+    ImageSignature, SignaturePolicy, SignatureView, SigningKeyInfo, SubmittedSignature,
+};
 pub use space::free_bytes;
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};

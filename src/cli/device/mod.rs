@@ -117,6 +117,12 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "MIB", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     save_every: u64,
+    /// Accept only images signed by this Ed25519 public key (64 hex digits, or a file holding
+    /// them, as `otad keygen` prints); repeat for several. Then the offer must be signed,
+    /// match its manifest, and have a version number above the highest accepted before
+    /// (kept in --state).
+    #[arg(long = "trust-key", value_name = "HEX|FILE")]
+    trust_keys: Vec<String>,
     /// Print the result as JSON (progress goes to stderr).
     #[arg(long)]
     json: bool,
