@@ -456,3 +456,65 @@ fn a_session_that_asks_gets_the_signature_block_and_one_that_does_not_sees_today
         assert!(verify_offer(&changed, &[public], 0, 2_000).is_err());
     });
 }
+
+#[test]
+fn signatures_per_image_are_bounded_by_the_config_and_go_with_their_record() {
+    let mut server = Server::start_with_config("[storage]\nmax_signatures_per_image = 1\n");
+    let cli = Cli::local(&server.data);
+    let keys: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let path = cli.dir().join(format!("{n}.key"));
+            let file = path.to_string_lossy().into_owned();
+            cli.json(&["keygen", "--out", &file]);
+            cli.json(&["signing-key", "add", n, &file]);
+            file
+        })
+        .collect();
+    let data = bytes(5_000, 5);
+    let file = write(&cli, "x.bin", &data);
+    let r = cli.json(&[
+        "image",
+        "upload",
+        &file,
+        "--type",
+        "3",
+        "--name",
+        "lim",
+        "--version",
+        "1",
+        "--sign-key",
+        &keys[0],
+    ]);
+    let vn = field(&r, "versionNumber");
+    // The same key signs again: its signature is replaced, still one.
+    cli.json(&[
+        "image",
+        "sign",
+        "3",
+        &vn,
+        "--sign-key",
+        &keys[0],
+        "--file",
+        &file,
+    ]);
+    assert_eq!(signatures(&cli, &vn).len(), 1);
+    // Another key would be the second: refused (4, conflict), nothing stored.
+    cli.run(&[
+        "image",
+        "sign",
+        "3",
+        &vn,
+        "--sign-key",
+        &keys[1],
+        "--file",
+        &file,
+    ])
+    .fails(4, &["too_many_signatures"]);
+    assert_eq!(signatures(&cli, &vn).len(), 1);
+    // Deleting the record deletes its signature: the database stays consistent.
+    cli.run(&["image", "delete", "3", &vn]).ok();
+    server.stop();
+    let verify = cli.run(&["db", "verify"]);
+    verify.code(0);
+}
