@@ -10,7 +10,7 @@ use otad::hashtree::{self, OutboardBuilder, SlicePart};
 use otad::model;
 use otad::store::Token;
 use otad::store::codec;
-use otad::store::{BlobMeta, Upload};
+use otad::store::{BlobMeta, ImageSignature, SignaturePolicy, SigningKeyInfo, Upload};
 
 /// Reads `N` bytes at `at`; bytes past the end of the input count as zeros, so every input,
 /// however short, decodes to some value.
@@ -260,8 +260,28 @@ pub fn record_codec(data: &[u8]) {
         model::User,
         model::DeviceType,
         model::FirmwareType,
-        Token
+        Token,
+        SigningKeyInfo,
+        ImageSignature,
+        SignaturePolicy
     );
+}
+
+/// Decodes the bytes as a signed-image manifest (docs/signing.md 3). A manifest that
+/// decodes is canonical: it re-encodes to exactly the input. Verifying a signature over any
+/// input, with any key bytes, answers without panicking.
+pub fn manifest_decode(data: &[u8]) {
+    use otad::signing::{Manifest, verify};
+    if let Ok(m) = Manifest::decode(data) {
+        let again = m
+            .encode()
+            .unwrap_or_else(|e| panic!("a decoded manifest does not encode: {e}"));
+        assert_eq!(again, data, "decode accepted a non-canonical encoding");
+        let _ = m.admits("x", 0);
+    }
+    let key: [u8; 32] = read(data, 0);
+    let sig: [u8; 64] = read(data, 32);
+    let _ = verify(&key, data, &sig);
 }
 
 /// Parses the bytes (lossy UTF-8) as a config file; errors must render.

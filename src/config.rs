@@ -125,6 +125,8 @@ pub struct StorageConfig {
     pub delivery_cache_mib: usize,
     /// Uploads stop (507) rather than leave less than this much free space, in MiB.
     pub min_free_mib: usize,
+    /// Keys that may sign one image (each signature travels in signed OFFERs).
+    pub max_signatures_per_image: usize,
 }
 
 impl Default for Config {
@@ -195,6 +197,7 @@ impl Default for StorageConfig {
             cache_mib: 32,
             delivery_cache_mib: 256,
             min_free_mib: 256,
+            max_signatures_per_image: 4,
         }
     }
 }
@@ -316,6 +319,9 @@ impl Config {
         }
         if s.abandoned_upload_secs == 0 {
             return invalid("storage.abandoned_upload_secs", "must be at least 1 second");
+        }
+        if !(1..=8).contains(&s.max_signatures_per_image) {
+            return invalid("storage.max_signatures_per_image", "must be 1-8");
         }
         if s.ota_history > 1000 {
             return invalid("storage.ota_history", "must be at most 1000");
@@ -441,5 +447,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.commit_batch_max"), "{err}");
+        for bad in [0, 9] {
+            let err = Config::from_toml(
+                &format!("[storage]\nmax_signatures_per_image = {bad}\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("storage.max_signatures_per_image"), "{err}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - Pure cores, which import nothing of otad's I/O: [`model`] (domain types and their
 //!   rules), [`ota`] (eligibility: what a device is offered), [`hashtree`] (BLAKE3 outboards
-//!   and verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules).
+//!   and verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules),
+//!   [`signing`] (the signed image manifest, key ids, Ed25519 signing and verification).
 //! - Leaves every layer may use: [`ids`] (clock and calendar, randomness, UUIDs),
 //!   [`secrets`] (secret creation, hashing, constant-time comparison), [`datadir`] (every
 //!   path of the data directory, `listen.json` and the first-start credentials), [`config`]
@@ -39,5 +40,6 @@ pub mod ota;
 pub mod secrets;
 pub mod serve;
 pub mod server;
+pub mod signing;
 pub mod store;
 pub mod web;

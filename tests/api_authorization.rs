@@ -12,6 +12,7 @@ use std::path::Path;
 
 use api_common::{Api, Server, Tenant, num, s};
 use otad::api::Access;
+use otad::signing;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -25,13 +26,14 @@ const COLUMNS: [&str; 6] = [
     "device A",
 ];
 /// Routes under `/v1/ota/partners/{partnerId}` are written relative in the table.
-const PARTNER_PREFIXES: [&str; 6] = [
+const PARTNER_PREFIXES: [&str; 7] = [
     "/types",
     "/binaries",
     "/pool",
     "/tags",
     "/deviceTypes",
     "/devices",
+    "/signingKeys",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +187,13 @@ struct World {
     device: String,
     /// The password of each column's user ("" where the caller has none).
     passwords: [String; 6],
+    /// A's registered signing key, and the signature body for `record` it makes.
+    signature: Value,
+}
+
+/// A signing key from a seed byte (each cell that registers one uses its own).
+fn signing_key(seed: u8) -> signing::SigningKey {
+    signing::SigningKey::from_pkcs8(&signing::pkcs8_from_seed(&[seed; 32])).expect("key")
 }
 
 fn world(server: &Server) -> World {
@@ -207,6 +216,30 @@ fn world(server: &Server) -> World {
     let image = api.associate(&a.id, tok, &dt, &record);
     let device = "matrix-device".to_string();
     let device_token = api.register_device(&a.id, tok, &device, &dt);
+    let key = signing_key(200);
+    api.post_json(
+        &format!("{}/signingKeys", a.base()),
+        tok,
+        &json!({ "name": "matrix-key", "publicKey": signing::to_hex(&key.public_key()) }),
+    )
+    .expect(201);
+    let manifest = signing::Manifest {
+        partner_id: a.id.clone(),
+        fw_type: u16::try_from(fw_type).expect("type"),
+        version_number: num(&record, "versionNumber") as u64,
+        version: "1.0".into(),
+        size: data.len() as u64,
+        sha256: signing::from_hex(&sha).expect("sha"),
+        blake3: *blake3::hash(&data).as_bytes(),
+        ..Default::default()
+    }
+    .encode()
+    .expect("manifest");
+    let signature = json!({
+        "keyId": signing::to_hex(&key.key_id()),
+        "manifest": signing::to_hex(&manifest),
+        "signature": signing::to_hex(&key.sign(&manifest)),
+    });
     World {
         tokens: [
             String::new(),
@@ -231,6 +264,7 @@ fn world(server: &Server) -> World {
         dt,
         image,
         device,
+        signature,
     }
 }
 
@@ -482,6 +516,48 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
                 Payload::None
             };
             (partner_path(&rel), payload)
+        }
+        ("GET", "/pool/types/{type}/versionNumbers/{versionNumber}/signatures") => (
+            partner_path(&format!("/pool/types/{t}/versionNumbers/{vn}/signatures")),
+            Payload::None,
+        ),
+        // The same key signing again replaces its signature, so every allowed cell is a 201.
+        ("POST", "/pool/types/{type}/versionNumbers/{versionNumber}/signatures") => (
+            partner_path(&format!("/pool/types/{t}/versionNumbers/{vn}/signatures")),
+            Payload::Json(w.signature.clone()),
+        ),
+        ("GET", "/deviceTypes/{deviceTypeId}/signaturePolicy") => (
+            partner_path(&format!("/deviceTypes/{dt}/signaturePolicy")),
+            Payload::None,
+        ),
+        // false, so that the push cells still find the image releasable.
+        ("PUT", "/deviceTypes/{deviceTypeId}/signaturePolicy") => (
+            partner_path(&format!("/deviceTypes/{dt}/signaturePolicy")),
+            Payload::Json(json!({ "requireSignature": false })),
+        ),
+        ("GET", "/signingKeys") => (partner_path(route), Payload::None),
+        ("POST", "/signingKeys") => {
+            let key = signing_key(col as u8 + 1);
+            (
+                partner_path(route),
+                Payload::Json(json!({
+                    "name": format!("matrix-key-{col}"),
+                    "publicKey": signing::to_hex(&key.public_key()),
+                })),
+            )
+        }
+        ("DELETE", "/signingKeys/{keyId}") => {
+            let key = signing_key(col as u8 + 100);
+            api.post_json(
+                &partner_path("/signingKeys"),
+                tok,
+                &json!({ "name": format!("matrix-gone-{col}"), "publicKey": signing::to_hex(&key.public_key()) }),
+            )
+            .expect(201);
+            (
+                partner_path(&format!("/signingKeys/{}", signing::to_hex(&key.key_id()))),
+                Payload::None,
+            )
         }
         _ => panic!("the matrix test has no request for {method} {route}: add one"),
     }

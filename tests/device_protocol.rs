@@ -501,6 +501,7 @@ fn hello_frame(device: &str, token: &str, rid: u32) -> Vec<u8> {
             max_frame: 256 * 1024,
             max_inflight: 4,
             chunk_log: 2,
+            features: None,
         },
         &mut out,
     );

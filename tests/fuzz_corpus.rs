@@ -46,6 +46,7 @@ targets! {
     http_json: 200_000,
     multipart: 20_000,
     query_paging: 30_000,
+    manifest_decode: 100_000,
 }
 
 /// A mutated stream stops early past this, so a loaded machine cannot stretch the suite

@@ -21,7 +21,7 @@ use bao_tree::io::BaoContentItem;
 use bao_tree::io::sync::DecodeResponseIter;
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 use otad::hashtree::{self, OutboardBuilder, SlicePart};
-use otad::ocp::wire::{self, HEADER_LEN, Message, MsgType, OfferItem};
+use otad::ocp::wire::{self, HEADER_LEN, Message, MsgType, OfferItem, SignedManifest};
 
 /// The document holding the vectors, relative to the crate root.
 const DOC: &str = "docs/protocol.md";
@@ -187,11 +187,17 @@ impl Vector {
     }
 
     fn hash(&self, key: &str) -> [u8; 32] {
-        let bytes = decode_hex(self.raw(key))
-            .unwrap_or_else(|e| panic!("vector {}: `{key}`: {e}", self.name));
-        bytes
+        self.fixed(key)
+    }
+
+    fn bytes_field(&self, key: &str) -> Vec<u8> {
+        decode_hex(self.raw(key)).unwrap_or_else(|e| panic!("vector {}: `{key}`: {e}", self.name))
+    }
+
+    fn fixed<const N: usize>(&self, key: &str) -> [u8; N] {
+        self.bytes_field(key)
             .try_into()
-            .unwrap_or_else(|_| panic!("vector {}: `{key}` is not 32 bytes", self.name))
+            .unwrap_or_else(|_| panic!("vector {}: `{key}` is not {N} bytes", self.name))
     }
 }
 
@@ -480,12 +486,14 @@ fn documented_message(v: &Vector, blobs: &BTreeMap<String, Blob>) -> Message {
             max_frame: v.num("max_frame"),
             max_inflight: v.num("max_inflight"),
             chunk_log: v.num("chunk_log"),
+            features: v.has("features").then(|| v.num("features")),
         },
         MsgType::HelloOk => Message::HelloOk {
             max_frame: v.num("max_frame"),
             max_inflight: v.num("max_inflight"),
             chunk_log: v.num("chunk_log"),
             poll_interval_s: v.num("poll_interval_s"),
+            features: v.has("features").then(|| v.num("features")),
         },
         MsgType::Check => Message::Check {
             items: (0..count(v))
@@ -509,6 +517,15 @@ fn documented_message(v: &Vector, blobs: &BTreeMap<String, Blob>) -> Message {
                         sha256: v.hash(&k("sha256")),
                         pushed: v.flag(&k("pushed")),
                         version: v.string(&k("version")),
+                        signed: v.has(&k("manifest")).then(|| SignedManifest {
+                            manifest: v.bytes_field(&k("manifest")),
+                            signatures: (0..v.num::<usize>(&k("signatures")))
+                                .map(|j| {
+                                    let s = |f: &str| k(&format!("signature.{j}.{f}"));
+                                    (v.fixed(&s("key_id")), v.fixed(&s("signature")))
+                                })
+                                .collect(),
+                        }),
                     }
                 })
                 .collect(),

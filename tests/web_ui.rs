@@ -13,7 +13,9 @@
 //! list filters (version number, version string, id search, the OTA-state column), the
 //! audit view, a password change, an XSS attempt in a tag and a description rendered as
 //! text, partner isolation, an expired session, the admin screens (partner, user, removal),
-//! a file dropped on a type folder, image and device deletion, and (without a browser) the security and cache headers of
+//! a file dropped on a type folder, image and device deletion, signing keys (added,
+//! refused when malformed, revoked) with a device type's signature policy, and (without a
+//! browser) the security and cache headers of
 //! the assets and the web sign-in client.
 //! Screenshots of each main screen go to `target/web-ui-screenshots/` (not committed).
 //!
@@ -1208,4 +1210,67 @@ fn deploy_devices_and_dashboard_at_fleet_size() {
         .get(&format!("{}/devices/kettle-00000", acme.base()), tok)
         .ok_json(200);
     assert_eq!(pending["pushes"][0]["type"], 150, "{pending}");
+}
+
+#[test]
+fn signing_keys_are_added_and_revoked_and_a_device_type_requires_signatures() {
+    let server = Server::start();
+    let creds = server.creds();
+    let admin = server.admin_token();
+    let me = server.api.get("/v1/me", &admin).json();
+    let partner = s(&me, "partnerId");
+    let dt = server.api.device_type(&partner, &admin, "Signed box");
+    let key = otad::signing::SigningKey::from_pkcs8(&otad::signing::pkcs8_from_seed(&[5; 32]))
+        .expect("key");
+    let public = otad::signing::to_hex(&key.public_key());
+    let key_id = otad::signing::to_hex(&key.key_id());
+    let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    let b = Browser::start(&spki_hash(&cert));
+    let base = server.api.base.clone();
+    b.goto(&format!("{base}/#/types"));
+    b.fill("#login-username", &creds.username);
+    b.fill("#login-password", &creds.password);
+    b.click("#login-submit");
+    b.wait_text("#who-user", &creds.username);
+
+    b.click("#nav-signing");
+    b.find("#signing-keys-empty");
+    // A malformed key is refused at its field before anything is sent.
+    b.fill("#new-key-name", "ci-2026");
+    b.fill("#new-key-public", "abc");
+    b.click("#new-key-save");
+    b.wait_text("#new-key-form", "64 hex digits");
+    b.fill("#new-key-public", &public);
+    b.click("#new-key-save");
+    b.wait_text("#signing-keys", &key_id);
+    b.screenshot("signing-keys");
+    let keys = server
+        .api
+        .get(&format!("/v1/ota/partners/{partner}/signingKeys"), &admin)
+        .json();
+    assert_eq!(s(&keys[0], "publicKey"), public);
+
+    // The device type's policy, switched on from the screen.
+    b.click(&format!("#require-{dt}"));
+    b.wait_text("#signature-policies", "only signed images");
+    let policy = server
+        .api
+        .get(
+            &format!("/v1/ota/partners/{partner}/deviceTypes/{dt}/signaturePolicy"),
+            &admin,
+        )
+        .json();
+    assert_eq!(policy["requireSignature"], true);
+
+    // Revocation asks twice, then the key stays listed as revoked.
+    let revoke = format!("#revoke-{key_id}");
+    b.click(&revoke);
+    b.wait_text(&revoke, "Really");
+    b.click(&revoke);
+    b.wait_text(&format!("tr[data-key=\"{key_id}\"] .key-state"), "revoked");
+    let keys = server
+        .api
+        .get(&format!("/v1/ota/partners/{partner}/signingKeys"), &admin)
+        .json();
+    assert_eq!(keys[0]["revoked"], true);
 }

@@ -160,6 +160,20 @@ impl Fields {
         }
     }
 
+    pub fn req_bool(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            Some(Value::Bool(b)) => Ok(*b),
+            None => Err(ApiError::bad_request(
+                "missing_field",
+                format!("{key} is required"),
+            )),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_field",
+                format!("{key} must be true or false"),
+            )),
+        }
+    }
+
     pub fn req_int(&self, key: &str) -> Result<i64, ApiError> {
         self.opt_int(key)?
             .ok_or_else(|| ApiError::bad_request("missing_field", format!("{key} is required")))

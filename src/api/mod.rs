@@ -26,6 +26,7 @@ mod multipart;
 mod paging;
 mod render;
 mod routes;
+mod signing;
 
 // The API's surface outside the crate: the route table (the authorization-matrix test reads
 // it) and the pure parsers the fuzz targets drive.

@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet, signing};
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -146,12 +146,19 @@ table! {
     Put "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, t, vn, _], b| catalog::pool_update(a, c, p, t, vn, b);
     Delete "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, t, vn, _], _| catalog::pool_delete(a, c, p, t, vn);
     Get "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}/associations" Partner |a, _, [p, t, vn, _], _| catalog::pool_associations(a, p, t, vn);
+    Get "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}/signatures" Partner |a, _, [p, t, vn, _], _| signing::signatures(a, p, t, vn);
+    Post "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}/signatures" Partner |a, c, [p, t, vn, _], b| signing::add_signature(a, c, p, t, vn, b);
+    Get "/v1/ota/partners/{partnerId}/signingKeys" Partner |a, _, [p, ..], _| signing::keys(a, p);
+    Post "/v1/ota/partners/{partnerId}/signingKeys" Partner |a, c, [p, ..], b| signing::add_key(a, c, p, b);
+    Delete "/v1/ota/partners/{partnerId}/signingKeys/{keyId}" Partner |a, c, [p, k, ..], _| signing::revoke_key(a, c, p, k);
     Get "/v1/ota/partners/{partnerId}/tags" Partner |a, _, [p, ..], _| catalog::tags(a, p);
     Get "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, _, [p, ..], _| catalog::device_types(a, p);
     Post "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, c, [p, ..], b| catalog::create_device_type(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, _, [p, dt, ..], _| catalog::get_device_type(a, p, dt);
     Put "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, c, [p, dt, ..], b| catalog::update_device_type(a, c, p, dt, b);
     Delete "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, c, [p, dt, ..], _| catalog::delete_device_type(a, c, p, dt);
+    Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/signaturePolicy" Partner |a, _, [p, dt, ..], _| signing::policy(a, p, dt);
+    Put "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/signaturePolicy" Partner |a, c, [p, dt, ..], b| signing::set_policy(a, c, p, dt, b);
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages" Partner |a, c, [p, dt, ..], _| catalog::images(a, c, p, dt, None);
     Post "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages" Partner |a, c, [p, dt, ..], b| catalog::image_create(a, c, p, dt, b);
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}" Partner |a, c, [p, dt, t, _], _| catalog::images(a, c, p, dt, Some(t));

@@ -13,6 +13,9 @@ use serde_json::{Map, Value, json};
 use super::client::{CliError, Context, Kind, Result, record_mut};
 use super::output::{Progress, fields, items, table, text, time};
 use super::session::Ctx;
+use super::signing::{
+    BinaryFacts, ManifestBounds, load_key, show_signatures, sign_record, signature_fields,
+};
 use crate::client::http::seg;
 use crate::model::hex;
 
@@ -113,6 +116,28 @@ pub enum ImageCommand {
         /// Device id.
         device: String,
     },
+    /// Sign a pool record's attached binary with a private key and submit the signature
+    /// (the two-stage CI flow; `upload --sign-key` does it in one go). FILE must be the
+    /// attached binary: it is hashed here, and the server checks the manifest against the
+    /// record.
+    ///
+    /// Example: otad image sign 101 7 --sign-key ci-signing.key --file build/kettle.bin
+    Sign {
+        #[command(flatten)]
+        which: Which,
+        /// Private key file (as `otad keygen` writes it).
+        #[arg(long, value_name = "KEY")]
+        sign_key: PathBuf,
+        /// The binary attached to the record.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        bounds: ManifestBounds,
+    },
+    /// List a pool record's signatures and whether each still counts.
+    ///
+    /// Example: otad image signatures 101 7
+    Signatures(Which),
 }
 
 /// A pool record by firmware type and version number.
@@ -162,6 +187,13 @@ pub struct UploadArgs {
     #[arg(long, value_name = "VN",
           conflicts_with_all = ["name", "version", "description", "tags", "associate"])]
     attach: Option<u64>,
+    /// Sign the image with this private key (as `otad keygen` writes it): the record is
+    /// created first for its version number, the binary hashed while it is sent, and the
+    /// signature submitted before any association.
+    #[arg(long, value_name = "KEY", conflicts_with = "record_only")]
+    sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    bounds: ManifestBounds,
 }
 
 fn record_path(base: &str, w: &Which) -> String {
@@ -214,6 +246,14 @@ fn record_fields(r: &Value) -> String {
     ])
 }
 
+/// What `send_binary` sent: the SHA-256 (hex) the server confirmed, the repository URL,
+/// and the facts a manifest needs (BLAKE3 only when asked for).
+struct Sent {
+    sha: String,
+    url: String,
+    facts: Option<BinaryFacts>,
+}
+
 /// Streams `file` to `.../binaries`, checks the server hashed what was sent, and moves it
 /// into the repository. Returns (sha256 hex, repository URL).
 pub(super) fn send_binary(
@@ -221,17 +261,29 @@ pub(super) fn send_binary(
     base: &str,
     file: &std::path::Path,
 ) -> Result<(String, String)> {
+    send_binary_hashing(ctx, base, file, false).map(|s| (s.sha, s.url))
+}
+
+/// `send_binary`, computing the BLAKE3 in the same pass when `blake3` (for signing).
+fn send_binary_hashing(
+    ctx: &mut Ctx,
+    base: &str,
+    file: &std::path::Path,
+    blake3: bool,
+) -> Result<Sent> {
     let shown = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
     let progress = Progress::new(&format!("uploading {shown}"));
-    let sent = ctx.client.upload_file(
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let sent = ctx.client.upload_file_hashing(
         Method::POST,
         &format!("{base}/binaries"),
         file,
         "application/octet-stream",
         &progress,
+        blake3,
     );
     progress.finish();
     let sent = sent.map_err(|e| e.context(&format!("cannot upload {}", file.display())))?;
@@ -252,7 +304,16 @@ pub(super) fn send_binary(
             Some(&json!({ "value": sha })),
         )
         .map_err(|e| e.context("cannot move the binary into the repository"))?;
-    Ok((sha, text(&moved, "value")))
+    let facts = sent.blake3.map(|b3| BinaryFacts {
+        size,
+        sha256: sent.sha256,
+        blake3: b3,
+    });
+    Ok(Sent {
+        sha,
+        url: text(&moved, "value"),
+        facts,
+    })
 }
 
 fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
@@ -275,14 +336,21 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
                 text(&record, "url")
             )));
         }
-        let (sha, url) = send_binary(ctx, &base, &file)?;
-        record_mut(&mut record)?.insert("url".into(), Value::String(url));
+        let key = args.sign_key.as_deref().map(load_key).transpose()?;
+        let sent = send_binary_hashing(ctx, &base, &file, key.is_some())?;
+        record_mut(&mut record)?.insert("url".into(), Value::String(sent.url.clone()));
         ctx.client
             .json(Method::PUT, &path, Some(&record))
             .map_err(|e| e.context(&format!("cannot attach the binary to {}", label(&which))))?;
         let mut r = ctx.client.get(&path)?;
-        record_mut(&mut r)?.insert("sha256".into(), Value::String(sha));
-        ctx.out.show(&r, || record_fields(&r));
+        let signed = match (&key, &sent.facts) {
+            (Some(key), Some(facts)) => {
+                Some(sign_record(ctx, &path, &r, facts, key, &args.bounds)?)
+            }
+            _ => None,
+        };
+        record_mut(&mut r)?.insert("sha256".into(), Value::String(sent.sha));
+        show_uploaded(ctx, r, signed)?;
         return Ok(());
     }
     let (Some(name), Some(version)) = (args.name.take(), args.version.take()) else {
@@ -307,6 +375,9 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
         ctx.client
             .get(&format!("{base}/deviceTypes/{}", seg(dt)))
             .map_err(|e| e.context(&format!("--associate {dt}")))?;
+    }
+    if let Some(key_path) = args.sign_key.clone() {
+        return upload_signed(args, name, version, &key_path, ctx);
     }
     let (sha, url) = match &args.file {
         Some(file) if !args.record_only => {
@@ -339,6 +410,157 @@ fn upload(mut args: UploadArgs, ctx: &mut Ctx) -> Result<()> {
     }
     ctx.out.show(&r, || record_fields(&r));
     Ok(())
+}
+
+/// The record with the signature's fields beside it, when there is one.
+fn show_uploaded(ctx: &mut Ctx, mut r: Value, signed: Option<Value>) -> Result<()> {
+    let extra = signed.as_ref().map(signature_fields);
+    if let Some(s) = signed {
+        record_mut(&mut r)?.insert("signature".into(), s);
+    }
+    ctx.out.show(&r, || {
+        let mut t = record_fields(&r);
+        if let Some(e) = &extra {
+            t.push_str(e);
+        }
+        t
+    });
+    Ok(())
+}
+
+/// `upload --sign-key`: record (for its version number) → binary, hashed while it is sent
+/// → attach → sign and submit → associate. Associations come last so that a device type
+/// that requires signatures never holds the image unsigned.
+fn upload_signed(
+    args: UploadArgs,
+    name: String,
+    version: String,
+    key_path: &std::path::Path,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    let base = ctx.base()?;
+    let key = load_key(key_path)?;
+    let file = args
+        .file
+        .as_deref()
+        .ok_or_else(|| CliError::usage("--sign-key needs the FILE to sign"))?;
+    let t = args.fw_type;
+    let mut body = json!({
+        "name": name,
+        "type": t,
+        "version": version,
+        "url": "",
+        "tags": args.tags,
+    });
+    if let Some(d) = &args.description {
+        body["description"] = Value::String(d.clone());
+    }
+    let what = format!("image {name} {version} (type {t})");
+    let mut record = ctx
+        .client
+        .json(Method::POST, &format!("{base}/pool"), Some(&body))
+        .map_err(|e| e.context(&format!("cannot create {what}")))?;
+    let vn = text(&record, "versionNumber");
+    let path = format!("{base}/pool/types/{t}/versionNumbers/{vn}");
+    // From here on the record exists: a failure says how to finish it.
+    let resume = |e: CliError| {
+        e.context(&format!(
+            "record {t}/{vn} was created; finish with `otad image upload FILE --type {t} --attach {vn} --sign-key KEY`"
+        ))
+    };
+    let sent = send_binary_hashing(ctx, &base, file, true).map_err(resume)?;
+    let facts = sent
+        .facts
+        .ok_or_else(|| CliError::fail("the upload did not compute the BLAKE3"))?;
+    record_mut(&mut record)?.insert("url".into(), Value::String(sent.url));
+    ctx.client
+        .json(Method::PUT, &path, Some(&record))
+        .map_err(|e| resume(e.into()))?;
+    let mut r = ctx.client.get(&path)?;
+    let signed = sign_record(ctx, &path, &r, &facts, &key, &args.bounds).map_err(|e| {
+        e.context(&format!(
+            "record {t}/{vn} has its binary; sign it with `otad image sign {t} {vn} --sign-key KEY --file FILE`"
+        ))
+    })?;
+    for dt in &args.associate {
+        ctx.client
+            .json(
+                Method::POST,
+                &format!("{base}/deviceTypes/{}/firmwareImages", seg(dt)),
+                Some(&r),
+            )
+            .map_err(|e| {
+                e.context(&format!(
+                    "{what} is uploaded and signed but not associated with {dt}"
+                ))
+            })?;
+    }
+    record_mut(&mut r)?.insert("sha256".into(), Value::String(sent.sha));
+    show_uploaded(ctx, r, Some(signed))
+}
+
+/// `image sign`: hashes FILE, checks it is the record's binary, signs and submits.
+fn sign_existing(
+    ctx: &mut Ctx,
+    which: &Which,
+    key_path: &std::path::Path,
+    file: &std::path::Path,
+    bounds: &ManifestBounds,
+) -> Result<()> {
+    let base = ctx.base()?;
+    let key = load_key(key_path)?;
+    let path = record_path(&base, which);
+    let record = ctx
+        .client
+        .get(&path)
+        .map_err(|e| e.context(&label(which)))?;
+    let url = text(&record, "url");
+    let (b3, sha, size) = hash_file(file)
+        .map_err(|e| CliError::fail(format!("cannot read {}: {e}", file.display())))?;
+    if url.is_empty() {
+        return Err(CliError::conflict(format!(
+            "{} has no binary yet; attach it first (otad image upload FILE --type {} --attach {})",
+            label(which),
+            which.fw_type,
+            which.vn
+        )));
+    }
+    if !url.ends_with(&hex(&sha)) {
+        return Err(CliError::fail(format!(
+            "{} is not the binary attached to {} (its SHA-256 {} is not in {url})",
+            file.display(),
+            label(which),
+            hex(&sha)
+        )));
+    }
+    let facts = BinaryFacts {
+        size,
+        sha256: sha,
+        blake3: b3,
+    };
+    let signed = sign_record(ctx, &path, &record, &facts, &key, bounds)?;
+    ctx.out.show(&signed, || signature_fields(&signed));
+    Ok(())
+}
+
+/// BLAKE3, SHA-256 and length of a file, in one pass.
+fn hash_file(path: &std::path::Path) -> std::io::Result<([u8; 32], [u8; 32], u64)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut b3 = blake3::Hasher::new();
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((*b3.finalize().as_bytes(), sha.finalize().into(), len));
+        }
+        b3.update(&buf[..n]);
+        sha.update(&buf[..n]);
+        len += n as u64;
+    }
 }
 
 /// The firmware type of device descriptions, which live under one device type and never in
@@ -552,6 +774,16 @@ pub fn run(cmd: ImageCommand, ctx: &mut Ctx) -> Result<()> {
                     String::new,
                 );
             }
+        }
+        ImageCommand::Sign {
+            which,
+            sign_key,
+            file,
+            bounds,
+        } => sign_existing(ctx, &which, &sign_key, &file, &bounds)?,
+        ImageCommand::Signatures(which) => {
+            let path = record_path(&base, &which);
+            show_signatures(ctx, &path)?;
         }
         ImageCommand::Push { which, device } => {
             let d = ctx

@@ -6,7 +6,8 @@
 //! `device check|download|simulate` (a device over OCP/1, `device/`); and the admin
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
-//! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
+//! (`images.rs`), `keygen` and `signing-key` (`signing.rs`),
+//! `device register|import|list|show|rotate-token|delete` (`devices.rs`),
 //! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`), `demo`
 //! (sample data, `demo.rs`) and `completions`. The error type and its exit codes are in
 //! `client.rs`, printing in `output.rs`; the HTTPS transport is the API's client,
@@ -28,6 +29,7 @@ mod output;
 mod partners;
 mod recovery;
 mod session;
+mod signing;
 mod types;
 
 use std::path::PathBuf;
@@ -142,6 +144,20 @@ pub enum Command {
         common: Common,
         #[command(subcommand)]
         cmd: images::ImageCommand,
+    },
+    /// Create an Ed25519 signing key pair on this machine (offline): the private key goes
+    /// to KEY (mode 0600), the public key is printed.
+    ///
+    /// Example: otad keygen --out ci-signing.key
+    Keygen(signing::KeygenArgs),
+    /// Public keys that sign the partner's images (register, list, revoke).
+    ///
+    /// Example: otad signing-key add ci-2026 ci-signing.key
+    SigningKey {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: signing::SigningKeyCommand,
     },
     /// Fleet overview.
     ///
@@ -313,6 +329,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             admin(&common, &config, |c| types::device_type(cmd, c))
         }
         Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
+        Command::Keygen(args) => signing::keygen(&args).map(|()| ExitCode::SUCCESS),
+        Command::SigningKey { common, cmd } => admin(&common, &config, |c| signing::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),

@@ -66,6 +66,16 @@ pub enum DeviceTypeCommand {
     ///
     /// Example: otad device-type show 0b7c...
     Show { id: String },
+    /// Require signed images for a device type (on), or not (off); without a state, show
+    /// the policy. With on, images without a valid signature are neither offered nor pushed
+    /// to its devices (docs/signing.md).
+    ///
+    /// Example: otad device-type require-signature 0b7c... on
+    RequireSignature {
+        id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
 }
 
 fn type_row(t: &Value) -> Vec<String> {
@@ -176,6 +186,30 @@ pub fn device_type(cmd: DeviceTypeCommand, ctx: &mut Ctx) -> Result<()> {
             let list = ctx.client.get(&base)?;
             let rows: Vec<Vec<String>> = items(&list).iter().map(device_type_row).collect();
             ctx.out.show(&list, || table(DEVICE_TYPE_HEADER, &rows));
+        }
+        DeviceTypeCommand::RequireSignature { id, state } => {
+            let path = format!("{base}/{}/signaturePolicy", seg(&id));
+            let p = match state {
+                Some(state) => ctx
+                    .client
+                    .json(
+                        Method::PUT,
+                        &path,
+                        Some(&json!({ "requireSignature": state == "on" })),
+                    )
+                    .map_err(|e| e.context(&format!("cannot set the signature policy of {id}")))?,
+                None => ctx
+                    .client
+                    .get(&path)
+                    .map_err(|e| e.context(&format!("device type {id}")))?,
+            };
+            let on = p.get("requireSignature").and_then(Value::as_bool) == Some(true);
+            ctx.out.show(&p, || {
+                format!(
+                    "device type {id} {} signed images",
+                    if on { "requires" } else { "does not require" }
+                )
+            });
         }
         DeviceTypeCommand::Show { id } => {
             let d = ctx

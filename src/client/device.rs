@@ -19,6 +19,7 @@ use tokio_rustls::client::TlsStream;
 use crate::hashtree;
 use crate::ocp::report;
 use crate::ocp::wire::{self, ErrorCode, HEADER_LEN, Message, OfferItem};
+use crate::signing::{self, Manifest, PublicKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -134,6 +135,7 @@ pub struct Granted {
     pub max_inflight: u8,
     pub chunk_log: u8,
     pub poll_interval_s: u32,
+    pub features: Option<u8>,
 }
 
 pub struct Client {
@@ -189,6 +191,65 @@ fn tls_connector(
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
+/// The device's check of a signed OFFER item, in the order of docs/signing.md: a
+/// signature by one of the `trusted` keys verifies over the manifest bytes; the manifest
+/// decodes and names exactly the offered image (type, version number, version string, size,
+/// SHA-256, BLAKE3); its version number is above `highest_accepted` (anti-rollback); and it
+/// is within its time bounds at `now_s`. The returned manifest is what the download is
+/// then verified against (its BLAKE3 root and size).
+pub fn verify_offer(
+    item: &OfferItem,
+    trusted: &[PublicKey],
+    highest_accepted: u64,
+    now_s: u64,
+) -> Result<Manifest, ClientError> {
+    let refuse = |why: String| Err(ClientError::Verify(why));
+    let Some(signed) = &item.signed else {
+        return refuse(format!(
+            "of the offer for type {}: it is not signed",
+            item.fw_type
+        ));
+    };
+    let trusted_sig = signed.signatures.iter().any(|(key_id, sig)| {
+        trusted
+            .iter()
+            .any(|k| signing::key_id(k) == *key_id && signing::verify(k, &signed.manifest, sig))
+    });
+    if !trusted_sig {
+        return refuse(format!(
+            "of the offer for type {}: no signature by a trusted key verifies",
+            item.fw_type
+        ));
+    }
+    let m = Manifest::decode(&signed.manifest)
+        .map_err(|e| ClientError::Verify(format!("of the signed manifest: {e}")))?;
+    let same = m.fw_type == item.fw_type
+        && m.version_number == item.version_number
+        && m.version == item.version
+        && m.size == item.size
+        && m.sha256 == item.sha256
+        && m.blake3 == item.blake3;
+    if !same {
+        return refuse(format!(
+            "of the offer for type {}: it differs from the signed manifest",
+            item.fw_type
+        ));
+    }
+    if m.version_number <= highest_accepted {
+        return refuse(format!(
+            "of the offer for type {}: version number {} is not above {highest_accepted}, the highest accepted before (anti-rollback)",
+            item.fw_type, m.version_number
+        ));
+    }
+    if !m.admits_time(now_s) {
+        return refuse(format!(
+            "of the offer for type {}: outside the manifest's not-before/expiry time",
+            item.fw_type
+        ));
+    }
+    Ok(m)
+}
+
 impl Client {
     /// Connects, sends HELLO and waits for HELLO_OK.
     pub async fn connect(cfg: &ClientConfig) -> Result<Client, ClientError> {
@@ -200,6 +261,16 @@ impl Client {
     pub async fn connect_with_identity(
         cfg: &ClientConfig,
         identity: Option<Identity>,
+    ) -> Result<Client, ClientError> {
+        Self::connect_with_features(cfg, identity, None).await
+    }
+
+    /// Like [`Client::connect_with_identity`], sending HELLO's features byte (e.g.
+    /// `wire::FEATURE_SIGNED_OFFERS`); `granted.features` then holds what the server granted.
+    pub async fn connect_with_features(
+        cfg: &ClientConfig,
+        identity: Option<Identity>,
+        features: Option<u8>,
     ) -> Result<Client, ClientError> {
         let connector = tls_connector(&cfg.ca_file, identity)?;
         let tcp = TcpStream::connect(&cfg.addr).await?;
@@ -218,6 +289,7 @@ impl Client {
                 max_inflight: 1,
                 chunk_log: cfg.chunk_log,
                 poll_interval_s: 0,
+                features: None,
             },
             unsolicited: Vec::new(),
         };
@@ -227,6 +299,7 @@ impl Client {
             max_frame: cfg.max_frame,
             max_inflight: cfg.max_inflight,
             chunk_log: cfg.chunk_log,
+            features,
         };
         match client.call(hello).await? {
             Message::HelloOk {
@@ -234,12 +307,19 @@ impl Client {
                 max_inflight,
                 chunk_log,
                 poll_interval_s,
+                features: granted,
             } => {
+                if features.is_some() != granted.is_some() {
+                    return Err(ClientError::Protocol(
+                        "HELLO_OK's features byte does not match the HELLO's".into(),
+                    ));
+                }
                 client.granted = Granted {
                     max_frame,
                     max_inflight,
                     chunk_log,
                     poll_interval_s,
+                    features: granted,
                 };
                 Ok(client)
             }

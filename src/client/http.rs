@@ -203,6 +203,8 @@ struct Connection {
 pub struct Uploaded {
     pub body: Bytes,
     pub sha256: [u8; 32],
+    /// Computed in the same pass when asked for (a signed upload needs it for its manifest).
+    pub blake3: Option<[u8; 32]>,
 }
 
 /// A whole answer.
@@ -378,6 +380,20 @@ impl Client {
         content_type: &str,
         progress: &impl Meter,
     ) -> Result<Uploaded> {
+        self.upload_file_hashing(method, path, file, content_type, progress, false)
+    }
+
+    /// Like [`Self::upload_file`]; with `blake3` the file's BLAKE3 is computed while it is
+    /// read, so nothing is read twice.
+    pub fn upload_file_hashing(
+        &mut self,
+        method: Method,
+        path: &str,
+        file: &Path,
+        content_type: &str,
+        progress: &impl Meter,
+        blake3: bool,
+    ) -> Result<Uploaded> {
         let handle = std::fs::File::open(file)
             .map_err(|e| HttpError::Failed(format!("cannot open {}: {e}", file.display())))?;
         let len = handle
@@ -396,25 +412,33 @@ impl Client {
             // The file is read on a blocking thread; a full channel holds it back, so memory
             // stays at a few pieces whatever the file size.
             let runtime = tokio::runtime::Handle::current();
-            let reader = tokio::task::spawn_blocking(move || -> io::Result<[u8; 32]> {
+            type Hashes = ([u8; 32], Option<[u8; 32]>);
+            let reader = tokio::task::spawn_blocking(move || -> io::Result<Hashes> {
                 use sha2::Digest;
                 let mut handle = handle;
                 let mut sha = sha2::Sha256::new();
+                let mut b3 = blake3.then(blake3::Hasher::new);
+                let done = |sha: sha2::Sha256, b3: Option<blake3::Hasher>| {
+                    (sha.finalize().into(), b3.map(|h| *h.finalize().as_bytes()))
+                };
                 loop {
                     let mut buf = vec![0u8; PIECE];
                     let n = handle.read(&mut buf)?;
                     if n == 0 {
-                        return Ok(sha.finalize().into());
+                        return Ok(done(sha, b3));
                     }
                     buf.truncate(n);
                     sha.update(&buf);
+                    if let Some(h) = b3.as_mut() {
+                        h.update(&buf);
+                    }
                     reader_progress.inc(n as u64);
                     reader_sent.fetch_add(n as u64, Ordering::Relaxed);
                     // Bounded, so that this thread ends even if the connection stalls.
                     match runtime.block_on(tx.send_timeout(Ok(Bytes::from(buf)), ANSWER_TIMEOUT)) {
                         Ok(()) => {}
                         // The server answered before taking everything (an error answer).
-                        Err(SendTimeoutError::Closed(_)) => return Ok(sha.finalize().into()),
+                        Err(SendTimeoutError::Closed(_)) => return Ok(done(sha, b3)),
                         Err(SendTimeoutError::Timeout(_)) => {
                             return Err(io::Error::new(
                                 io::ErrorKind::TimedOut,
@@ -446,15 +470,19 @@ impl Client {
             };
             drop(exchange);
             // A read error cuts the body short, which fails the exchange too: report the cause.
-            let sha256 = match reader.await {
-                Ok(Ok(sha)) => sha,
+            let (sha256, blake3) = match reader.await {
+                Ok(Ok(hashes)) => hashes,
                 Ok(Err(e)) => return Err(HttpError::Failed(format!("cannot read {shown}: {e}"))),
                 Err(e) => return Err(HttpError::Failed(format!("cannot read {shown}: {e}"))),
             };
             let (head, incoming) = result?;
             let body = read_body(incoming, path).await?;
             if head.status.is_success() {
-                Ok(Uploaded { body, sha256 })
+                Ok(Uploaded {
+                    body,
+                    sha256,
+                    blake3,
+                })
             } else {
                 Err(HttpError::Status {
                     status: head.status,

@@ -21,6 +21,16 @@ pub const CHUNK_LOG_MAX: u8 = 6;
 pub const PAIR_LEN: u32 = 64;
 /// Room a device's max_frame must leave beside one group for its proof.
 pub const PROOF_ROOM: u32 = 4096;
+/// HELLO / HELLO_OK features bit 0: OFFER items carry the signed manifest (docs/signing.md).
+pub const FEATURE_SIGNED_OFFERS: u8 = 1;
+/// Every feature bit this release knows.
+pub const FEATURES_KNOWN: u8 = FEATURE_SIGNED_OFFERS;
+/// OFFER item flags bit 1: the signature block follows the version string.
+const OFFER_FLAG_SIGNED: u8 = 2;
+/// Longest manifest an OFFER item may carry (`signing::MANIFEST_MAX`).
+pub const OFFER_MANIFEST_MAX: usize = 1274;
+/// Signatures one OFFER item carries at the most.
+pub const OFFER_SIGNATURES_MAX: usize = 8;
 
 /// Writes a wire enum once: each variant beside its number, and the decoding from the
 /// number (`None` for a number the protocol does not define). With `=> "NAME"` per variant
@@ -174,6 +184,16 @@ pub struct OfferItem {
     pub sha256: [u8; 32],
     pub pushed: bool,
     pub version: String,
+    /// Only in sessions that asked for signed offers, and only for signed images.
+    pub signed: Option<SignedManifest>,
+}
+
+/// The signature block of an OFFER item: the manifest bytes as signed, and one or more
+/// (key id, Ed25519 signature) pairs over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedManifest {
+    pub manifest: Vec<u8>,
+    pub signatures: Vec<([u8; 8], [u8; 64])>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,12 +204,16 @@ pub enum Message {
         max_frame: u32,
         max_inflight: u8,
         chunk_log: u8,
+        /// The optional trailing features byte; `None`: the HELLO of docs/protocol.md 5.1.
+        features: Option<u8>,
     },
     HelloOk {
         max_frame: u32,
         max_inflight: u8,
         chunk_log: u8,
         poll_interval_s: u32,
+        /// Granted features; present exactly when the HELLO carried its features byte.
+        features: Option<u8>,
     },
     Check {
         items: Vec<(u16, u64)>,
@@ -281,6 +305,38 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// The optional trailing features byte of HELLO and HELLO_OK.
+    fn features(&mut self) -> Result<Option<u8>, WireError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let f = self.u8()?;
+        if f & !FEATURES_KNOWN != 0 {
+            return Err(WireError::BadFrame("reserved feature bits set"));
+        }
+        Ok(Some(f))
+    }
+
+    fn signed_manifest(&mut self) -> Result<SignedManifest, WireError> {
+        let len = usize::from(self.u16()?);
+        if len == 0 || len > OFFER_MANIFEST_MAX {
+            return Err(WireError::BadFrame("manifest length must be 1-1274"));
+        }
+        let manifest = self.take(len)?.to_vec();
+        let n = usize::from(self.u8()?);
+        if n == 0 || n > OFFER_SIGNATURES_MAX {
+            return Err(WireError::BadFrame("signature count must be 1-8"));
+        }
+        let mut signatures = Vec::with_capacity(n);
+        for _ in 0..n {
+            signatures.push((self.array()?, self.array()?));
+        }
+        Ok(SignedManifest {
+            manifest,
+            signatures,
+        })
+    }
+
     fn end(&self) -> Result<(), WireError> {
         if self.rest.is_empty() {
             Ok(())
@@ -332,12 +388,14 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
             if max_frame < min_device_frame(chunk_log) {
                 return Err(WireError::BadFrame("max_frame too small for the chunk_log"));
             }
+            let features = r.features()?;
             Message::Hello {
                 device_id: String::from_utf8_lossy(id).into_owned(),
                 token,
                 max_frame,
                 max_inflight,
                 chunk_log,
+                features,
             }
         }
         MsgType::HelloOk => Message::HelloOk {
@@ -345,6 +403,7 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
             max_inflight: r.u8()?,
             chunk_log: r.u8()?,
             poll_interval_s: r.u32()?,
+            features: r.features()?,
         },
         MsgType::Check => {
             let n = usize::from(r.u8()?);
@@ -367,7 +426,7 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
                 let blake3 = r.array()?;
                 let sha256 = r.array()?;
                 let flags = r.u8()?;
-                if flags & !1 != 0 {
+                if flags & !(1 | OFFER_FLAG_SIGNED) != 0 {
                     return Err(WireError::BadFrame("reserved OFFER flags set"));
                 }
                 let vs_len = usize::from(r.u8()?);
@@ -377,6 +436,11 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
                 let version = std::str::from_utf8(r.take(vs_len)?)
                     .map_err(|_| WireError::BadFrame("version string is not UTF-8"))?
                     .to_string();
+                let signed = if flags & OFFER_FLAG_SIGNED != 0 {
+                    Some(r.signed_manifest()?)
+                } else {
+                    None
+                };
                 items.push(OfferItem {
                     fw_type,
                     version_number,
@@ -385,6 +449,7 @@ pub fn decode_body(msg_type: MsgType, body: &[u8]) -> Result<Message, WireError>
                     sha256,
                     pushed: flags & 1 == 1,
                     version,
+                    signed,
                 });
             }
             Message::Offer { items }
@@ -465,6 +530,7 @@ pub fn encode(request_id: u32, msg: &Message, out: &mut Vec<u8>) {
             max_frame,
             max_inflight,
             chunk_log,
+            features,
         } => {
             let id = &device_id.as_bytes()[..device_id.len().min(DEVICE_ID_MAX)];
             out.push(id.len() as u8);
@@ -475,17 +541,20 @@ pub fn encode(request_id: u32, msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&max_frame.to_be_bytes());
             out.push(*max_inflight);
             out.push(*chunk_log);
+            out.extend(features);
         }
         Message::HelloOk {
             max_frame,
             max_inflight,
             chunk_log,
             poll_interval_s,
+            features,
         } => {
             out.extend_from_slice(&max_frame.to_be_bytes());
             out.push(*max_inflight);
             out.push(*chunk_log);
             out.extend_from_slice(&poll_interval_s.to_be_bytes());
+            out.extend(features);
         }
         Message::Check { items } => {
             let items = &items[..items.len().min(CHECK_MAX_ITEMS)];
@@ -504,10 +573,30 @@ pub fn encode(request_id: u32, msg: &Message, out: &mut Vec<u8>) {
                 out.extend_from_slice(&item.size.to_be_bytes());
                 out.extend_from_slice(&item.blake3);
                 out.extend_from_slice(&item.sha256);
-                out.push(u8::from(item.pushed));
+                // A block the decoder would refuse is left out (the item reads as unsigned).
+                let signed = item.signed.as_ref().filter(|s| {
+                    (1..=OFFER_MANIFEST_MAX).contains(&s.manifest.len())
+                        && (1..=OFFER_SIGNATURES_MAX).contains(&s.signatures.len())
+                });
+                let flags = u8::from(item.pushed)
+                    | if signed.is_some() {
+                        OFFER_FLAG_SIGNED
+                    } else {
+                        0
+                    };
+                out.push(flags);
                 let vs = truncate_utf8(&item.version, VERSION_STRING_MAX);
                 out.push(vs.len() as u8);
                 out.extend_from_slice(vs.as_bytes());
+                if let Some(s) = signed {
+                    out.extend_from_slice(&(s.manifest.len() as u16).to_be_bytes());
+                    out.extend_from_slice(&s.manifest);
+                    out.push(s.signatures.len() as u8);
+                    for (key_id, sig) in &s.signatures {
+                        out.extend_from_slice(key_id);
+                        out.extend_from_slice(sig);
+                    }
+                }
             }
         }
         Message::Get {
@@ -592,15 +681,33 @@ mod tests {
         assert_eq!(h.request_id, 77);
         assert_eq!(h.body_len as usize, out.len() - HEADER_LEN);
         assert_eq!(decode_body(h.msg_type, &out[HEADER_LEN..]).unwrap(), msg);
-        // Any shorter or longer body is refused.
+        // Any shorter or longer body is refused (HELLO and HELLO_OK without their features
+        // byte read one more byte as that byte).
+        let optional_tail = matches!(
+            msg,
+            Message::Hello { features: None, .. } | Message::HelloOk { features: None, .. }
+        );
         assert!(
             decode_body(h.msg_type, &[&out[HEADER_LEN..], &[0u8][..]].concat()).is_err()
                 || h.msg_type == MsgType::Data
+                || optional_tail
+        );
+        // A features byte is optional: without it the body is still whole.
+        let features_last = matches!(
+            msg,
+            Message::Hello {
+                features: Some(_),
+                ..
+            } | Message::HelloOk {
+                features: Some(_),
+                ..
+            }
         );
         if out.len() > HEADER_LEN {
             assert!(
                 decode_body(h.msg_type, &out[HEADER_LEN..out.len() - 1]).is_err()
                     || h.msg_type == MsgType::Data
+                    || features_last
             );
         }
     }
@@ -613,12 +720,29 @@ mod tests {
             max_frame: 70_000,
             max_inflight: 8,
             chunk_log: 4,
+            features: None,
+        });
+        round_trip(Message::Hello {
+            device_id: "dev-1".into(),
+            token: b"secret".to_vec(),
+            max_frame: 70_000,
+            max_inflight: 8,
+            chunk_log: 4,
+            features: Some(FEATURE_SIGNED_OFFERS),
         });
         round_trip(Message::HelloOk {
             max_frame: 70_000,
             max_inflight: 8,
             chunk_log: 4,
             poll_interval_s: 3600,
+            features: None,
+        });
+        round_trip(Message::HelloOk {
+            max_frame: 70_000,
+            max_inflight: 8,
+            chunk_log: 4,
+            poll_interval_s: 3600,
+            features: Some(0),
         });
         round_trip(Message::Check {
             items: vec![(3, 17), (101, 2)],
@@ -632,6 +756,22 @@ mod tests {
                 sha256: [2; 32],
                 pushed: true,
                 version: "1.2.3".into(),
+                signed: None,
+            }],
+        });
+        round_trip(Message::Offer {
+            items: vec![OfferItem {
+                fw_type: 3,
+                version_number: 18,
+                size: 5000,
+                blake3: [1; 32],
+                sha256: [2; 32],
+                pushed: false,
+                version: "1.2.3".into(),
+                signed: Some(SignedManifest {
+                    manifest: vec![7; 120],
+                    signatures: vec![([3; 8], [4; 64]), ([5; 8], [6; 64])],
+                }),
             }],
         });
         round_trip(Message::Get {
@@ -705,6 +845,7 @@ mod tests {
                     max_frame,
                     max_inflight: inflight,
                     chunk_log: log,
+                    features: None,
                 },
                 &mut out,
             );

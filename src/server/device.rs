@@ -27,7 +27,7 @@ use crate::hashtree;
 use crate::model::Device;
 use crate::ocp::session::Admission;
 use crate::ocp::wire::{
-    self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, WireError,
+    self, ErrorCode, HEADER_LEN, Message, OfferItem, PRE_HELLO_MAX_BODY, SignedManifest, WireError,
 };
 use crate::store::BlobMeta;
 use crate::store::{BlobAccess, OfferedImage};
@@ -263,6 +263,7 @@ impl Conn {
             max_frame,
             max_inflight,
             chunk_log,
+            features,
         } = hello
         else {
             let _ = write_frame(
@@ -318,10 +319,12 @@ impl Conn {
                 return;
             }
         };
+        let granted = features.map(|f| f & wire::FEATURES_KNOWN);
         let limits = Limits {
             max_frame: max_frame.min(self.config.max_frame),
             max_inflight: max_inflight.min(self.config.max_inflight),
             chunk_log,
+            signed_offers: granted.is_some_and(|f| f & wire::FEATURE_SIGNED_OFFERS != 0),
         };
         let (notice_tx, notice_rx) = mpsc::channel(4);
         let serial = self.hub.register(&device.id, notice_tx);
@@ -330,6 +333,7 @@ impl Conn {
             max_inflight: limits.max_inflight,
             chunk_log: limits.chunk_log,
             poll_interval_s: self.config.poll_interval_secs,
+            features: granted,
         };
         if write_frame(
             &mut writer,
@@ -375,6 +379,8 @@ struct Limits {
     max_frame: u32,
     max_inflight: u8,
     chunk_log: u8,
+    /// The device asked for signed OFFERs (HELLO features bit 0).
+    signed_offers: bool,
 }
 
 struct GetRequest {
@@ -400,7 +406,7 @@ struct Session {
     allowed: HashMap<[u8; 32], BlobMeta>,
 }
 
-fn offer_items(offers: &[OfferedImage]) -> Vec<OfferItem> {
+fn offer_items(offers: &[OfferedImage], signed: bool) -> Vec<OfferItem> {
     offers
         .iter()
         .filter_map(|o| {
@@ -413,9 +419,43 @@ fn offer_items(offers: &[OfferedImage]) -> Vec<OfferItem> {
                 sha256: b.sha256,
                 pushed: o.offer.pushed,
                 version: o.record.version.clone(),
+                signed: signed.then(|| signature_block(o)).flatten(),
             })
         })
         .collect()
+}
+
+/// The OFFER signature block of an image: its usable signatures over one manifest (the
+/// newest signature's; others over different bytes cannot share the block).
+fn signature_block(o: &OfferedImage) -> Option<SignedManifest> {
+    let newest = o.signatures.iter().max_by_key(|s| s.created_ms)?;
+    let signatures: Vec<([u8; 8], [u8; 64])> = o
+        .signatures
+        .iter()
+        .filter(|s| s.manifest == newest.manifest)
+        .filter_map(|s| Some((s.key_id_bytes()?, s.signature_bytes()?)))
+        .take(wire::OFFER_SIGNATURES_MAX)
+        .collect();
+    (!signatures.is_empty()).then(|| SignedManifest {
+        manifest: newest.manifest.clone(),
+        signatures,
+    })
+}
+
+/// An OFFER of `items`, or TOO_LARGE when signature blocks make it exceed the session's
+/// max_frame (an unsigned OFFER of at most 32 items always fits).
+fn offer_message(items: Vec<OfferItem>, max_frame: u32) -> Message {
+    let msg = Message::Offer { items };
+    let mut probe = Vec::new();
+    wire::encode(0, &msg, &mut probe);
+    if probe.len() - HEADER_LEN > max_frame as usize {
+        return error_msg(
+            ErrorCode::TooLarge,
+            0,
+            "signed OFFER exceeds max_frame; CHECK fewer types at once",
+        );
+    }
+    msg
 }
 
 fn store_error_code(e: &StoreError) -> ErrorCode {
@@ -557,12 +597,14 @@ impl Session {
                 let store = self.store.clone();
                 let id = self.device.id.clone();
                 let tx = done_tx.clone();
+                let limits = self.limits;
                 tokio::task::spawn_blocking(move || {
                     let reported = items.into_iter().collect();
                     let msg = match store.check_in(&id, reported) {
-                        Ok(offers) => Message::Offer {
-                            items: offer_items(&offers),
-                        },
+                        Ok(offers) => offer_message(
+                            offer_items(&offers, limits.signed_offers),
+                            limits.max_frame,
+                        ),
                         Err(e) => error_msg(store_error_code(&e), 1000, "check failed"),
                     };
                     let _ = tx.blocking_send(Done::new(rid, msg));
@@ -708,13 +750,17 @@ impl Session {
             })
             .await;
         let items: Vec<OfferItem> = match offers {
-            Ok(Ok(offers)) => offer_items(&offers),
+            Ok(Ok(offers)) => offer_items(&offers, self.limits.signed_offers),
             _ => return true,
         };
         if items.is_empty() {
             return true;
         }
-        self.queue(0, &Message::Offer { items });
+        let msg = offer_message(items, self.limits.max_frame);
+        // An unsolicited OFFER that does not fit is not sent: the next CHECK reports it.
+        if matches!(msg, Message::Offer { .. }) {
+            self.queue(0, &msg);
+        }
         true
     }
 }

@@ -11,9 +11,10 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::blobs::{BlobMeta, get_blob};
 use super::catalog::{get_device_type, get_record, own_device_type};
+use super::signing::{self as sig, ImageSignature};
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
-    RECORDS,
+    IMAGE_SIGNATURES, RECORDS, SIGNATURE_POLICIES, SIGNING_KEYS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
@@ -42,11 +43,12 @@ pub struct DeviceFilter {
     pub id_contains: Option<String>,
 }
 
-/// An offer with the record it points at.
+/// An offer with the record it points at and the signatures that count for the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferedImage {
     pub offer: Offer,
     pub record: Record,
+    pub signatures: Vec<ImageSignature>,
 }
 
 /// Whether a device may GET a blob.
@@ -95,14 +97,27 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Candidates for the reported types: per type the newest associated image with a binary,
-/// plus the pushed image. Walks the association index from the top, so the cost does not
-/// grow with the number of older images.
-fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidate, Record)>> {
+/// Candidates for the reported types: per type the newest associated image with a binary
+/// that the device type's signature policy releases, plus the pushed image if it is
+/// released too; each with its usable signatures. Walks the association index from the top,
+/// so the cost does not grow with the number of older images.
+fn candidates_in(
+    txn: &ReadTransaction,
+    device: &Device,
+) -> Result<Vec<(Candidate, Record, Vec<ImageSignature>)>> {
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
     let records = txn.open_table(RECORDS)?;
+    let sigs = txn.open_table(IMAGE_SIGNATURES)?;
+    let keys = txn.open_table(SIGNING_KEYS)?;
     let dt = device.device_type_id.as_str();
+    let required = sig::requires_signature(&txn.open_table(SIGNATURE_POLICIES)?, dt)?;
+    let now = sig::now_s();
+    // The signatures that count, or None when the policy does not release the record.
+    let released = |record: &Record| -> Result<Option<Vec<ImageSignature>>> {
+        let usable = sig::usable_signatures(&sigs, &keys, record, dt, now)?;
+        Ok((!required || !usable.is_empty()).then_some(usable))
+    };
     let mut out = Vec::new();
     for (&t, &running) in &device.reported {
         for entry in assoc
@@ -112,16 +127,19 @@ fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidat
             let (k, v) = entry?;
             let record = get_record(&records, v.value())?
                 .ok_or_else(|| StoreError::Corrupt("association to a missing record".into()))?;
-            if record.binary.is_some() {
-                out.push((candidate(&record, k.value().2), record));
+            if record.binary.is_some()
+                && let Some(usable) = released(&record)?
+            {
+                out.push((candidate(&record, k.value().2), record, usable));
                 break;
             }
         }
         if let Some(&pushed) = device.pushes.get(&t)
             && by_record.get((pushed, dt))?.is_some()
             && let Some(record) = get_record(&records, pushed)?
+            && let Some(usable) = released(&record)?
         {
-            out.push((candidate(&record, record.version_number), record));
+            out.push((candidate(&record, record.version_number), record, usable));
         }
     }
     Ok(out)
@@ -412,6 +430,7 @@ impl Store {
                     "the image has no binary yet",
                 ));
             }
+            sig::check_release(txn, &record, &dt, sig::now_s())?;
             let running = device.reported.get(&record.fw_type).copied();
             if ota::push_would_downgrade(running, record.version_number) {
                 return Err(StoreError::conflict(
@@ -487,17 +506,18 @@ impl Store {
     pub fn eligible(&self, device: &Device) -> Result<Vec<OfferedImage>> {
         let txn = self.read()?;
         let found = candidates_in(&txn, device)?;
-        let list: Vec<Candidate> = found.iter().map(|(c, _)| *c).collect();
+        let list: Vec<Candidate> = found.iter().map(|(c, _, _)| *c).collect();
         let offers = ota::offers(&device.reported, &list, &device.pushes);
         Ok(offers
             .into_iter()
             .filter_map(|offer| {
                 found
                     .iter()
-                    .find(|(c, _)| c.record_id == offer.record_id)
-                    .map(|(_, r)| OfferedImage {
+                    .find(|(c, _, _)| c.record_id == offer.record_id)
+                    .map(|(_, r, s)| OfferedImage {
                         offer,
                         record: r.clone(),
+                        signatures: s.clone(),
                     })
             })
             .collect())

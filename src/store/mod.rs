@@ -18,6 +18,8 @@
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `fleet.rs`: the fleet summary
 //!   and version labels; `tokens.rs`: API access tokens.
+//! - `signing.rs`: signing keys, verified image signatures, device types' signature policy
+//!   and the release rule.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup; `stats.rs`: what `/metrics`
 //!   reads (sizes, OTA state counts, commit times);
 //!   `verify.rs`: the offline consistency check; `schema.rs`: the file format version,
@@ -36,6 +38,7 @@ mod fleet;
 mod rowcache;
 // Public for the upgrade tests, which write a future version into a file.
 pub mod schema;
+mod signing;
 mod space;
 mod stats;
 pub mod tables;
@@ -51,6 +54,9 @@ pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
 pub use fleet::{
     DeviceTypeFleet, Failure, FleetSummary, FwTypeFleet, Labels, StateCount, VersionCount,
     VersionLabel,
+};
+pub use signing::{
+    ImageSignature, SignaturePolicy, SignatureView, SigningKeyInfo, SubmittedSignature,
 };
 pub use space::free_bytes;
 pub use stats::{COMMIT_BUCKETS, CommitHistogram, StoreStats};

@@ -60,6 +60,15 @@ pub const STAGED: TableDefinition<(&str, &[u8; 32]), u64> = TableDefinition::new
 /// (partner id, sha256) → blake3: binaries moved to a partner's repository (one blob ref each).
 pub const OWNED: TableDefinition<(&str, &[u8; 32]), &[u8; 32]> = TableDefinition::new("owned");
 
+/// (partner id, key id hex) → encoded `SigningKeyInfo`: partners' public signing keys.
+pub const SIGNING_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("signing_keys");
+/// (record id, key id hex) → encoded `ImageSignature`: verified signatures of images.
+pub const IMAGE_SIGNATURES: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("image_signatures");
+/// device type id → encoded `SignaturePolicy`.
+pub const SIGNATURE_POLICIES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("signature_policies");
+
 /// sha256 of an API access token → encoded `Token`.
 pub const TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tokens");
 /// sha256 of a device token → device id (device tokens as HTTP bearer tokens).
@@ -95,7 +104,10 @@ macro_rules! for_all_tables {
             STAGED,
             OWNED,
             TOKENS,
-            DEVICE_TOKENS
+            DEVICE_TOKENS,
+            SIGNING_KEYS,
+            IMAGE_SIGNATURES,
+            SIGNATURE_POLICIES
         )
     };
 }

@@ -96,6 +96,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/account.js"),
     },
+    Asset {
+        path: "/ui/signing.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/signing.js"),
+    },
 ];
 
 /// Scripts, styles, images and API calls only from this origin; no plugins, no `<base>`, no

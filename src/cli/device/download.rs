@@ -7,6 +7,7 @@
 //! the install step (`client/install.rs`). Not here: the state file's format (`state.rs`),
 //! the progress line (`progress.rs`) and the printed result (`report.rs`).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -21,11 +22,36 @@ use super::state::{DownloadState, load_state, save_state};
 use super::target::{Target, check_identity, client_config, resolve};
 use super::{DownloadArgs, Fail, InstalledArg, single_runtime};
 use crate::cli::output::size;
-use crate::client::device::{Client, ClientConfig, ClientError, Progress, ProgressReports};
+use crate::client::device::{
+    Client, ClientConfig, ClientError, Progress, ProgressReports, verify_offer,
+};
 use crate::client::install::{self, Ending};
+use crate::ids::now_ms;
 use crate::model::hex;
 use crate::ocp::report;
 use crate::ocp::wire::{self, OfferItem};
+use crate::signing::{self, PublicKey};
+
+/// The --trust-key values: 64 hex digits each, or a file whose text is them.
+fn trusted_keys(args: &[String]) -> Result<Vec<PublicKey>, Fail> {
+    args.iter()
+        .map(|a| {
+            let text = match signing::from_hex::<32>(a.trim()) {
+                Some(k) => return Ok(k),
+                None => fs::read_to_string(a).map_err(|e| {
+                    Fail::Usage(format!(
+                        "--trust-key {a}: neither 64 hex digits nor a readable file ({e})"
+                    ))
+                })?,
+            };
+            signing::from_hex::<32>(text.trim()).ok_or_else(|| {
+                Fail::Usage(format!(
+                    "--trust-key {a}: the file does not hold a public key (64 hex digits)"
+                ))
+            })
+        })
+        .collect()
+}
 
 /// The CHECK list of `download`: the TYPE=VN values plus --type with its VN (default 0).
 fn download_check_list(args: &DownloadArgs) -> Result<Vec<(u16, u64)>, Fail> {
@@ -143,11 +169,29 @@ async fn download_async(
     let addr = target.addr.as_str();
     let net = |e: ClientError| Fail::Error(e.explain(addr));
 
-    let mut client = Client::connect(cfg).await.map_err(net)?;
+    let trusted = trusted_keys(&args.trust_keys)?;
+    let features = (!trusted.is_empty()).then_some(wire::FEATURE_SIGNED_OFFERS);
+    let mut client = Client::connect_with_features(cfg, None, features)
+        .await
+        .map_err(net)?;
     let offers = client.check(check_list).await.map_err(net)?;
     let offer = pick_offer(offers, args.fw_type)?;
+    let accepted = saved
+        .as_ref()
+        .map(|s| s.accepted.clone())
+        .unwrap_or_default();
+    if !trusted.is_empty() {
+        let floor = accepted.get(&offer.fw_type).copied().unwrap_or(0);
+        if let Err(e) = verify_offer(&offer, &trusted, floor, now_ms() / 1000) {
+            // The server hears of it (FAILED, integrity); nothing is written locally.
+            let _ = client
+                .report(offer.fw_type, offer.version_number, 5, 5, 0)
+                .await;
+            return Err(Fail::Error(format!("refused: {}", e.explain(addr))));
+        }
+    }
     let resume_from = resume_point(args, saved.as_ref(), &offer, client.granted.chunk_log);
-    let mut sink = Sink::open(args, &offer, resume_from)?;
+    let mut sink = Sink::open(args, &offer, resume_from, accepted)?;
     client
         .report(
             offer.fw_type,
@@ -161,8 +205,13 @@ async fn download_async(
 
     let started = Instant::now();
     fetch_rest(&mut client, &mut sink, &offer, resume_from, args.json, addr).await?;
-    sink.complete(offer.size)?;
-    check_whole(&mut client, args, &offer).await?;
+    let state = sink.complete(offer.size)?;
+    check_whole(&mut client, args, &offer, &state).await?;
+    if !trusted.is_empty() {
+        let mut state = state;
+        state.accepted.insert(offer.fw_type, offer.version_number);
+        save_state(&args.state, &state).map_err(|e| file_err("write", &args.state, e))?;
+    }
     client
         .report(
             offer.fw_type,
@@ -263,7 +312,12 @@ struct Sink<'a> {
 impl<'a> Sink<'a> {
     /// Opens `--out` (emptied unless resuming) and writes the state for this image before
     /// any new byte, so a stale state can never vouch for the new image.
-    fn open(args: &'a DownloadArgs, offer: &OfferItem, resume_from: u64) -> Result<Self, Fail> {
+    fn open(
+        args: &'a DownloadArgs,
+        offer: &OfferItem,
+        resume_from: u64,
+        accepted: BTreeMap<u16, u64>,
+    ) -> Result<Self, Fail> {
         let out = args.out.as_path();
         let state = DownloadState {
             blake3: hex(&offer.blake3),
@@ -271,6 +325,7 @@ impl<'a> Sink<'a> {
             verified_upto: resume_from,
             version_number: offer.version_number,
             fw_type: offer.fw_type,
+            accepted,
         };
         let file = fs::OpenOptions::new()
             .write(true)
@@ -332,7 +387,7 @@ impl<'a> Sink<'a> {
     }
 
     /// The whole image is on disk: its final length, durable, and the state saying so.
-    fn complete(self, size: u64) -> Result<(), Fail> {
+    fn complete(self, size: u64) -> Result<DownloadState, Fail> {
         let Self {
             file,
             out,
@@ -345,7 +400,8 @@ impl<'a> Sink<'a> {
             .map_err(|e| file_err("write", out, e))?;
         drop(file);
         state.verified_upto = size;
-        save_state(state_path, &state).map_err(|e| file_err("write", state_path, e))
+        save_state(state_path, &state).map_err(|e| file_err("write", state_path, e))?;
+        Ok(state)
     }
 }
 
@@ -416,13 +472,25 @@ async fn check_whole(
     client: &mut Client,
     args: &DownloadArgs,
     offer: &OfferItem,
+    state: &DownloadState,
 ) -> Result<(), Fail> {
     let out_path = &args.out;
     let (b3, sha, len) = hash_file(out_path).map_err(|e| file_err("read", out_path, e))?;
     if b3 == offer.blake3 && sha == offer.sha256 && len == offer.size {
         return Ok(());
     }
-    let _ = fs::remove_file(&args.state);
+    // The progress goes; the anti-rollback floor stays.
+    if state.accepted.is_empty() {
+        let _ = fs::remove_file(&args.state);
+    } else {
+        let reset = DownloadState {
+            blake3: String::new(),
+            size: 0,
+            verified_upto: 0,
+            ..state.clone()
+        };
+        let _ = save_state(&args.state, &reset);
+    }
     let _ = client
         .report(
             offer.fw_type,

@@ -149,6 +149,12 @@ pub struct DownloadArgs {
     /// new version number (the confirming CHECK).
     #[arg(long)]
     install: bool,
+    /// Accept only images signed by this Ed25519 public key (64 hex digits, or a file holding
+    /// them, as `otad keygen` prints); repeat for several. Then the offer must be signed,
+    /// match its manifest, and have a version number above the highest accepted before
+    /// (kept in --state).
+    #[arg(long = "trust-key", value_name = "HEX|FILE")]
+    trust_keys: Vec<String>,
     /// Print the result as JSON (progress goes to stderr).
     #[arg(long)]
     json: bool,

@@ -16,7 +16,7 @@ use crate::ocp::wire::OfferItem;
 
 pub(super) fn offer_json(o: &OfferItem) -> Value {
     // versionNumber is a string, as everywhere in the API (u64 does not fit a JS number).
-    json!({
+    let mut v = json!({
         "type": o.fw_type,
         "versionNumber": o.version_number.to_string(),
         "version": o.version,
@@ -24,7 +24,12 @@ pub(super) fn offer_json(o: &OfferItem) -> Value {
         "sha256": hex(&o.sha256),
         "blake3": hex(&o.blake3),
         "pushed": o.pushed,
-    })
+    });
+    if let (Some(s), Some(m)) = (&o.signed, v.as_object_mut()) {
+        let ids: Vec<String> = s.signatures.iter().map(|(id, _)| hex(id)).collect();
+        m.insert("signedBy".into(), json!(ids));
+    }
+    v
 }
 
 /// `device check --json`: the device, its poll interval and the offers.

@@ -3,6 +3,7 @@
 //!
 //! Not here: when it is written during a download (`download.rs`).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -21,6 +22,10 @@ pub(super) struct DownloadState {
     pub(super) verified_upto: u64,
     pub(super) version_number: u64,
     pub(super) fw_type: u16,
+    /// Per firmware type, the highest version number of a signed image downloaded and
+    /// verified whole: the anti-rollback floor (absent in states written before signing).
+    #[serde(default)]
+    pub(super) accepted: BTreeMap<u16, u64>,
 }
 
 /// Replaces the state file atomically (temporary file, fsync, rename), so a kill at any

@@ -15,7 +15,7 @@ use crate::store::tables::{
     ASSOC_BY_RECORD, BLOBS, COUNTERS, OWNED, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS,
     RECORDS_BY_PARTNER, next_seq,
 };
-use crate::store::{Result, Store, StoreError, audit, blobs, codec};
+use crate::store::{Result, Store, StoreError, audit, blobs, codec, signing};
 
 /// A new pool record as the API hands it in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,6 +404,7 @@ impl Store {
             if let Some(b) = &record.binary {
                 blobs::release(txn, &b.blake3)?;
             }
+            signing::forget_record(txn, record.id)?;
             audit::append(
                 txn,
                 &actor,

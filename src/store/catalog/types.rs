@@ -12,7 +12,7 @@ use crate::model::{self, DeviceType, FirmwareType, ModelError, Partner, TypeClas
 use crate::store::tables::{
     ASSOCIATIONS, DEVICE_TYPES, DEVICE_TYPES_BY_PARTNER, DEVICES_BY_TYPE, FW_TYPES, PARTNERS,
 };
-use crate::store::{Result, Store, StoreError, audit, codec};
+use crate::store::{Result, Store, StoreError, audit, codec, signing};
 
 /// Whether firmware type `fw_type` exists for the partner (platform types for everyone).
 pub(super) fn type_exists(txn: &WriteTransaction, partner_id: &str, fw_type: u16) -> Result<bool> {
@@ -286,6 +286,7 @@ impl Store {
             txn.open_table(DEVICE_TYPES)?.remove(id.as_str())?;
             txn.open_table(DEVICE_TYPES_BY_PARTNER)?
                 .remove((pid.as_str(), id.as_str()))?;
+            signing::forget_device_type(txn, &id)?;
             audit::append(
                 txn,
                 &actor,

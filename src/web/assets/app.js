@@ -11,6 +11,7 @@ import { adminScreen } from "./admin.js";
 import { dashboardScreen } from "./dashboard.js";
 import { auditScreen } from "./audit.js";
 import { accountScreen } from "./account.js";
+import { signingScreen } from "./signing.js";
 
 const main = document.getElementById("main");
 // A message for the sign-in screen (e.g. after the session expired).
@@ -87,7 +88,7 @@ async function renderHeader(active) {
   const top = document.getElementById("top");
   top.hidden = false;
   const nav = clear(document.getElementById("nav"));
-  const links = [["dashboard", "Fleet"], ["types", "Image types"], ["images", "Images"], ["devices", "Devices"]];
+  const links = [["dashboard", "Fleet"], ["types", "Image types"], ["images", "Images"], ["devices", "Devices"], ["signing", "Signing keys"]];
   if (s.role === "admin") links.push(["admin", "Admin"]);
   if (s.role === "admin") links.push(["audit", "Audit"]);
   for (const [key, label] of links) {
@@ -155,6 +156,7 @@ async function route() {
     else if (screen === "deploy" && rest.length === 2) await deployScreen(ctx, Number(rest[0]), rest[1]);
     else if (screen === "devices" && rest.length === 1) await deviceScreen(ctx, rest[0]);
     else if (screen === "devices") await devicesScreen(ctx);
+    else if (screen === "signing") await signingScreen(ctx);
     else if (screen === "admin" && s.role === "admin") await adminScreen(ctx);
     else view.append(h("h1", { text: "Not found" }), h("p", { text: "There is no such page." }));
   } catch (err) {
