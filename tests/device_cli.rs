@@ -551,11 +551,15 @@ fn download_install_ends_confirmed() {
         states.ends_with(&["downloaded", "installing", "installed"]),
         "{states:?}"
     );
+    let installed = &dev["installed"];
+    assert_eq!(installed.as_array().map(Vec::len), Some(1), "{dev}");
+    assert_eq!(installed[0]["type"], 3, "{dev}");
     assert_eq!(
-        dev["installed"],
-        json!([{"type": 3, "versionNumber": f.version_number, "versionAttributeId": 2003}]),
+        installed[0]["versionNumber"],
+        f.version_number.as_str(),
         "{dev}"
     );
+    assert_eq!(installed[0]["versionAttributeId"], 2003, "{dev}");
 
     // Human output says so too.
     let out = run(otad(
