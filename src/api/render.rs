@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
+    AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
     version_attribute_id,
 };
 use crate::store::AssociationView;
@@ -129,7 +129,8 @@ fn type_ota(t: u16, o: &TypeOta) -> Value {
 }
 
 /// A device without its token: inventory, last seen, OTA state per type, pending pushes.
-pub fn device(d: &Device) -> Value {
+/// A device with its tags and attributes.
+pub fn device(d: &Device, labels: &DeviceLabels) -> Value {
     let installed: Vec<Value> = d
         .reported
         .iter()
@@ -148,6 +149,8 @@ pub fn device(d: &Device) -> Value {
         "installed": installed,
         "ota": d.ota.iter().map(|(t, o)| type_ota(*t, o)).collect::<Vec<_>>(),
         "pushes": pushes,
+        "tags": labels.tags,
+        "attributes": labels.attributes,
     }));
     if let Some(seen) = d.last_seen_ms {
         m.insert("lastSeenTimestamp".into(), json!(seen));

@@ -16,7 +16,8 @@
 //! - `blobs.rs`: binaries (uploads, published blobs, their rows and references);
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
-//! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens.
+//! - `devices.rs`: devices, check-ins, pushes and OTA state; `labels.rs`: their tags and
+//!   attributes; `tokens.rs`: API access tokens.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
 //!   `verify.rs`: the offline consistency check.
 //!
@@ -29,6 +30,7 @@ mod catalog;
 // The file format, public for the offline tools' tests that build or damage rows by hand.
 pub mod codec;
 mod devices;
+mod labels;
 mod rowcache;
 mod space;
 pub mod tables;
@@ -42,6 +44,7 @@ pub use blobs::{
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
+pub use labels::AttributeUpdate;
 pub use space::free_bytes;
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};
