@@ -129,6 +129,9 @@ pub struct StorageConfig {
     pub attribute_key_max: usize,
     /// Longest device attribute value, in bytes.
     pub attribute_value_max: usize,
+    /// How often the rollout timer pass runs (confirm timeouts, windows, schedules, soak
+    /// times), in milliseconds.
+    pub rollout_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -201,6 +204,7 @@ impl Default for StorageConfig {
             device_attributes_max: LabelLimits::default().attributes,
             attribute_key_max: LabelLimits::default().key_bytes,
             attribute_value_max: LabelLimits::default().value_bytes,
+            rollout_tick_ms: 1000,
         }
     }
 }
@@ -343,6 +347,9 @@ impl Config {
         }
         if s.min_free_mib > 1 << 20 {
             return invalid("storage.min_free_mib", "must be 0-1048576");
+        }
+        if !(10..=60_000).contains(&s.rollout_tick_ms) {
+            return invalid("storage.rollout_tick_ms", "must be 10-60000");
         }
         for (key, value, max) in [
             ("storage.device_tags_max", s.device_tags_max, 1024),

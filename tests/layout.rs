@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The pure cores: no I/O, nothing of otad's but each other.
-const CORES: [&str; 4] = ["model", "ota", "hashtree", "ocp"];
+const CORES: [&str; 5] = ["model", "ota", "rollout", "hashtree", "ocp"];
 /// Small modules every layer may use.
 const LEAVES: [&str; 6] = ["ids", "secrets", "datadir", "config", "logsink", "body"];
 /// What answers the network.

@@ -12,14 +12,15 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::blobs::{BlobMeta, get_blob};
 use super::catalog::{get_device_type, get_record, own_device_type};
 use super::labels::{labels_of, put_labels};
+use super::rollouts::{self, gate_of};
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES,
-    DEVICES_BY_TYPE, RECORDS,
+    DEVICES_BY_TYPE, RECORDS, ROLLOUT_HELD,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
 use crate::model::{self, Device, DeviceLabels, ModelError, OtaEvent, OtaState, Record, TypeOta};
-use crate::ota::{self, Candidate, Offer};
+use crate::ota::{self, Candidate, Gate, Offer};
 
 /// One device to register in a bulk import; `line` names it in errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +98,15 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Candidates for the reported types: per type the newest associated image with a binary,
-/// plus the pushed image. Walks the association index from the top, so the cost does not
-/// grow with the number of older images.
+/// Candidates for the reported types: per type the associated images with a binary from
+/// the newest down to the first one released to the whole device type (newer ones may be
+/// held by a rollout), plus the pushed image. Walks the association index from the top, so
+/// the cost does not grow with the number of older images.
 fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidate, Record)>> {
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
     let records = txn.open_table(RECORDS)?;
+    let held = txn.open_table(ROLLOUT_HELD)?;
     let dt = device.device_type_id.as_str();
     let mut out = Vec::new();
     for (&t, &running) in &device.reported {
@@ -115,18 +118,38 @@ fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<(Candidat
             let record = get_record(&records, v.value())?
                 .ok_or_else(|| StoreError::Corrupt("association to a missing record".into()))?;
             if record.binary.is_some() {
-                out.push((candidate(&record, k.value().2), record));
-                break;
+                let gate = gate_of(&held, dt, record.id)?;
+                out.push((candidate(&record, k.value().2, gate), record));
+                if gate == Gate::Released {
+                    break;
+                }
             }
         }
         if let Some(&pushed) = device.pushes.get(&t)
             && by_record.get((pushed, dt))?.is_some()
             && let Some(record) = get_record(&records, pushed)?
         {
-            out.push((candidate(&record, record.version_number), record));
+            let gate = gate_of(&held, dt, record.id)?;
+            out.push((candidate(&record, record.version_number, gate), record));
         }
     }
     Ok(out)
+}
+
+/// The offers `ota::offers` decided, with their records.
+fn with_records(offers: Vec<Offer>, found: &[(Candidate, Record)]) -> Vec<OfferedImage> {
+    offers
+        .into_iter()
+        .filter_map(|offer| {
+            found
+                .iter()
+                .find(|(c, _)| c.record_id == offer.record_id)
+                .map(|(_, r)| OfferedImage {
+                    offer,
+                    record: r.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Makes "offered" the current state of each offered type, unless that image already is.
@@ -152,12 +175,13 @@ fn record_offered(device: &mut Device, offers: &[OfferedImage], now: u64, histor
     }
 }
 
-fn candidate(record: &Record, version_number: u64) -> Candidate {
+fn candidate(record: &Record, version_number: u64, gate: Gate) -> Candidate {
     Candidate {
         record_id: record.id,
         fw_type: record.fw_type,
         version_number,
         has_binary: record.binary.is_some(),
+        gate,
     }
 }
 
@@ -504,28 +528,21 @@ impl Store {
         Ok(BlobAccess::Forbidden)
     }
 
-    /// What the device should be offered now, without recording anything.
+    /// What the device should be offered now, without recording anything. A rollout admits
+    /// here only devices it already offered the image to (first offers are made by CHECK).
     pub fn eligible(&self, device: &Device) -> Result<Vec<OfferedImage>> {
         let txn = self.read()?;
         let found = candidates_in(&txn, device)?;
         let list: Vec<Candidate> = found.iter().map(|(c, _)| *c).collect();
-        let offers = ota::offers(&device.reported, &list, &device.pushes);
-        Ok(offers
-            .into_iter()
-            .filter_map(|offer| {
-                found
-                    .iter()
-                    .find(|(c, _)| c.record_id == offer.record_id)
-                    .map(|(_, r)| OfferedImage {
-                        offer,
-                        record: r.clone(),
-                    })
-            })
-            .collect())
+        let admitted = rollouts::admitted_read(&txn, device, &list)?;
+        let offers = ota::offers(&device.reported, &list, &device.pushes, &admitted);
+        Ok(with_records(offers, &found))
     }
 
     /// A CHECK: records the installed versions and last-seen time, confirms updates the device
-    /// now runs, retires spent pushes, and returns (and records as offered) what to offer.
+    /// now runs (in its rollout too), retires spent pushes, and returns (and records as
+    /// offered) what to offer. Rollout admission (first offers, pacing) is decided inside
+    /// the write, with the counters it changes.
     pub fn check_in(
         &self,
         device_id: &str,
@@ -535,7 +552,7 @@ impl Store {
             return Err(StoreError::not_found("device", "unknown_device"));
         };
         device.reported = reported.clone();
-        let offers = self.eligible(&device)?;
+        let found = candidates_in(&self.read()?, &device)?;
         // A push is spent once the device runs its number (or a higher one).
         let mut spent = Vec::new();
         for (&t, &record_id) in &device.pushes {
@@ -550,7 +567,6 @@ impl Store {
         }
         let id = device_id.to_string();
         let history = self.config().ota_history;
-        let recorded = offers.clone();
         self.write(false, move |txn| {
             let mut device = existing_device(txn, &id)?;
             let now = now_ms();
@@ -572,11 +588,16 @@ impl Store {
                 }
             }
             device.reported = reported;
-            record_offered(&mut device, &recorded, now, history);
+            let list: Vec<Candidate> = found.iter().map(|(c, _)| *c).collect();
+            let admitted = rollouts::on_check_in(txn, &device, &list, now)?;
+            let offers = with_records(
+                ota::offers(&device.reported, &list, &device.pushes, &admitted),
+                &found,
+            );
+            record_offered(&mut device, &offers, now, history);
             put_device(txn, &device)?;
-            Ok(())
-        })?;
-        Ok(offers)
+            Ok(offers)
+        })
     }
 
     /// Records offers sent without a CHECK (an unsolicited OFFER after a push), so that the
@@ -628,9 +649,10 @@ impl Store {
                     "this image was never offered",
                 ));
             }
+            let now = now_ms();
             ota.record(
                 OtaEvent {
-                    at_ms: now_ms(),
+                    at_ms: now,
                     version_number,
                     state: ota_state,
                     result,
@@ -639,7 +661,15 @@ impl Store {
                 history,
             );
             put_device(txn, &device)?;
-            Ok(())
+            rollouts::on_report(
+                txn,
+                &device,
+                fw_type,
+                version_number,
+                ota_state,
+                result,
+                now,
+            )
         })
     }
 }

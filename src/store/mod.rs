@@ -17,7 +17,8 @@
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `labels.rs`: their tags and
-//!   attributes; `tokens.rs`: API access tokens.
+//!   attributes; `rollouts.rs`: staged rollouts, their outcomes and the timer pass;
+//!   `tokens.rs`: API access tokens.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
 //!   `verify.rs`: the offline consistency check.
 //!
@@ -31,6 +32,7 @@ mod catalog;
 pub mod codec;
 mod devices;
 mod labels;
+mod rollouts;
 mod rowcache;
 mod space;
 pub mod tables;
@@ -45,6 +47,7 @@ pub use blobs::{
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
 pub use labels::AttributeUpdate;
+pub use rollouts::{Feedback, NewRollout, OutcomeFilter, TickReport};
 pub use space::free_bytes;
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};

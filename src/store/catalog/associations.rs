@@ -20,7 +20,7 @@ pub struct AssociationView {
     pub record_id: u64,
 }
 
-pub(super) fn associate_in(
+pub(crate) fn associate_in(
     txn: &WriteTransaction,
     record: &Record,
     device_type_id: &str,
@@ -41,7 +41,7 @@ pub(super) fn associate_in(
 
 /// Checks that `device_type_id` may receive `record`: it exists, and MCU types (whose numbers
 /// mean something only within one partner) stay within the record's partner.
-pub(super) fn check_association_target(
+pub(crate) fn check_association_target(
     txn: &WriteTransaction,
     record_partner: &str,
     fw_type: u16,
