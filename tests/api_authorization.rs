@@ -25,13 +25,14 @@ const COLUMNS: [&str; 6] = [
     "device A",
 ];
 /// Routes under `/v1/ota/partners/{partnerId}` are written relative in the table.
-const PARTNER_PREFIXES: [&str; 6] = [
+const PARTNER_PREFIXES: [&str; 7] = [
     "/types",
     "/binaries",
     "/pool",
     "/tags",
     "/deviceTypes",
     "/devices",
+    "/rollouts",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +223,30 @@ fn world(server: &Server) -> World {
         image,
         device,
     }
+}
+
+/// A fresh device type of A with a fresh image (with a binary) that no rollout holds yet:
+/// (device type id, image id).
+fn fresh_rollout_target(api: &Api, w: &World, name: &str) -> (String, String) {
+    let a = &w.a;
+    let dt = api.device_type(&a.id, &a.token, &format!("rollout-{name}"));
+    let url = s(&w.record, "url");
+    let record = api.pool_create(
+        &a.id,
+        &a.token,
+        &json!({ "name": format!("rollout-{name}"), "type": w.fw_type, "version": "1.0", "url": url }),
+    );
+    (dt, s(&record, "id"))
+}
+
+/// A rollout scheduled far ahead (so it stays scheduled until a move).
+fn rollout_body(dt: &str, image: &str) -> Value {
+    json!({
+        "deviceTypeId": dt,
+        "firmwareImageId": image,
+        "groups": [{"percent": 100}],
+        "startAt": 4_102_444_800_000u64,
+    })
 }
 
 enum Payload {
@@ -450,6 +475,46 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
             partner_path(&format!("/devices/{}", w.device)),
             Payload::None,
         ),
+        ("GET", "/rollouts") => (partner_path("/rollouts"), Payload::None),
+        ("POST", "/rollouts") => {
+            let (dt, image) = fresh_rollout_target(api, w, &format!("post-{col}"));
+            (
+                partner_path("/rollouts"),
+                Payload::Json(rollout_body(&dt, &image)),
+            )
+        }
+        ("GET", "/rollouts/{rolloutId}")
+        | ("GET", "/rollouts/{rolloutId}/devices")
+        | ("POST", "/rollouts/{rolloutId}/pause")
+        | ("POST", "/rollouts/{rolloutId}/resume")
+        | ("POST", "/rollouts/{rolloutId}/advance")
+        | ("POST", "/rollouts/{rolloutId}/cancel") => {
+            let name = format!(
+                "{}{}-{col}",
+                method.to_lowercase(),
+                route.replace(['/', '{', '}'], "-")
+            );
+            let (dt, image) = fresh_rollout_target(api, w, &name);
+            let r = api
+                .post_json(&partner_path("/rollouts"), tok, &rollout_body(&dt, &image))
+                .ok_json(201);
+            let id = s(&r, "id");
+            if route.ends_with("/resume") {
+                api.post_json(
+                    &partner_path(&format!("/rollouts/{id}/pause")),
+                    tok,
+                    &json!({}),
+                )
+                .ok_json(200);
+            }
+            let rel = route.replace("{rolloutId}", &id);
+            let payload = if method == "POST" {
+                Payload::Json(json!({}))
+            } else {
+                Payload::None
+            };
+            (partner_path(&rel), payload)
+        }
         ("PUT", "/devices/{deviceId}") => (
             partner_path(&format!("/devices/{}", w.device)),
             Payload::Json(json!({ "tags": [format!("matrix-{col}")] })),

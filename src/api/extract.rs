@@ -202,6 +202,11 @@ impl Fields {
         }
     }
 
+    /// The raw value of `key` (absent when null).
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+
     /// Whether the body holds `key` (not null).
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()

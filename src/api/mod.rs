@@ -6,8 +6,8 @@
 //! path segments, forms and queries, JSON fields), `errors.rs` (the error body and the
 //! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
 //! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
-//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (OAuth, partners, users,
-//! audit, backup, health, metrics, me) and `metrics.rs` (request counters).
+//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `rollouts.rs`, `admin.rs` (OAuth,
+//! partners, users, audit, backup, health, metrics, me) and `metrics.rs` (request counters).
 //!
 //! Not here: the listener (`server/`), the web UI's files (`web/`).
 
@@ -23,6 +23,7 @@ mod metrics;
 mod multipart;
 mod paging;
 mod render;
+mod rollouts;
 mod routes;
 
 // The API's surface outside the crate: the route table (the authorization-matrix test reads

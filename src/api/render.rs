@@ -7,6 +7,7 @@ use crate::model::{
     AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
     version_attribute_id,
 };
+use crate::rollout::{self, DeviceOutcome, GroupSpec, Rollout};
 use crate::store::AssociationView;
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
@@ -167,5 +168,99 @@ pub fn audit(e: &AuditEntry) -> Value {
         "target": e.target,
     }));
     put_opt(&mut m, "detail", Some(&e.detail));
+    Value::Object(m)
+}
+
+fn share(millionths: u32) -> f64 {
+    f64::from(millionths) / f64::from(rollout::MILLION)
+}
+
+/// A rollout with its groups and their counts.
+pub fn rollout(r: &Rollout) -> Value {
+    let groups: Vec<Value> = r
+        .groups
+        .iter()
+        .zip(&r.def.groups)
+        .enumerate()
+        .map(|(i, (g, spec))| {
+            let c = &g.counts;
+            let mut m = object(json!({
+                "index": i,
+                "state": g.state.as_str(),
+                "size": c.size,
+                "waiting": c.waiting,
+                "offered": c.offered,
+                "downloading": c.downloading,
+                "installed": c.installed,
+                "confirmed": c.confirmed,
+                "failed": c.failed,
+                "timedOut": c.timed_out,
+            }));
+            match spec {
+                GroupSpec::Percent(p) => m.insert("percent".into(), json!(share(*p) * 100.0)),
+                GroupSpec::Devices(ids) => m.insert("devices".into(), json!(ids)),
+            };
+            if let Some(t) = g.started_ms {
+                m.insert("startedTimestamp".into(), json!(t));
+            }
+            if let Some(t) = g.finished_ms {
+                m.insert("finishedTimestamp".into(), json!(t));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let d = &r.def;
+    let mut m = object(json!({
+        "id": r.id.to_string(),
+        "name": d.name,
+        "partnerId": r.partner_id,
+        "deviceTypeId": d.device_type_id,
+        "firmwareImageId": d.record_id.to_string(),
+        "type": d.fw_type,
+        "versionNumber": d.version_number.to_string(),
+        "state": r.state.as_str(),
+        "successThreshold": share(d.success),
+        "errorThreshold": share(d.error),
+        "minFailures": d.min_failures,
+        "confirmTimeoutSecs": d.confirm_timeout_secs,
+        "soakSecs": d.soak_secs,
+        "autoAdvance": d.auto_advance,
+        "filter": {"tags": d.filter.tags, "attributes": d.filter.attributes},
+        "groups": groups,
+        "createdTimestamp": r.created_ms,
+        "updatedTimestamp": r.updated_ms,
+    }));
+    put_opt(&mut m, "stopReason", r.stop_reason.as_deref());
+    if let Some(n) = d.max_per_minute {
+        m.insert("maxPerMinute".into(), json!(n));
+    }
+    if let Some(at) = d.start_at_ms {
+        m.insert("startAt".into(), json!(at));
+    }
+    if let Some(w) = &d.window {
+        m.insert(
+            "window".into(),
+            json!({
+                "days": w.day_names(),
+                "start": format!("{:02}:{:02}", w.start_minute / 60, w.start_minute % 60),
+                "durationMinutes": w.duration_minutes,
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// One device's outcome in a rollout.
+pub fn rollout_device(device_id: &str, o: &DeviceOutcome) -> Value {
+    let mut m = object(json!({
+        "deviceId": device_id,
+        "group": o.group,
+        "outcome": o.outcome.as_str(),
+        "updatedTimestamp": o.updated_ms,
+    }));
+    if let Some(t) = o.first_offer_ms {
+        m.insert("firstOfferTimestamp".into(), json!(t));
+    }
+    put_opt(&mut m, "reason", o.reason.as_deref());
     Value::Object(m)
 }

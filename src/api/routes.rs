@@ -19,7 +19,8 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices, rollouts};
+use crate::rollout::Move;
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -146,6 +147,14 @@ table! {
     Delete "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, t, vn, _], _| catalog::pool_delete(a, c, p, t, vn);
     Get "/v1/ota/partners/{partnerId}/pool/types/{type}/versionNumbers/{versionNumber}/associations" Partner |a, _, [p, t, vn, _], _| catalog::pool_associations(a, p, t, vn);
     Get "/v1/ota/partners/{partnerId}/tags" Partner |a, _, [p, ..], _| catalog::tags(a, p);
+    Get "/v1/ota/partners/{partnerId}/rollouts" Partner |a, c, [p, ..], _| rollouts::list(a, c, p);
+    Post "/v1/ota/partners/{partnerId}/rollouts" Partner |a, c, [p, ..], b| rollouts::create(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}" Partner |a, _, [p, r, ..], _| rollouts::get(a, p, r);
+    Get "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/devices" Partner |a, c, [p, r, ..], _| rollouts::devices(a, c, p, r);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/pause" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Pause);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/resume" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Resume);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/advance" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Advance);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/cancel" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Cancel);
     Get "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, _, [p, ..], _| catalog::device_types(a, p);
     Post "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, c, [p, ..], b| catalog::create_device_type(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, _, [p, dt, ..], _| catalog::get_device_type(a, p, dt);
