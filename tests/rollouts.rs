@@ -438,10 +438,23 @@ fn injected_failures_stop_in_the_first_group_past_the_threshold() {
     }
     let more = st.round(&rt, &mut installed, &fails);
     assert!(more.is_empty(), "offers after the stop: {more:?}");
+    let admin = st.server.admin_token();
+    let metrics = st.server.api.get("/metrics", &admin).expect(200).text();
+    assert!(
+        metrics.contains("otad_rollouts{state=\"stopped\"} 1"),
+        "{metrics}"
+    );
+    let failed = st.rollout(&id)["groups"][0]["failed"].as_u64().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "otad_rollout_devices{{rollout=\"{id}\",group=\"0\",outcome=\"failed\"}} {failed}"
+        )),
+        "{metrics}"
+    );
     let audit = st
         .server
         .api
-        .get("/v1/admin/audit?size=100", &st.server.admin_token())
+        .get("/v1/admin/audit?size=100", &admin)
         .ok_json(200);
     assert!(
         check_page(&audit)

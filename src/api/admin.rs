@@ -65,8 +65,12 @@ pub async fn oauth_revoke(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
 }
 
 pub async fn metrics(app: &Arc<App>) -> Answer {
-    let stats = app.blocking(|s| Ok(s.stats()?)).await?;
-    let mut resp = Response::new(full(app.metrics.render(&stats, app.devices.connected())));
+    let (stats, states, latest) = app
+        .blocking(|s| Ok((s.stats()?, s.rollout_states()?, s.latest_rollouts()?)))
+        .await?;
+    let mut text = app.metrics.render(&stats, app.devices.connected());
+    text.push_str(&super::metrics::render_rollouts(&states, &latest));
+    let mut resp = Response::new(full(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -1,11 +1,12 @@
-//! Request counters for `/metrics` (Prometheus text format). Store sizes are read at scrape
-//! time by the handler.
+//! Request counters for `/metrics` (Prometheus text format). Store sizes and rollout
+//! counters are read at scrape time by the handler.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::rollout::{Outcome, Rollout, State};
 use crate::store::StoreStats;
 
 #[derive(Default)]
@@ -87,4 +88,33 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `otad_rollouts{state}` over every rollout, and `otad_rollout_devices{rollout,group,
+/// outcome}` for `latest` (the latest rollout of each device type and firmware type, so the
+/// series stay bounded as rollouts accumulate).
+pub fn render_rollouts(states: &BTreeMap<&'static str, u64>, latest: &[Rollout]) -> String {
+    let mut out =
+        String::from("# HELP otad_rollouts Rollouts by state.\n# TYPE otad_rollouts gauge\n");
+    for state in State::ALL {
+        let n = states.get(state.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(out, "otad_rollouts{{state=\"{}\"}} {n}", state.as_str());
+    }
+    out.push_str(
+        "# HELP otad_rollout_devices Devices of the latest rollouts by group and outcome.\n# TYPE otad_rollout_devices gauge\n",
+    );
+    for r in latest {
+        for (i, g) in r.groups.iter().enumerate() {
+            for o in Outcome::ALL {
+                let _ = writeln!(
+                    out,
+                    "otad_rollout_devices{{rollout=\"{}\",group=\"{i}\",outcome=\"{}\"}} {}",
+                    r.id,
+                    o.as_str(),
+                    g.counts.get(o)
+                );
+            }
+        }
+    }
+    out
 }

@@ -523,13 +523,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Every rollout of every partner (metrics).
-    pub fn all_rollouts(&self) -> Result<Vec<Rollout>> {
+    /// How many rollouts are in each state (metrics).
+    pub fn rollout_states(&self) -> Result<BTreeMap<&'static str, u64>> {
         let txn = self.read()?;
-        let mut out = Vec::new();
+        let mut out = BTreeMap::new();
         for entry in txn.open_table(ROLLOUTS)?.iter()? {
             let (_, v) = entry?;
-            out.push(codec::decode(v.value())?);
+            let r: Rollout = codec::decode(v.value())?;
+            *out.entry(r.state.as_str()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// The latest rollout of each (device type, firmware type) (metrics).
+    pub fn latest_rollouts(&self) -> Result<Vec<Rollout>> {
+        let txn = self.read()?;
+        let rollouts = txn.open_table(ROLLOUTS)?;
+        let mut out = Vec::new();
+        for entry in txn.open_table(ROLLOUT_LATEST)?.iter()? {
+            let (_, v) = entry?;
+            if let Some(r) = get_rollout(&rollouts, v.value())? {
+                out.push(r);
+            }
         }
         Ok(out)
     }
