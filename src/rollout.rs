@@ -668,6 +668,7 @@ pub fn operate(r: &mut Rollout, m: Move, now: u64) -> Result<(), String> {
         (Move::Cancel, s) if !s.finished() => {
             r.state = State::Cancelled;
             if let Some(g) = current_group(r).and_then(|i| r.groups.get_mut(i)) {
+                g.state = GroupState::Stopped;
                 g.finished_ms.get_or_insert(now);
             }
         }

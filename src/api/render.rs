@@ -197,7 +197,16 @@ pub fn rollout(r: &Rollout) -> Value {
                 "timedOut": c.timed_out,
             }));
             match spec {
-                GroupSpec::Percent(p) => m.insert("percent".into(), json!(share(*p) * 100.0)),
+                GroupSpec::Percent(p) => {
+                    let percent = share(*p) * 100.0;
+                    // Whole percents render as integers, as they are usually given.
+                    let value = if percent.fract() == 0.0 {
+                        json!(percent as u64)
+                    } else {
+                        json!(percent)
+                    };
+                    m.insert("percent".into(), value)
+                }
                 GroupSpec::Devices(ids) => m.insert("devices".into(), json!(ids)),
             };
             if let Some(t) = g.started_ms {

@@ -6,8 +6,8 @@
 //! `device check|download|simulate` (a device over OCP/1, `device/`); and the admin
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
-//! (`images.rs`), `device register|import|list|show|rotate-token|delete` (`devices.rs`),
-//! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
+//! (`images.rs`), `device register|import|list|show|label|rotate-token|delete`
+//! (`devices.rs`), `rollout` (`rollouts.rs`), `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`) and
 //! `completions`. The error type and its exit codes are in `client.rs`, printing in
 //! `output.rs`; the HTTPS transport is the API's client, `client/http.rs`.
 //!
@@ -25,6 +25,7 @@ mod images;
 mod output;
 mod partners;
 mod recovery;
+mod rollouts;
 mod session;
 mod types;
 
@@ -140,6 +141,15 @@ pub enum Command {
         common: Common,
         #[command(subcommand)]
         cmd: images::ImageCommand,
+    },
+    /// Staged rollouts: release an image group by group, stopping on failures.
+    ///
+    /// Example: otad rollout show 3 --watch
+    Rollout {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: rollouts::RolloutCommand,
     },
     /// Fleet overview.
     ///
@@ -299,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             admin(&common, &config, |c| types::device_type(cmd, c))
         }
         Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
+        Command::Rollout { common, cmd } => admin(&common, &config, |c| rollouts::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),
