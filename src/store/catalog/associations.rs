@@ -8,7 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::{get_device_type, get_record, own_device_type, record_by_number};
 use crate::model::{self, DeviceType, ModelError, Partner, Record};
 use crate::store::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, PARTNERS, RECORD_BY_NUMBER, RECORDS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, PARTNERS, RECORD_BY_NUMBER, RECORDS, ROLLOUT_HELD,
 };
 use crate::store::{Result, Store, StoreError, audit, codec};
 
@@ -134,6 +134,8 @@ impl Store {
                 .map(|v| v.value())
                 .ok_or_else(|| StoreError::not_found("association", "not_associated"))?;
             txn.open_table(ASSOC_BY_RECORD)?.remove((id, dt.as_str()))?;
+            // A rollout's hold goes with the association: associating it again releases it.
+            txn.open_table(ROLLOUT_HELD)?.remove((dt.as_str(), id))?;
             audit::append(
                 txn,
                 &actor,
