@@ -68,7 +68,7 @@ fn feedback_hook_counts_like_ocp_and_verify_recounts() {
                 &p,
                 &format!("d{i}"),
                 &dt,
-                token_hash(&format!("t{i}")),
+                token_hash(format!("t{i}")),
             )
             .unwrap();
     }
