@@ -15,8 +15,9 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::catalog::{associate_in, check_association_target, get_record, own_device_type};
 use super::labels::labels_of;
 use super::tables::{
-    ASSOC_BY_RECORD, DEVICE_LABELS, DEVICES, DEVICES_BY_TYPE, RECORDS, ROLLOUT_DEVICES,
-    ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, next_seq,
+    ASSOC_BY_RECORD, DEVICE_LABELS, DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, RECORDS,
+    ROLLOUT_DEVICES, ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, SIGNATURE_POLICIES,
+    SIGNING_KEYS, next_seq,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
@@ -350,9 +351,9 @@ pub struct NewRollout {
 
 /// Every check a new rollout must pass, in one place: the definition's own rules, the
 /// partner's device type, an image of the partner (or a platform image) with a binary, not
-/// already released to that device type, and no unfinished rollout on (device type,
-/// firmware type). Returns the record and whether it is associated already (held by an
-/// earlier, finished rollout).
+/// already released to that device type, released by the device type's signature policy,
+/// and no unfinished rollout on (device type, firmware type). Returns the record and
+/// whether it is associated already (held by an earlier, finished rollout).
 fn check_creation(txn: &WriteTransaction, new: &NewRollout) -> Result<(Record, bool)> {
     new.def.validate()?;
     let dt = new.def.device_type_id.as_str();
@@ -381,6 +382,14 @@ fn check_creation(txn: &WriteTransaction, new: &NewRollout) -> Result<(Record, b
             "the image has no binary yet",
         ));
     }
+    // A device type that requires signed images gets none other through a rollout.
+    super::signing::release_allowed(
+        &txn.open_table(SIGNATURE_POLICIES)?,
+        &txn.open_table(IMAGE_SIGNATURES)?,
+        &txn.open_table(SIGNING_KEYS)?,
+        &record,
+        dt,
+    )?;
     let associated = txn
         .open_table(ASSOC_BY_RECORD)?
         .get((record.id, dt))?
