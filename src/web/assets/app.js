@@ -8,6 +8,7 @@ import { wizardScreen } from "./wizard.js";
 import { imagesScreen, imageScreen, deployScreen } from "./images.js";
 import { devicesScreen, deviceScreen } from "./devices.js";
 import { adminScreen } from "./admin.js";
+import { rolloutsScreen, rolloutScreen } from "./rollouts.js";
 
 const main = document.getElementById("main");
 // A message for the sign-in screen (e.g. after the session expired).
@@ -84,7 +85,7 @@ async function renderHeader(active) {
   const top = document.getElementById("top");
   top.hidden = false;
   const nav = clear(document.getElementById("nav"));
-  const links = [["types", "Image types"], ["images", "Images"], ["devices", "Devices"]];
+  const links = [["types", "Image types"], ["images", "Images"], ["devices", "Devices"], ["rollouts", "Rollouts"]];
   if (s.role === "admin") links.push(["admin", "Admin"]);
   for (const [key, label] of links) {
     nav.append(h("a", { href: `#/${key}`, id: `nav-${key}`, text: label, "aria-current": key === active ? "page" : false }));
@@ -148,6 +149,8 @@ async function route() {
     else if (screen === "deploy" && rest.length === 2) await deployScreen(ctx, Number(rest[0]), rest[1]);
     else if (screen === "devices" && rest.length === 1) await deviceScreen(ctx, rest[0]);
     else if (screen === "devices") await devicesScreen(ctx);
+    else if (screen === "rollouts" && rest.length === 1) await rolloutScreen(ctx, rest[0]);
+    else if (screen === "rollouts") await rolloutsScreen(ctx);
     else if (screen === "admin" && s.role === "admin") await adminScreen(ctx);
     else view.append(h("h1", { text: "Not found" }), h("p", { text: "There is no such page." }));
   } catch (err) {
