@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::datadir::DataDir;
+use crate::model::LabelLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -127,6 +128,17 @@ pub struct StorageConfig {
     pub min_free_mib: usize,
     /// Keys that may sign one image (each signature travels in signed OFFERs).
     pub max_signatures_per_image: usize,
+    /// Most tags one device may carry.
+    pub device_tags_max: usize,
+    /// Most attributes one device may carry.
+    pub device_attributes_max: usize,
+    /// Longest device attribute key, in bytes.
+    pub attribute_key_max: usize,
+    /// Longest device attribute value, in bytes.
+    pub attribute_value_max: usize,
+    /// How often the rollout timer pass runs (confirm timeouts, windows, schedules, soak
+    /// times), in milliseconds.
+    pub rollout_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -198,6 +210,23 @@ impl Default for StorageConfig {
             delivery_cache_mib: 256,
             min_free_mib: 256,
             max_signatures_per_image: 4,
+            device_tags_max: LabelLimits::default().tags,
+            device_attributes_max: LabelLimits::default().attributes,
+            attribute_key_max: LabelLimits::default().key_bytes,
+            attribute_value_max: LabelLimits::default().value_bytes,
+            rollout_tick_ms: 1000,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The bounds on device tags and attributes.
+    pub fn label_limits(&self) -> LabelLimits {
+        LabelLimits {
+            tags: self.device_tags_max,
+            attributes: self.device_attributes_max,
+            key_bytes: self.attribute_key_max,
+            value_bytes: self.attribute_value_max,
         }
     }
 }
@@ -338,6 +367,23 @@ impl Config {
         if s.min_free_mib > 1 << 20 {
             return invalid("storage.min_free_mib", "must be 0-1048576");
         }
+        if !(10..=60_000).contains(&s.rollout_tick_ms) {
+            return invalid("storage.rollout_tick_ms", "must be 10-60000");
+        }
+        for (key, value, max) in [
+            ("storage.device_tags_max", s.device_tags_max, 1024),
+            (
+                "storage.device_attributes_max",
+                s.device_attributes_max,
+                1024,
+            ),
+            ("storage.attribute_key_max", s.attribute_key_max, 1024),
+            ("storage.attribute_value_max", s.attribute_value_max, 65_536),
+        ] {
+            if !(1..=max).contains(&value) {
+                return invalid(key, &format!("must be 1-{max}"));
+            }
+        }
         Ok(())
     }
 
@@ -456,5 +502,19 @@ mod tests {
             .to_string();
             assert!(err.contains("storage.max_signatures_per_image"), "{err}");
         }
+        for key in [
+            "device_tags_max",
+            "device_attributes_max",
+            "attribute_key_max",
+            "attribute_value_max",
+        ] {
+            let err = Config::from_toml(&format!("[storage]\n{key} = 0\n"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("storage.{key}")), "{err}");
+        }
+        let tight =
+            Config::from_toml("[storage]\ndevice_tags_max = 2\n", Path::new("c.toml")).unwrap();
+        assert_eq!(tight.storage.label_limits().tags, 2);
     }
 }

@@ -4,8 +4,9 @@
 //! list, as `tests/layout.rs` checks on the source (with no import cycle between files):
 //!
 //! - Pure cores, which import nothing of otad's I/O: [`model`] (domain types and their
-//!   rules), [`ota`] (eligibility: what a device is offered), [`hashtree`] (BLAKE3 outboards
-//!   and verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules),
+//!   rules), [`ota`] (eligibility: what a device is offered), [`rollout`] (staged rollouts:
+//!   groups, outcomes, the stop and advance rules), [`hashtree`] (BLAKE3 outboards and
+//!   verified-slice plans), [`ocp`] (the OCP/1 frame codec and session rules),
 //!   [`signing`] (the signed image manifest, key ids, Ed25519 signing and verification).
 //! - Leaves every layer may use: [`ids`] (clock and calendar, randomness, UUIDs),
 //!   [`secrets`] (secret creation, hashing, constant-time comparison), [`datadir`] (every
@@ -37,6 +38,7 @@ pub mod logsink;
 pub mod model;
 pub mod ocp;
 pub mod ota;
+pub mod rollout;
 pub mod secrets;
 pub mod serve;
 pub mod server;

@@ -195,6 +195,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let app = Arc::new(App::new(store.clone(), config.clone(), base_url, hub));
     let sweeper = tokio::spawn(maintenance::sweep_loop(store.clone()));
     let watchdog = tokio::spawn(maintenance::storage_watchdog(store.clone()));
+    let rollouts = tokio::spawn(maintenance::rollout_loop(store.clone()));
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(http::run(listener, tls.api, app, http_stopped));
 
@@ -206,6 +207,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     let _ = device_task.await;
     sweeper.abort();
     watchdog.abort();
+    rollouts.abort();
     // Flush the writer (check-ins and other batched writes) and close the database.
     blocking(move || {
         store.close();

@@ -26,7 +26,7 @@ const COLUMNS: [&str; 6] = [
     "device A",
 ];
 /// Routes under `/v1/ota/partners/{partnerId}` are written relative in the table.
-const PARTNER_PREFIXES: [&str; 7] = [
+const PARTNER_PREFIXES: [&str; 8] = [
     "/types",
     "/binaries",
     "/pool",
@@ -34,6 +34,7 @@ const PARTNER_PREFIXES: [&str; 7] = [
     "/deviceTypes",
     "/devices",
     "/signingKeys",
+    "/rollouts",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,6 +267,30 @@ fn world(server: &Server) -> World {
         device,
         signature,
     }
+}
+
+/// A fresh device type of A with a fresh image (with a binary) that no rollout holds yet:
+/// (device type id, image id).
+fn fresh_rollout_target(api: &Api, w: &World, name: &str) -> (String, String) {
+    let a = &w.a;
+    let dt = api.device_type(&a.id, &a.token, &format!("rollout-{name}"));
+    let url = s(&w.record, "url");
+    let record = api.pool_create(
+        &a.id,
+        &a.token,
+        &json!({ "name": format!("rollout-{name}"), "type": w.fw_type, "version": "1.0", "url": url }),
+    );
+    (dt, s(&record, "id"))
+}
+
+/// A rollout scheduled far ahead (so it stays scheduled until a move).
+fn rollout_body(dt: &str, image: &str) -> Value {
+    json!({
+        "deviceTypeId": dt,
+        "firmwareImageId": image,
+        "groups": [{"percent": 100}],
+        "startAt": 4_102_444_800_000u64,
+    })
 }
 
 enum Payload {
@@ -501,6 +526,50 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
         ("GET", "/devices/{deviceId}") => (
             partner_path(&format!("/devices/{}", w.device)),
             Payload::None,
+        ),
+        ("GET", "/rollouts") => (partner_path("/rollouts"), Payload::None),
+        ("POST", "/rollouts") => {
+            let (dt, image) = fresh_rollout_target(api, w, &format!("post-{col}"));
+            (
+                partner_path("/rollouts"),
+                Payload::Json(rollout_body(&dt, &image)),
+            )
+        }
+        ("GET", "/rollouts/{rolloutId}")
+        | ("GET", "/rollouts/{rolloutId}/devices")
+        | ("POST", "/rollouts/{rolloutId}/pause")
+        | ("POST", "/rollouts/{rolloutId}/resume")
+        | ("POST", "/rollouts/{rolloutId}/advance")
+        | ("POST", "/rollouts/{rolloutId}/cancel") => {
+            let name = format!(
+                "{}{}-{col}",
+                method.to_lowercase(),
+                route.replace(['/', '{', '}'], "-")
+            );
+            let (dt, image) = fresh_rollout_target(api, w, &name);
+            let r = api
+                .post_json(&partner_path("/rollouts"), tok, &rollout_body(&dt, &image))
+                .ok_json(201);
+            let id = s(&r, "id");
+            if route.ends_with("/resume") {
+                api.post_json(
+                    &partner_path(&format!("/rollouts/{id}/pause")),
+                    tok,
+                    &json!({}),
+                )
+                .ok_json(200);
+            }
+            let rel = route.replace("{rolloutId}", &id);
+            let payload = if method == "POST" {
+                Payload::Json(json!({}))
+            } else {
+                Payload::None
+            };
+            (partner_path(&rel), payload)
+        }
+        ("PUT", "/devices/{deviceId}") => (
+            partner_path(&format!("/devices/{}", w.device)),
+            Payload::Json(json!({ "tags": [format!("matrix-{col}")] })),
         ),
         ("DELETE", "/devices/{deviceId}") | ("POST", "/devices/{deviceId}/token") => {
             let id = format!("matrix-{}-{col}", method.to_lowercase());

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The pure cores: no I/O, nothing of otad's but each other.
-const CORES: [&str; 5] = ["model", "ota", "hashtree", "ocp", "signing"];
+const CORES: [&str; 6] = ["model", "ota", "rollout", "hashtree", "ocp", "signing"];
 /// Small modules every layer may use.
 const LEAVES: [&str; 6] = ["ids", "secrets", "datadir", "config", "logsink", "body"];
 /// What answers the network.

@@ -7,6 +7,11 @@
 //! no number given twice, and the devices resume their downloads from what they had
 //! verified, finishing with the right BLAKE3.
 //!
+//! A rollout runs through it all: a fleet of its own checks in, installs, confirms or fails
+//! (one device in seven), and after every kill `db verify` recounts its outcome rows against
+//! its counters, and after the restart the API's counters equal a recount of its device
+//! list, with no device moved to another group.
+//!
 //! `OTAD_KILL_CYCLES` (default 20) sets the cycles; `OTAD_KILL_SEED` replays a run (the seed
 //! is printed). The second test takes an online backup while the same load runs, restores it
 //! into a fresh directory with `otad db restore`, verifies it and serves it.
@@ -30,6 +35,8 @@ const DOWNLOADERS: usize = 4;
 const PUSH_TARGETS: usize = 3;
 /// Firmware the downloading devices fetch across the kills.
 const BIG: usize = 24 * 1024 * 1024 + 12_345;
+/// Devices of the rollout that runs under the load.
+const ROLLOUT_FLEET: usize = 60;
 
 /// Tiny deterministic generator (xorshift64*), so a failing run can be replayed.
 struct Rng(u64);
@@ -78,6 +85,12 @@ struct Setup {
     push_targets: Vec<String>,
     big: Vec<u8>,
     big_blake3: [u8; 32],
+    /// The rollout under the load, its image's version number and its devices' tokens.
+    rollout: String,
+    rollout_vn: u64,
+    rollout_devices: Vec<(String, String)>,
+    /// What each rollout device runs (its "flash"), across kills.
+    rollout_installed: Mutex<BTreeMap<String, u64>>,
 }
 
 fn setup(server: &Server) -> (Setup, Vec<DeviceState>) {
@@ -117,6 +130,28 @@ fn setup(server: &Server) -> (Setup, Vec<DeviceState>) {
         })
         .collect();
     let big_blake3 = *blake3::hash(&big).as_bytes();
+    let rollout_dt = api.device_type(&tenant.id, tok, "kill-rollout");
+    let rollout_devices: Vec<(String, String)> = (0..ROLLOUT_FLEET)
+        .map(|i| {
+            let id = format!("kill-ro-{i:03}");
+            let token = api.register_device(&tenant.id, tok, &id, &rollout_dt);
+            (id, token)
+        })
+        .collect();
+    let rollout = api
+        .post_json(
+            &format!("{}/rollouts", tenant.base()),
+            tok,
+            &json!({
+                "deviceTypeId": rollout_dt,
+                "firmwareImageId": s(&app, "id"),
+                "groups": [{"percent": 20}, {"percent": 60}, {"percent": 100}],
+                "successThreshold": 0.8,
+                "errorThreshold": 0.5,
+                "minFailures": 100,
+            }),
+        )
+        .ok_json(201);
     (
         Setup {
             tenant,
@@ -124,6 +159,10 @@ fn setup(server: &Server) -> (Setup, Vec<DeviceState>) {
             push_targets,
             big,
             big_blake3,
+            rollout: s(&rollout, "id"),
+            rollout_vn: num(&app, "versionNumber"),
+            rollout_devices,
+            rollout_installed: Mutex::new(BTreeMap::new()),
         },
         devices,
     )
@@ -343,6 +382,76 @@ fn start_load(
     // Devices: check in, then download with proofs, a piece at a time, until killed.
     let device_addr = server.device_addr();
     let ca = server.data.join("tls").join("cert.pem");
+    // The rollout's fleet: check in, report, confirm (one in seven fails), round after round.
+    {
+        let (setup, stop, acks, addr, ca) = (
+            setup.clone(),
+            stop.clone(),
+            acks.clone(),
+            device_addr.clone(),
+            ca.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let vn = setup.rollout_vn;
+            rt.block_on(async {
+                while !stop.load(Ordering::Relaxed) {
+                    for (i, (id, token)) in setup.rollout_devices.iter().enumerate() {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let cfg = ClientConfig {
+                            addr: addr.clone(),
+                            server_name: "localhost".into(),
+                            ca_file: ca.clone(),
+                            device_id: id.clone(),
+                            token: token.clone(),
+                            max_frame: 256 * 1024,
+                            max_inflight: 4,
+                            chunk_log: 4,
+                        };
+                        let running = setup
+                            .rollout_installed
+                            .lock()
+                            .unwrap()
+                            .get(id)
+                            .copied()
+                            .unwrap_or(0);
+                        let Ok(mut c) = Client::connect(&cfg).await else {
+                            return;
+                        };
+                        let Ok(offers) = c.check(&[(3, running)]).await else {
+                            return;
+                        };
+                        acks.fetch_add(1, Ordering::Relaxed);
+                        if !offers.iter().any(|o| o.version_number == vn) {
+                            continue;
+                        }
+                        if i % 7 == 3 {
+                            if c.report(3, vn, 5, 4, 0).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        if c.report(3, vn, 4, 0, 0).await.is_err() {
+                            return;
+                        }
+                        setup
+                            .rollout_installed
+                            .lock()
+                            .unwrap()
+                            .insert(id.clone(), vn);
+                        if c.check(&[(3, vn)]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }));
+    }
     let device_threads = devices
         .into_iter()
         .map(|mut dev| {
@@ -457,6 +566,63 @@ fn db_verify(dir: &std::path::Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The rollout's counters, as the API shows them, equal a recount of its device list; no
+/// device changed group since `groups` was taken (the first time, it is filled in).
+fn check_rollout(api: &Api, setup: &Setup, groups: &mut BTreeMap<String, u64>) -> u64 {
+    let t = &setup.tenant;
+    let r = api
+        .get(
+            &format!("{}/rollouts/{}", t.base(), setup.rollout),
+            &t.token,
+        )
+        .ok_json(200);
+    let list = api
+        .get(
+            &format!("{}/rollouts/{}/devices?size=1000", t.base(), setup.rollout),
+            &t.token,
+        )
+        .ok_json(200);
+    let items = list["content"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), ROLLOUT_FLEET, "{list}");
+    let mut recount: BTreeMap<(u64, String), u64> = BTreeMap::new();
+    for d in &items {
+        let g = d["group"].as_u64().unwrap();
+        let id = s(d, "deviceId");
+        assert_eq!(
+            *groups.entry(id.clone()).or_insert(g),
+            g,
+            "{id} changed group"
+        );
+        *recount.entry((g, s(d, "outcome"))).or_default() += 1;
+    }
+    for g in r["groups"].as_array().unwrap() {
+        let index = g["index"].as_u64().unwrap();
+        for outcome in [
+            "waiting",
+            "offered",
+            "downloading",
+            "installed",
+            "confirmed",
+            "failed",
+            "timedOut",
+        ] {
+            assert_eq!(
+                g[outcome].as_u64().unwrap(),
+                recount
+                    .get(&(index, outcome.to_string()))
+                    .copied()
+                    .unwrap_or(0),
+                "rollout counters differ from a recount, group {index} {outcome}: {r}"
+            );
+        }
+    }
+    recount
+        .iter()
+        .filter(|((_, o), _)| o == "confirmed")
+        .map(|(_, n)| n)
+        .sum()
 }
 
 /// Every record of the type, by paging through the pool listing.
@@ -576,6 +742,8 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
     let started = Instant::now();
     let mut total_acks = 0;
     let mut loaded = Duration::ZERO;
+    let mut rollout_groups = BTreeMap::new();
+    let mut rollout_confirmed = check_rollout(&server.api, &setup, &mut rollout_groups);
     for cycle in 0..cycles {
         let load_started = Instant::now();
         let load = start_load(&server, &setup, &acked, devices, cycle, seed);
@@ -597,6 +765,7 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
         devices = load.finish();
         db_verify(&server.data);
         server.start_again();
+        rollout_confirmed = check_rollout(&server.api, &setup, &mut rollout_groups);
         let a = acked.lock().unwrap();
         check_acked(
             &server.api,
@@ -638,6 +807,10 @@ fn sigkill_under_mixed_load_loses_nothing_acknowledged() {
         .filter(|&&v| v > 0 && v < setup.big.len() as u64)
         .count();
     assert!(resumed_mid > 0, "no download was resumed mid-way");
+    assert!(
+        rollout_confirmed > 0,
+        "the rollout under the load confirmed no device"
+    );
     let a = acked.lock().unwrap();
     eprintln!(
         "kill test: {cycles} kills in {:.1} s; acknowledged {} records ({} with binaries), {} associations, {} pushes, {} acks in all ({:.0}/s over {:.1} s of load, 4 threads of HTTP clients and {DOWNLOADERS} devices); {} mid-download resumes",

@@ -142,6 +142,31 @@ fn signed_images_from_upload_to_device_with_policy_revocation_and_rollback() {
     assert!(offered(&cli, "kettle-1", &token, 0).is_empty());
     cli.run(&["image", "push", "3", &vn1, "kettle-1"])
         .fails(4, &["signature_required"]);
+    // Nor through a staged rollout: creating one is refused for the same reason, and
+    // nothing is held.
+    let v1b_file = write(&cli, "v1b.bin", &bytes(150_002, 2));
+    let v1b = cli.json(&[
+        "image",
+        "upload",
+        &v1b_file,
+        "--type",
+        "3",
+        "--name",
+        "app",
+        "--version",
+        "1.0.1",
+    ]);
+    let rollouts = format!("/v1/ota/partners/{partner}/rollouts");
+    server
+        .api
+        .post_json(
+            &rollouts,
+            &admin,
+            &json!({"deviceTypeId": dt, "firmwareImageId": field(&v1b, "id"),
+                    "groups": [{"percent": 100}]}),
+        )
+        .expect_error(409, Some("signature_required"));
+    assert_eq!(server.api.get(&rollouts, &admin).json()["totalElements"], 0);
     let release = |vn: &str| {
         let store_view = server
             .api

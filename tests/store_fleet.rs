@@ -55,6 +55,7 @@ fn summary_of_ten_thousand_devices_with_labels_states_and_failures() {
             device_id: format!("dev-{i:05}"),
             device_type_id: dt.clone(),
             token_hash: token_hash(format!("token-{i}")),
+            labels: Default::default(),
         })
         .collect();
     t.store.import_devices("test", &p, rows, true).unwrap();

@@ -14,9 +14,10 @@
 //! audit view, a password change, an XSS attempt in a tag and a description rendered as
 //! text, partner isolation, an expired session, the admin screens (partner, user, removal),
 //! a file dropped on a type folder, image and device deletion, signing keys (added,
-//! refused when malformed, revoked) with a device type's signature policy, and (without a
-//! browser) the security and cache headers of
-//! the assets and the web sign-in client.
+//! refused when malformed, revoked) with a device type's signature policy, a rollout
+//! started from an image's page that fills group 1 and stops when injected failures pass
+//! its threshold, and (without a browser) the security and cache headers of the assets and
+//! the web sign-in client.
 //! Screenshots of each main screen go to `target/web-ui-screenshots/` (not committed).
 //!
 //! Chromium trusts exactly the server's self-signed certificate: the test passes the
@@ -1273,4 +1274,99 @@ fn signing_keys_are_added_and_revoked_and_a_device_type_requires_signatures() {
         .get(&format!("/v1/ota/partners/{partner}/signingKeys"), &admin)
         .json();
     assert_eq!(keys[0]["revoked"], true);
+}
+
+#[test]
+fn release_manager_starts_a_rollout_that_stops_on_failures() {
+    let server = Server::start();
+    let admin = server.admin_token();
+    let t = server.api.tenant(&admin, "Rollo");
+    let dt = server.api.device_type(&t.id, &t.token, "Lamp");
+    let (_, url) = server.api.publish(&t.id, &t.token, &bytes(3000, 5));
+    let record = server.api.pool_create(
+        &t.id,
+        &t.token,
+        &json!({"name": "lamp-fw", "type": 3, "version": "3.0", "url": url}),
+    );
+    let vn = num(&record, "versionNumber");
+    let devices: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let id = format!("lamp-{i:02}");
+            let token = server.api.register_device(&t.id, &t.token, &id, &dt);
+            (id, token)
+        })
+        .collect();
+
+    let cert = std::fs::read_to_string(server.data.join("tls").join("cert.pem")).expect("cert");
+    let b = Browser::start(&spki_hash(&cert));
+    let base = server.api.base.clone();
+    b.goto(&format!("{base}/"));
+    b.fill("#login-username", &t.user);
+    b.fill("#login-password", &t.password);
+    b.click("#login-submit");
+    b.find("#nav-rollouts");
+
+    // From the image's page to the rollout form, the image filled in.
+    b.goto(&format!("{base}/#/images/3/{vn}"));
+    b.click("#rollout-button");
+    b.find("#rollout-form");
+    let prefilled = b
+        .js(
+            "return document.querySelector('#rollout-image').value;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(prefilled, s(&record, "id"));
+    // A bad threshold is refused with the API's message, nothing started.
+    b.fill("#rollout-error", "1.5");
+    b.click("#rollout-start");
+    b.wait_text("#rollout-message", "between 0 and 1");
+    b.fill("#rollout-groups", "50,100");
+    b.fill("#rollout-error", "0.2");
+    b.fill("#rollout-min-failures", "2");
+    b.click("#rollout-start");
+    b.wait_text("#rollout-state", "running");
+    b.wait_text("#group-0", "0/");
+    b.wait_text("#group-1", "pending");
+
+    // Devices check in over OCP/1: the first two offered confirm, the rest of group 1 fail.
+    let mut confirmed = 0;
+    let mut offered_devices = Vec::new();
+    for (id, token) in &devices {
+        let mut dev = RawDevice::connect(&server, id, token);
+        let offers = dev.check(&[(3, 0)]);
+        if !offers.iter().any(|o| o.version_number == vn) {
+            continue;
+        }
+        offered_devices.push((id.clone(), token.clone()));
+        if confirmed < 2 {
+            dev.report(3, vn, 4, 0, 3000);
+            dev.check(&[(3, vn)]);
+            confirmed += 1;
+        }
+    }
+    assert!(
+        offered_devices.len() >= 4,
+        "group 1 too small: {offered_devices:?}"
+    );
+    b.wait_text("#group-0", "2/");
+    b.screenshot("20-rollout-group-1-filling");
+    for (id, token) in offered_devices.iter().skip(2) {
+        let mut dev = RawDevice::connect(&server, id, token);
+        dev.report(3, vn, 5, 4, 0);
+    }
+    b.wait_text("#rollout-state", "stopped");
+    b.wait_text("#rollout-stop-reason", "group 1");
+    b.wait_text("#rollout-failures", "REPORT failure, result 4");
+    b.wait_text("#group-1", "pending");
+    assert!(
+        b.text_of("#rollout-pause").is_none(),
+        "a stopped rollout offers no pause"
+    );
+    b.screenshot("21-rollout-stopped");
+    // The list shows it stopped.
+    b.click("#nav-rollouts");
+    b.wait_text("#rollout-list", "stopped");
 }

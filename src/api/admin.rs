@@ -65,7 +65,9 @@ pub async fn oauth_revoke(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {
 }
 
 pub async fn metrics(app: &Arc<App>) -> Answer {
-    let stats = app.blocking(|s| Ok(s.stats()?)).await?;
+    let (stats, states, latest) = app
+        .blocking(|s| Ok((s.stats()?, s.rollout_states()?, s.latest_rollouts()?)))
+        .await?;
     let scrape = super::metrics::Scrape {
         stats,
         commits: app.store.commit_times(),
@@ -73,7 +75,9 @@ pub async fn metrics(app: &Arc<App>) -> Answer {
         connected_devices: app.devices.connected(),
         device_connections: app.devices.connections(),
     };
-    let mut resp = Response::new(full(app.metrics.render(&scrape)));
+    let mut text = app.metrics.render(&scrape);
+    text.push_str(&super::metrics::render_rollouts(&states, &latest));
+    let mut resp = Response::new(full(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format: the HTTP request and upload counters kept
 //! here, and what the handler gathers at scrape time ([`Scrape`]: the store's sizes, OTA
-//! states and commit times, and the device listener's counters). Every series is listed in
-//! docs/operations.md.
+//! states and commit times, the device listener's counters; and the rollouts' states and
+//! outcome counts). Every series is listed in docs/operations.md.
 //!
 //! Not here: the OCP/1 counters themselves (`server/counters.rs`), the store's statistics
 //! (`store/stats.rs`).
@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::OtaState;
+use crate::rollout::{Outcome, Rollout, State};
 use crate::server::counters::OcpSnapshot;
 use crate::store::{COMMIT_BUCKETS, CommitHistogram, StoreStats};
 
@@ -250,4 +251,33 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `otad_rollouts{state}` over every rollout, and `otad_rollout_devices{rollout,group,
+/// outcome}` for `latest` (the latest rollout of each device type and firmware type, so the
+/// series stay bounded as rollouts accumulate).
+pub fn render_rollouts(states: &BTreeMap<&'static str, u64>, latest: &[Rollout]) -> String {
+    let mut out =
+        String::from("# HELP otad_rollouts Rollouts by state.\n# TYPE otad_rollouts gauge\n");
+    for state in State::ALL {
+        let n = states.get(state.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(out, "otad_rollouts{{state=\"{}\"}} {n}", state.as_str());
+    }
+    out.push_str(
+        "# HELP otad_rollout_devices Devices of the latest rollouts by group and outcome.\n# TYPE otad_rollout_devices gauge\n",
+    );
+    for r in latest {
+        for (i, g) in r.groups.iter().enumerate() {
+            for o in Outcome::ALL {
+                let _ = writeln!(
+                    out,
+                    "otad_rollout_devices{{rollout=\"{}\",group=\"{i}\",outcome=\"{}\"}} {}",
+                    r.id,
+                    o.as_str(),
+                    g.counts.get(o)
+                );
+            }
+        }
+    }
+    out
 }

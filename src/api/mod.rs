@@ -7,8 +7,8 @@
 //! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
 //! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
 //! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `fleet.rs` (the fleet summary and
-//! its cache), `admin.rs` (OAuth, partners, users, audit, backup, health, metrics, me,
-//! password change) and `metrics.rs` (request counters).
+//! its cache), `rollouts.rs`, `signing.rs`, `admin.rs` (OAuth, partners, users, audit,
+//! backup, health, metrics, me, password change) and `metrics.rs` (request counters).
 //!
 //! Not here: the listener (`server/`), the web UI's files (`web/`).
 
@@ -25,6 +25,7 @@ mod metrics;
 mod multipart;
 mod paging;
 mod render;
+mod rollouts;
 mod routes;
 mod signing;
 
@@ -33,7 +34,7 @@ mod signing;
 pub use auth::{Access, Principal};
 pub use binaries::{RangeAnswer, parse_range};
 pub use catalog::binary_from_url;
-pub use devices::parse_import;
+pub use devices::{ImportLine, parse_import};
 pub use errors::ApiError;
 pub use extract::{Fields, decode_segment, parse_form};
 pub use multipart::{MultipartError, MultipartReader, boundary_from_content_type, sniff_boundary};

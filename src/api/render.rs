@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
+    AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
     result_reason, version_attribute_id,
 };
+use crate::rollout::{self, DeviceOutcome, GroupSpec, Rollout};
 use crate::store::{AssociationView, DeviceTypeFleet, FleetSummary, FwTypeFleet, Labels};
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
@@ -154,7 +155,13 @@ pub fn device_versions(d: &Device) -> impl Iterator<Item = (u16, u64)> + '_ {
 /// A device without its token: inventory, last seen, OTA state per type, pending pushes;
 /// every version number with its record's version string and name when `labels` has them
 /// (`pushed`: the version number of each pushed record id).
-pub fn device(d: &Device, labels: &Labels, pushed: &BTreeMap<u64, u64>) -> Value {
+/// With its tags and attributes (`marks`).
+pub fn device(
+    d: &Device,
+    labels: &Labels,
+    pushed: &BTreeMap<u64, u64>,
+    marks: &DeviceLabels,
+) -> Value {
     let installed: Vec<Value> = d
         .reported
         .iter()
@@ -185,6 +192,8 @@ pub fn device(d: &Device, labels: &Labels, pushed: &BTreeMap<u64, u64>) -> Value
         "installed": installed,
         "ota": d.ota.iter().map(|(t, o)| type_ota(*t, o, labels)).collect::<Vec<_>>(),
         "pushes": pushes,
+        "tags": marks.tags,
+        "attributes": marks.attributes,
     }));
     if let Some(seen) = d.last_seen_ms {
         m.insert("lastSeenTimestamp".into(), json!(seen));
@@ -251,6 +260,94 @@ fn fw_type_fleet(f: &FwTypeFleet, labels: &Labels) -> Value {
     Value::Object(m)
 }
 
+fn share(millionths: u32) -> f64 {
+    f64::from(millionths) / f64::from(rollout::MILLION)
+}
+
+/// A rollout with its groups and their counts.
+pub fn rollout(r: &Rollout) -> Value {
+    let groups: Vec<Value> = r
+        .groups
+        .iter()
+        .zip(&r.def.groups)
+        .enumerate()
+        .map(|(i, (g, spec))| {
+            let c = &g.counts;
+            let mut m = object(json!({
+                "index": i,
+                "state": g.state.as_str(),
+                "size": c.size,
+                "waiting": c.waiting,
+                "offered": c.offered,
+                "downloading": c.downloading,
+                "installed": c.installed,
+                "confirmed": c.confirmed,
+                "failed": c.failed,
+                "timedOut": c.timed_out,
+            }));
+            match spec {
+                GroupSpec::Percent(p) => {
+                    let percent = share(*p) * 100.0;
+                    // Whole percents render as integers, as they are usually given.
+                    let value = if percent.fract() == 0.0 {
+                        json!(percent as u64)
+                    } else {
+                        json!(percent)
+                    };
+                    m.insert("percent".into(), value)
+                }
+                GroupSpec::Devices(ids) => m.insert("devices".into(), json!(ids)),
+            };
+            if let Some(t) = g.started_ms {
+                m.insert("startedTimestamp".into(), json!(t));
+            }
+            if let Some(t) = g.finished_ms {
+                m.insert("finishedTimestamp".into(), json!(t));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let d = &r.def;
+    let mut m = object(json!({
+        "id": r.id.to_string(),
+        "name": d.name,
+        "partnerId": r.partner_id,
+        "deviceTypeId": d.device_type_id,
+        "firmwareImageId": d.record_id.to_string(),
+        "type": d.fw_type,
+        "versionNumber": d.version_number.to_string(),
+        "state": r.state.as_str(),
+        "successThreshold": share(d.success),
+        "errorThreshold": share(d.error),
+        "minFailures": d.min_failures,
+        "confirmTimeoutSecs": d.confirm_timeout_secs,
+        "soakSecs": d.soak_secs,
+        "autoAdvance": d.auto_advance,
+        "filter": {"tags": d.filter.tags, "attributes": d.filter.attributes},
+        "groups": groups,
+        "createdTimestamp": r.created_ms,
+        "updatedTimestamp": r.updated_ms,
+    }));
+    put_opt(&mut m, "stopReason", r.stop_reason.as_deref());
+    if let Some(n) = d.max_per_minute {
+        m.insert("maxPerMinute".into(), json!(n));
+    }
+    if let Some(at) = d.start_at_ms {
+        m.insert("startAt".into(), json!(at));
+    }
+    if let Some(w) = &d.window {
+        m.insert(
+            "window".into(),
+            json!({
+                "days": w.day_names(),
+                "start": format!("{:02}:{:02}", w.start_minute / 60, w.start_minute % 60),
+                "durationMinutes": w.duration_minutes,
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
 fn device_type_fleet(d: &DeviceTypeFleet, labels: &Labels) -> Value {
     let failures: Vec<Value> = d
         .failures
@@ -288,4 +385,19 @@ pub fn fleet(s: &FleetSummary) -> Value {
         "devices": s.device_types.iter().map(|d| d.devices).sum::<u64>(),
         "deviceTypes": s.device_types.iter().map(|d| device_type_fleet(d, &s.labels)).collect::<Vec<_>>(),
     })
+}
+
+/// One device's outcome in a rollout.
+pub fn rollout_device(device_id: &str, o: &DeviceOutcome) -> Value {
+    let mut m = object(json!({
+        "deviceId": device_id,
+        "group": o.group,
+        "outcome": o.outcome.as_str(),
+        "updatedTimestamp": o.updated_ms,
+    }));
+    if let Some(t) = o.first_offer_ms {
+        m.insert("firstOfferTimestamp".into(), json!(t));
+    }
+    put_opt(&mut m, "reason", o.reason.as_deref());
+    Value::Object(m)
 }

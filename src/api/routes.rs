@@ -19,7 +19,8 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet, signing};
+use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet, rollouts, signing};
+use crate::rollout::Move;
 
 /// Path parameters a template holds at the most.
 pub const MAX_PARAMS: usize = 4;
@@ -152,6 +153,14 @@ table! {
     Post "/v1/ota/partners/{partnerId}/signingKeys" Partner |a, c, [p, ..], b| signing::add_key(a, c, p, b);
     Delete "/v1/ota/partners/{partnerId}/signingKeys/{keyId}" Partner |a, c, [p, k, ..], _| signing::revoke_key(a, c, p, k);
     Get "/v1/ota/partners/{partnerId}/tags" Partner |a, _, [p, ..], _| catalog::tags(a, p);
+    Get "/v1/ota/partners/{partnerId}/rollouts" Partner |a, c, [p, ..], _| rollouts::list(a, c, p);
+    Post "/v1/ota/partners/{partnerId}/rollouts" Partner |a, c, [p, ..], b| rollouts::create(a, c, p, b);
+    Get "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}" Partner |a, _, [p, r, ..], _| rollouts::get(a, p, r);
+    Get "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/devices" Partner |a, c, [p, r, ..], _| rollouts::devices(a, c, p, r);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/pause" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Pause);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/resume" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Resume);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/advance" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Advance);
+    Post "/v1/ota/partners/{partnerId}/rollouts/{rolloutId}/cancel" Partner |a, c, [p, r, ..], _| rollouts::operate(a, c, p, r, Move::Cancel);
     Get "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, _, [p, ..], _| catalog::device_types(a, p);
     Post "/v1/ota/partners/{partnerId}/deviceTypes" Partner |a, c, [p, ..], b| catalog::create_device_type(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}" Partner |a, _, [p, dt, ..], _| catalog::get_device_type(a, p, dt);
@@ -169,6 +178,7 @@ table! {
     Post "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], b| devices::register(a, c, p, b);
     Post "/v1/ota/partners/{partnerId}/devices/import" Partner |a, c, [p, ..], b| devices::import(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, _, [p, d, ..], _| devices::get(a, p, d);
+    Put "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], b| devices::update(a, c, p, d, b);
     Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
     Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
     Get "/v1/ota/partners/{partnerId}/fleet" Partner |a, c, [p, ..], _| fleet::summary(a, c, p);

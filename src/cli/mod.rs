@@ -7,11 +7,11 @@
 //! commands, clients of a running server's HTTP API: `login`/`logout` (`session.rs`),
 //! `partner`/`user` (`partners.rs`), `type`/`device-type` (`types.rs`), `image`
 //! (`images.rs`), `keygen` and `signing-key` (`signing.rs`),
-//! `device register|import|list|show|rotate-token|delete` (`devices.rs`),
-//! `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup` (`backup.rs`), `demo`
-//! (sample data, `demo.rs`) and `completions`. The error type and its exit codes are in
-//! `client.rs`, printing in `output.rs`; the HTTPS transport is the API's client,
-//! `client/http.rs`.
+//! `device register|import|list|show|label|rotate-token|delete` (`devices.rs`), `rollout`
+//! (`rollouts.rs`), `fleet status` (`fleet.rs`), `audit` (`audit.rs`), `backup`
+//! (`backup.rs`), `demo` (sample data, `demo.rs`) and `completions`. The error type and its
+//! exit codes are in `client.rs`, printing in `output.rs`; the HTTPS transport is the API's
+//! client, `client/http.rs`.
 //!
 //! Exit codes: 0 success, 1 error (or problems found, or a server holds the data directory
 //! of an offline tool), 2 usage, 3 not found, 4 conflict (exists already, or in use),
@@ -28,6 +28,7 @@ mod images;
 mod output;
 mod partners;
 mod recovery;
+mod rollouts;
 mod session;
 mod signing;
 mod types;
@@ -158,6 +159,15 @@ pub enum Command {
         common: Common,
         #[command(subcommand)]
         cmd: signing::SigningKeyCommand,
+    },
+    /// Staged rollouts: release an image group by group, stopping on failures.
+    ///
+    /// Example: otad rollout show 3 --watch
+    Rollout {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: rollouts::RolloutCommand,
     },
     /// Fleet overview.
     ///
@@ -331,6 +341,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
         Command::Keygen(args) => signing::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::SigningKey { common, cmd } => admin(&common, &config, |c| signing::run(cmd, c)),
+        Command::Rollout { common, cmd } => admin(&common, &config, |c| rollouts::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),

@@ -1,5 +1,6 @@
 //! Background tasks of a running server: the minute sweep (abandoned uploads, expired
-//! tokens) and the storage watchdog that reopens the database after an I/O failure.
+//! tokens), the rollout timer pass, and the storage watchdog that reopens the database
+//! after an I/O failure.
 //!
 //! Not here: what a sweep removes and how a reopen works (`store/`).
 
@@ -30,6 +31,30 @@ pub async fn sweep_loop(store: Store) {
                 );
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "sweep failed"),
+            _ => {}
+        }
+    }
+}
+
+/// Runs the rollout timer pass every `storage.rollout_tick_ms`.
+pub async fn rollout_loop(store: Store) {
+    let every = Duration::from_millis(store.config().rollout_tick_ms);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        let result =
+            tokio::task::spawn_blocking(move || s.rollout_tick(crate::ids::now_ms())).await;
+        match result {
+            Ok(Ok(r)) if r.timed_out > 0 || r.transitions > 0 => {
+                tracing::info!(
+                    timed_out = r.timed_out,
+                    transitions = r.transitions,
+                    "rollout timer pass"
+                );
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "rollout timer pass failed"),
             _ => {}
         }
     }

@@ -11,15 +11,17 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::blobs::{BlobMeta, get_blob};
 use super::catalog::{get_device_type, get_record, own_device_type};
+use super::labels::{labels_of, put_labels};
+use super::rollouts::{self, gate_of};
 use super::signing::{self as sig, ImageSignature};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
-    IMAGE_SIGNATURES, RECORDS, SIGNATURE_POLICIES, SIGNING_KEYS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES,
+    DEVICES_BY_TYPE, IMAGE_SIGNATURES, RECORDS, ROLLOUT_HELD, SIGNATURE_POLICIES, SIGNING_KEYS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
-use crate::model::{self, Device, ModelError, OtaEvent, OtaState, Record, TypeOta};
-use crate::ota::{self, Candidate, Offer};
+use crate::model::{self, Device, DeviceLabels, ModelError, OtaEvent, OtaState, Record, TypeOta};
+use crate::ota::{self, Candidate, Gate, Offer};
 
 /// One device to register in a bulk import; `line` names it in errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct ImportRow {
     pub device_id: String,
     pub device_type_id: String,
     pub token_hash: [u8; 32],
+    /// Tags and attributes to give it (bounded like the API's).
+    pub labels: DeviceLabels,
 }
 
 /// Filters of the device list.
@@ -41,6 +45,10 @@ pub struct DeviceFilter {
     pub installed_among: Option<(u16, BTreeSet<u64>)>,
     /// Devices whose id contains this text, ignoring ASCII case.
     pub id_contains: Option<String>,
+    /// Devices carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Devices whose attributes hold every one of these `key = value`.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// An offer with the record it points at and the signatures that count for the device.
@@ -97,10 +105,11 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// Candidates for the reported types: per type the newest associated image with a binary
-/// that the device type's signature policy releases, plus the pushed image if it is
-/// released too; each with its usable signatures. Walks the association index from the top,
-/// so the cost does not grow with the number of older images.
+/// Candidates for the reported types: per type the associated images with a binary that the
+/// device type's signature policy releases, from the newest down to the first one released
+/// to the whole device type (newer ones may be held by a rollout), plus the pushed image if
+/// the policy releases it; each with its usable signatures. Walks the association index from
+/// the top, so the cost does not grow with the number of older images.
 fn candidates_in(
     txn: &ReadTransaction,
     device: &Device,
@@ -108,6 +117,7 @@ fn candidates_in(
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
     let records = txn.open_table(RECORDS)?;
+    let held = txn.open_table(ROLLOUT_HELD)?;
     let sigs = txn.open_table(IMAGE_SIGNATURES)?;
     let keys = txn.open_table(SIGNING_KEYS)?;
     let dt = device.device_type_id.as_str();
@@ -130,8 +140,11 @@ fn candidates_in(
             if record.binary.is_some()
                 && let Some(usable) = released(&record)?
             {
-                out.push((candidate(&record, k.value().2), record, usable));
-                break;
+                let gate = gate_of(&held, dt, record.id)?;
+                out.push((candidate(&record, k.value().2, gate), record, usable));
+                if gate == Gate::Released {
+                    break;
+                }
             }
         }
         if let Some(&pushed) = device.pushes.get(&t)
@@ -139,10 +152,35 @@ fn candidates_in(
             && let Some(record) = get_record(&records, pushed)?
             && let Some(usable) = released(&record)?
         {
-            out.push((candidate(&record, record.version_number), record, usable));
+            let gate = gate_of(&held, dt, record.id)?;
+            out.push((
+                candidate(&record, record.version_number, gate),
+                record,
+                usable,
+            ));
         }
     }
     Ok(out)
+}
+
+/// The offers `ota::offers` decided, with their records and usable signatures.
+fn with_records(
+    offers: Vec<Offer>,
+    found: &[(Candidate, Record, Vec<ImageSignature>)],
+) -> Vec<OfferedImage> {
+    offers
+        .into_iter()
+        .filter_map(|offer| {
+            found
+                .iter()
+                .find(|(c, _, _)| c.record_id == offer.record_id)
+                .map(|(_, r, s)| OfferedImage {
+                    offer,
+                    record: r.clone(),
+                    signatures: s.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Makes "offered" the current state of each offered type, unless that image already is.
@@ -168,12 +206,13 @@ fn record_offered(device: &mut Device, offers: &[OfferedImage], now: u64, histor
     }
 }
 
-fn candidate(record: &Record, version_number: u64) -> Candidate {
+fn candidate(record: &Record, version_number: u64, gate: Gate) -> Candidate {
     Candidate {
         record_id: record.id,
         fw_type: record.fw_type,
         version_number,
         has_binary: record.binary.is_some(),
+        gate,
     }
 }
 
@@ -192,6 +231,7 @@ impl Store {
             device_id: device_id.to_string(),
             device_type_id: device_type_id.to_string(),
             token_hash,
+            labels: DeviceLabels::default(),
         };
         let mut devices = self.import_devices(actor, partner_id, vec![row], false)?;
         devices
@@ -215,11 +255,14 @@ impl Store {
                 String::new()
             }
         };
+        let limits = self.config().label_limits();
         for row in &rows {
-            model::validate_device_id(&row.device_id).map_err(|mut e| {
+            let named = |mut e: ModelError| {
                 e.reason = format!("{}{}", at(row.line), e.reason);
                 e
-            })?;
+            };
+            model::validate_device_id(&row.device_id).map_err(named)?;
+            model::validate_labels(&row.labels, &limits).map_err(|e| named(ModelError::from(e)))?;
         }
         let (pid, actor) = (partner_id.to_string(), actor.to_string());
         self.write(true, move |txn| {
@@ -274,6 +317,9 @@ impl Store {
                     pushes: BTreeMap::new(),
                 };
                 insert_device(txn, &device)?;
+                if !row.labels.is_empty() {
+                    put_labels(txn, &device.id, &row.labels, &limits)?;
+                }
                 out.push(device);
             }
             let detail = match out.as_slice() {
@@ -297,11 +343,25 @@ impl Store {
 
     /// The partner's devices matching `filter`, by id.
     pub fn devices(&self, partner_id: &str, filter: &DeviceFilter) -> Result<Vec<Device>> {
+        Ok(self
+            .labelled_devices(partner_id, filter)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// The partner's devices matching `filter`, by id, each with its labels.
+    pub fn labelled_devices(
+        &self,
+        partner_id: &str,
+        filter: &DeviceFilter,
+    ) -> Result<Vec<(Device, DeviceLabels)>> {
         let txn = self.read()?;
         let table = txn.open_table(DEVICES)?;
+        let label_table = txn.open_table(DEVICE_LABELS)?;
         let mut out = Vec::new();
         let needle = filter.id_contains.as_deref().map(str::to_ascii_lowercase);
-        let mut keep = |d: Device| {
+        let mut keep = |d: Device| -> Result<()> {
             let installed_ok = filter
                 .installed
                 .is_none_or(|(t, vn)| d.reported.get(&t) == Some(&vn));
@@ -312,9 +372,14 @@ impl Store {
             let id_ok = needle
                 .as_deref()
                 .is_none_or(|n| d.id.to_ascii_lowercase().contains(n));
-            if d.partner_id == partner_id && installed_ok && among_ok && id_ok {
-                out.push(d);
+            if d.partner_id != partner_id || !installed_ok || !among_ok || !id_ok {
+                return Ok(());
             }
+            let labels = labels_of(&label_table, &d.id)?;
+            if labels.matches(&filter.tags, &filter.attributes) {
+                out.push((d, labels));
+            }
+            Ok(())
         };
         if let Some(dt) = &filter.device_type_id {
             for entry in txn
@@ -327,13 +392,13 @@ impl Store {
                     break;
                 }
                 if let Some(v) = table.get(id)? {
-                    keep(codec::decode(v.value())?);
+                    keep(codec::decode(v.value())?)?;
                 }
             }
         } else {
             for entry in table.iter()? {
                 let (_, v) = entry?;
-                keep(codec::decode(v.value())?);
+                keep(codec::decode(v.value())?)?;
             }
         }
         Ok(out)
@@ -351,6 +416,7 @@ impl Store {
             txn.open_table(DEVICE_TOKENS)?.remove(&device.token_hash)?;
             txn.open_table(DEVICES_BY_TYPE)?
                 .remove((device.device_type_id.as_str(), id.as_str()))?;
+            txn.open_table(DEVICE_LABELS)?.remove(id.as_str())?;
             audit::append(
                 txn,
                 &actor,
@@ -502,29 +568,21 @@ impl Store {
         Ok(BlobAccess::Forbidden)
     }
 
-    /// What the device should be offered now, without recording anything.
+    /// What the device should be offered now, without recording anything. A rollout admits
+    /// here only devices it already offered the image to (first offers are made by CHECK).
     pub fn eligible(&self, device: &Device) -> Result<Vec<OfferedImage>> {
         let txn = self.read()?;
         let found = candidates_in(&txn, device)?;
         let list: Vec<Candidate> = found.iter().map(|(c, _, _)| *c).collect();
-        let offers = ota::offers(&device.reported, &list, &device.pushes);
-        Ok(offers
-            .into_iter()
-            .filter_map(|offer| {
-                found
-                    .iter()
-                    .find(|(c, _, _)| c.record_id == offer.record_id)
-                    .map(|(_, r, s)| OfferedImage {
-                        offer,
-                        record: r.clone(),
-                        signatures: s.clone(),
-                    })
-            })
-            .collect())
+        let admitted = rollouts::admitted_read(&txn, device, &list)?;
+        let offers = ota::offers(&device.reported, &list, &device.pushes, &admitted);
+        Ok(with_records(offers, &found))
     }
 
     /// A CHECK: records the installed versions and last-seen time, confirms updates the device
-    /// now runs, retires spent pushes, and returns (and records as offered) what to offer.
+    /// now runs (in its rollout too), retires spent pushes, and returns (and records as
+    /// offered) what to offer. Rollout admission (first offers, pacing) is decided inside
+    /// the write, with the counters it changes.
     pub fn check_in(
         &self,
         device_id: &str,
@@ -534,7 +592,7 @@ impl Store {
             return Err(StoreError::not_found("device", "unknown_device"));
         };
         device.reported = reported.clone();
-        let offers = self.eligible(&device)?;
+        let found = candidates_in(&self.read()?, &device)?;
         // A push is spent once the device runs its number (or a higher one).
         let mut spent = Vec::new();
         for (&t, &record_id) in &device.pushes {
@@ -549,7 +607,6 @@ impl Store {
         }
         let id = device_id.to_string();
         let history = self.config().ota_history;
-        let recorded = offers.clone();
         self.write(false, move |txn| {
             let mut device = existing_device(txn, &id)?;
             let now = now_ms();
@@ -571,11 +628,16 @@ impl Store {
                 }
             }
             device.reported = reported;
-            record_offered(&mut device, &recorded, now, history);
+            let list: Vec<Candidate> = found.iter().map(|(c, _, _)| *c).collect();
+            let admitted = rollouts::on_check_in(txn, &device, &list, now)?;
+            let offers = with_records(
+                ota::offers(&device.reported, &list, &device.pushes, &admitted),
+                &found,
+            );
+            record_offered(&mut device, &offers, now, history);
             put_device(txn, &device)?;
-            Ok(())
-        })?;
-        Ok(offers)
+            Ok(offers)
+        })
     }
 
     /// Records offers sent without a CHECK (an unsolicited OFFER after a push), so that the
@@ -627,9 +689,10 @@ impl Store {
                     "this image was never offered",
                 ));
             }
+            let now = now_ms();
             ota.record(
                 OtaEvent {
-                    at_ms: now_ms(),
+                    at_ms: now,
                     version_number,
                     state: ota_state,
                     result,
@@ -638,7 +701,15 @@ impl Store {
                 history,
             );
             put_device(txn, &device)?;
-            Ok(())
+            rollouts::on_report(
+                txn,
+                &device,
+                fw_type,
+                version_number,
+                ota_state,
+                result,
+                now,
+            )
         })
     }
 }

@@ -16,8 +16,9 @@
 //! - `blobs.rs`: binaries (uploads, published blobs, their rows and references);
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
-//! - `devices.rs`: devices, check-ins, pushes and OTA state; `fleet.rs`: the fleet summary
-//!   and version labels; `tokens.rs`: API access tokens.
+//! - `devices.rs`: devices, check-ins, pushes and OTA state; `labels.rs`: their tags and
+//!   attributes; `fleet.rs`: the fleet summary and version labels; `rollouts.rs`: staged
+//!   rollouts, their outcomes and the timer pass; `tokens.rs`: API access tokens.
 //! - `signing.rs`: signing keys, verified image signatures, device types' signature policy
 //!   and the release rule.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup; `stats.rs`: what `/metrics`
@@ -35,6 +36,8 @@ mod catalog;
 pub mod codec;
 mod devices;
 mod fleet;
+mod labels;
+mod rollouts;
 mod rowcache;
 // Public for the upgrade tests, which write a future version into a file.
 pub mod schema;
@@ -55,6 +58,8 @@ pub use fleet::{
     DeviceTypeFleet, Failure, FleetSummary, FwTypeFleet, Labels, StateCount, VersionCount,
     VersionLabel,
 };
+pub use labels::AttributeUpdate;
+pub use rollouts::{Feedback, NewRollout, OutcomeFilter, TickReport};
 pub use signing::{
     ImageSignature, SignaturePolicy, SignatureView, SigningKeyInfo, SubmittedSignature,
 };

@@ -6,7 +6,7 @@
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 /// Named sequences and the schema version: `schema`, `next_record_id`, `next_data_id`,
-/// `next_audit_seq`.
+/// `next_audit_seq`, `next_rollout_id`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// (scope, firmware type) → last allocated version number.
 pub const COUNTERS: TableDefinition<(&str, u16), u64> = TableDefinition::new("counters");
@@ -43,6 +43,20 @@ pub const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices"
 /// (device type id, device id) → ().
 pub const DEVICES_BY_TYPE: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("devices_by_type");
+/// device id → encoded `DeviceLabels` (tags and attributes); no row = none.
+pub const DEVICE_LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_labels");
+/// rollout id → encoded `rollout::Rollout` (definition, state, groups with counters).
+pub const ROLLOUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("rollouts");
+/// (rollout id, device id) → encoded `rollout::DeviceOutcome`.
+pub const ROLLOUT_DEVICES: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("rollout_devices");
+/// (device type id, firmware type) → id of the latest rollout there (at most one unfinished).
+pub const ROLLOUT_LATEST: TableDefinition<(&str, u16), u64> =
+    TableDefinition::new("rollout_latest");
+/// (device type id, record id) → rollout id: an association offered only through it.
+pub const ROLLOUT_HELD: TableDefinition<(&str, u64), u64> = TableDefinition::new("rollout_held");
+/// (due ms, rollout id, device id) → (): confirm timeouts, walked by the timer pass.
+pub const ROLLOUT_DUE: TableDefinition<(u64, u64, &str), ()> = TableDefinition::new("rollout_due");
 /// sequence → encoded `AuditEntry`. Append-only.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// blake3 → encoded `BlobMeta`: published, content-addressed binaries.
@@ -95,6 +109,12 @@ macro_rules! for_all_tables {
             ASSOC_BY_RECORD,
             DEVICES,
             DEVICES_BY_TYPE,
+            DEVICE_LABELS,
+            ROLLOUTS,
+            ROLLOUT_DEVICES,
+            ROLLOUT_LATEST,
+            ROLLOUT_HELD,
+            ROLLOUT_DUE,
             AUDIT,
             BLOBS,
             BLOB_BY_SHA,

@@ -15,14 +15,16 @@ use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState}
 use super::catalog::{counter_scope, name_key};
 use super::signing::{ImageSignature, SignaturePolicy, SigningKeyInfo};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_TOKENS,
-    DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, OUTBOARDS, OWNED, PARTNERS,
-    RECORD_BY_NUMBER, RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, SIGNATURE_POLICIES, SIGNING_KEYS,
-    STAGED, UPLOADS, USERS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_LABELS,
+    DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, OUTBOARDS, OWNED,
+    PARTNERS, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, ROLLOUT_DEVICES,
+    ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, SIGNATURE_POLICIES, SIGNING_KEYS, STAGED,
+    UPLOADS, USERS,
 };
 use super::{Result, codec};
 use crate::hashtree::{OutboardBuilder, PAIR, pair_count};
-use crate::model::{Device, DeviceType, Partner, Record, User, hex};
+use crate::model::{Device, DeviceLabels, DeviceType, Partner, Record, User, hex};
+use crate::rollout::{Counts, DeviceOutcome, Rollout};
 use crate::signing::{self, Manifest};
 
 /// What a verification found.
@@ -78,6 +80,7 @@ pub fn verify(db: &Database) -> Result<Report> {
         }
     }
     check_devices(&txn, &mut report)?;
+    check_rollouts(&txn, &mut report)?;
     check_people(&txn, &mut report)?;
     check_signing(&txn, &mut report)?;
     Ok(report)
@@ -390,6 +393,102 @@ fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
             report
                 .problems
                 .push(format!("device {id}: missing from the token index"));
+        }
+    }
+    for entry in txn.open_table(DEVICE_LABELS)?.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        if let Err(e) = codec::decode::<DeviceLabels>(v.value()) {
+            report.problems.push(format!("labels of device {id}: {e}"));
+        }
+        if devices.get(id)?.is_none() {
+            report
+                .problems
+                .push(format!("labels of device {id}: the device does not exist"));
+        }
+    }
+    Ok(())
+}
+
+/// Every rollout's per-group counters equal a recount of its device outcomes; the latest,
+/// held and due indexes name rollouts (and in-flight outcomes) that exist.
+fn check_rollouts(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let rollouts = txn.open_table(ROLLOUTS)?;
+    let outcomes = txn.open_table(ROLLOUT_DEVICES)?;
+    let mut known: BTreeMap<u64, Rollout> = BTreeMap::new();
+    for entry in rollouts.iter()? {
+        let (k, v) = entry?;
+        match codec::decode::<Rollout>(v.value()) {
+            Ok(r) => {
+                known.insert(k.value(), r);
+            }
+            Err(e) => report.problems.push(format!("rollout {}: {e}", k.value())),
+        }
+    }
+    let mut recount: BTreeMap<u64, Vec<Counts>> = known
+        .iter()
+        .map(|(id, r)| (*id, vec![Counts::default(); r.groups.len()]))
+        .collect();
+    for entry in outcomes.iter()? {
+        let (k, v) = entry?;
+        let (id, device) = k.value();
+        let o: DeviceOutcome = match codec::decode(v.value()) {
+            Ok(o) => o,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("rollout {id}, device {device}: {e}"));
+                continue;
+            }
+        };
+        match recount
+            .get_mut(&id)
+            .and_then(|groups| groups.get_mut(usize::from(o.group)))
+        {
+            Some(c) => c.add(o.outcome),
+            None => report.problems.push(format!(
+                "rollout {id}, device {device}: no such rollout or group {}",
+                o.group
+            )),
+        }
+    }
+    for (id, r) in &known {
+        let stored: Vec<Counts> = r.groups.iter().map(|g| g.counts).collect();
+        if recount.get(id) != Some(&stored) {
+            report.problems.push(format!(
+                "rollout {id}: group counters {stored:?} differ from a recount of its devices {:?}",
+                recount.get(id)
+            ));
+        }
+    }
+    for entry in txn.open_table(ROLLOUT_LATEST)?.iter()? {
+        let (k, v) = entry?;
+        let (dt, t) = k.value();
+        if !known.contains_key(&v.value()) {
+            report.problems.push(format!(
+                "latest rollout of {dt}/{t} names missing rollout {}",
+                v.value()
+            ));
+        }
+    }
+    for entry in txn.open_table(ROLLOUT_HELD)?.iter()? {
+        let (k, v) = entry?;
+        let (dt, record) = k.value();
+        if !known.contains_key(&v.value()) {
+            report.problems.push(format!(
+                "held association {dt}/{record} names missing rollout {}",
+                v.value()
+            ));
+        }
+    }
+    for entry in txn.open_table(ROLLOUT_DUE)?.iter()? {
+        let (k, _) = entry?;
+        let (_, id, device) = k.value();
+        let o: Option<DeviceOutcome> = codec::get(&outcomes, (id, device)).unwrap_or(None);
+        if !o.is_some_and(|o| o.outcome.in_flight()) {
+            report.problems.push(format!(
+                "rollout {id}: a confirm timeout for {device}, which is not in flight"
+            ));
         }
     }
     Ok(())

@@ -72,6 +72,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("assets/devices.js"),
     },
     Asset {
+        path: "/ui/rollouts.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/rollouts.js"),
+    },
+    Asset {
         path: "/ui/admin.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/admin.js"),

@@ -8,7 +8,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::{get_device_type, get_record, own_device_type, record_by_number};
 use crate::model::{self, DeviceType, ModelError, Partner, Record};
 use crate::store::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, PARTNERS, RECORD_BY_NUMBER, RECORDS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, DEVICE_TYPES, PARTNERS, RECORD_BY_NUMBER, RECORDS, ROLLOUT_HELD,
 };
 use crate::store::{Result, Store, StoreError, audit, codec};
 
@@ -20,7 +20,7 @@ pub struct AssociationView {
     pub record_id: u64,
 }
 
-pub(super) fn associate_in(
+pub(crate) fn associate_in(
     txn: &WriteTransaction,
     record: &Record,
     device_type_id: &str,
@@ -41,7 +41,7 @@ pub(super) fn associate_in(
 
 /// Checks that `device_type_id` may receive `record`: it exists, and MCU types (whose numbers
 /// mean something only within one partner) stay within the record's partner.
-pub(super) fn check_association_target(
+pub(crate) fn check_association_target(
     txn: &WriteTransaction,
     record_partner: &str,
     fw_type: u16,
@@ -134,6 +134,8 @@ impl Store {
                 .map(|v| v.value())
                 .ok_or_else(|| StoreError::not_found("association", "not_associated"))?;
             txn.open_table(ASSOC_BY_RECORD)?.remove((id, dt.as_str()))?;
+            // A rollout's hold goes with the association: associating it again releases it.
+            txn.open_table(ROLLOUT_HELD)?.remove((dt.as_str(), id))?;
             audit::append(
                 txn,
                 &actor,

@@ -22,6 +22,7 @@ mod types;
 use redb::{ReadableTable, WriteTransaction};
 
 pub use associations::AssociationView;
+pub(crate) use associations::{associate_in, check_association_target};
 pub use partners::FirstStart;
 pub use records::{NewDeviceDescription, NewRecord};
 

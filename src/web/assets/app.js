@@ -12,6 +12,7 @@ import { dashboardScreen } from "./dashboard.js";
 import { auditScreen } from "./audit.js";
 import { accountScreen } from "./account.js";
 import { signingScreen } from "./signing.js";
+import { rolloutsScreen, rolloutScreen } from "./rollouts.js";
 
 const main = document.getElementById("main");
 // A message for the sign-in screen (e.g. after the session expired).
@@ -88,7 +89,7 @@ async function renderHeader(active) {
   const top = document.getElementById("top");
   top.hidden = false;
   const nav = clear(document.getElementById("nav"));
-  const links = [["dashboard", "Fleet"], ["types", "Image types"], ["images", "Images"], ["devices", "Devices"], ["signing", "Signing keys"]];
+  const links = [["dashboard", "Fleet"], ["types", "Image types"], ["images", "Images"], ["devices", "Devices"], ["rollouts", "Rollouts"], ["signing", "Signing keys"]];
   if (s.role === "admin") links.push(["admin", "Admin"]);
   if (s.role === "admin") links.push(["audit", "Audit"]);
   for (const [key, label] of links) {
@@ -157,6 +158,8 @@ async function route() {
     else if (screen === "devices" && rest.length === 1) await deviceScreen(ctx, rest[0]);
     else if (screen === "devices") await devicesScreen(ctx);
     else if (screen === "signing") await signingScreen(ctx);
+    else if (screen === "rollouts" && rest.length === 1) await rolloutScreen(ctx, rest[0]);
+    else if (screen === "rollouts") await rolloutsScreen(ctx);
     else if (screen === "admin" && s.role === "admin") await adminScreen(ctx);
     else view.append(h("h1", { text: "Not found" }), h("p", { text: "There is no such page." }));
   } catch (err) {

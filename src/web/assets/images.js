@@ -96,7 +96,8 @@ export async function imageScreen(ctx, type, vn) {
   const msg = h("div", { id: "image-message" });
   view.append(
     h("div", { class: "title-row" }, h("h1", { id: "image-name", text: record.name }),
-      record.url ? h("a", { class: "button primary", id: "deploy-button", href: `#/deploy/${type}/${vn}`, text: "Deploy" }) : null),
+      record.url ? h("a", { class: "button primary", id: "deploy-button", href: `#/deploy/${type}/${vn}`, text: "Deploy" }) : null,
+      record.url ? h("a", { class: "button", id: "rollout-button", href: `#/rollouts?image=${encodeURIComponent(record.id)}`, text: "Start rollout" }) : null),
     msg,
     h("section", { class: "card" }, dl([
       ["Version", record.version, "image-version"],
