@@ -753,6 +753,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_signed_offer_over_max_frame_is_too_large_and_an_unsigned_one_is_sent() {
+        let item = |t: u16, signed: bool| OfferItem {
+            fw_type: t,
+            version_number: 2,
+            size: 10,
+            blake3: [1; 32],
+            sha256: [2; 32],
+            pushed: false,
+            version: "1".into(),
+            signed: signed.then(|| SignedManifest {
+                manifest: vec![0; wire::OFFER_MANIFEST_MAX],
+                signatures: vec![([3; 8], [4; 64]); wire::OFFER_SIGNATURES_MAX],
+            }),
+        };
+        // 32 unsigned items fit the smallest frame a device may announce (8192).
+        let unsigned: Vec<OfferItem> = (1..=32).map(|t| item(t, false)).collect();
+        assert!(matches!(
+            offer_message(unsigned, 8192),
+            Message::Offer { .. }
+        ));
+        // Five items at the signature block's limits (about 1.9 KB each) do not.
+        let signed: Vec<OfferItem> = (1..=5).map(|t| item(t, true)).collect();
+        match offer_message(signed.clone(), 8192) {
+            Message::Error { code, .. } => assert_eq!(code, ErrorCode::TooLarge as u16),
+            other => panic!("expected TOO_LARGE, got {other:?}"),
+        }
+        assert!(matches!(
+            offer_message(signed, 65536),
+            Message::Offer { .. }
+        ));
+    }
+
+    #[test]
     fn certificate_names_its_dns_san() {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec!["dev-1".to_string()])
