@@ -445,7 +445,11 @@ fn signature_block(o: &OfferedImage) -> Option<SignedManifest> {
 /// An OFFER of `items`, or TOO_LARGE when signature blocks make it exceed the session's
 /// max_frame (an unsigned OFFER of at most 32 items always fits).
 fn offer_message(items: Vec<OfferItem>, max_frame: u32) -> Message {
+    let signed = items.iter().any(|i| i.signed.is_some());
     let msg = Message::Offer { items };
+    if !signed {
+        return msg;
+    }
     let mut probe = Vec::new();
     wire::encode(0, &msg, &mut probe);
     if probe.len() - HEADER_LEN > max_frame as usize {
@@ -768,6 +772,39 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_offer_over_max_frame_is_too_large_and_an_unsigned_one_is_sent() {
+        let item = |t: u16, signed: bool| OfferItem {
+            fw_type: t,
+            version_number: 2,
+            size: 10,
+            blake3: [1; 32],
+            sha256: [2; 32],
+            pushed: false,
+            version: "1".into(),
+            signed: signed.then(|| SignedManifest {
+                manifest: vec![0; wire::OFFER_MANIFEST_MAX],
+                signatures: vec![([3; 8], [4; 64]); wire::OFFER_SIGNATURES_MAX],
+            }),
+        };
+        // 32 unsigned items fit the smallest frame a device may announce (8192).
+        let unsigned: Vec<OfferItem> = (1..=32).map(|t| item(t, false)).collect();
+        assert!(matches!(
+            offer_message(unsigned, 8192),
+            Message::Offer { .. }
+        ));
+        // Five items at the signature block's limits (about 1.9 KB each) do not.
+        let signed: Vec<OfferItem> = (1..=5).map(|t| item(t, true)).collect();
+        match offer_message(signed.clone(), 8192) {
+            Message::Error { code, .. } => assert_eq!(code, ErrorCode::TooLarge as u16),
+            other => panic!("expected TOO_LARGE, got {other:?}"),
+        }
+        assert!(matches!(
+            offer_message(signed, 65536),
+            Message::Offer { .. }
+        ));
+    }
 
     #[test]
     fn certificate_names_its_dns_san() {
