@@ -104,6 +104,8 @@ pub struct ApiConfig {
     /// A fleet summary is reused for this long (ms), so polling dashboards walk a fleet at
     /// most once per period; 0 = computed for every request.
     pub fleet_cache_ms: u64,
+    /// Most device ids in one push request (`{"values": [...]}`).
+    pub push_batch_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -174,6 +176,7 @@ impl Default for ApiConfig {
             metrics_token: String::new(),
             fleet_failures_max: 20,
             fleet_cache_ms: 2000,
+            push_batch_max: 1000,
         }
     }
 }
@@ -292,6 +295,9 @@ impl Config {
         }
         if a.fleet_cache_ms > 60_000 {
             return invalid("api.fleet_cache_ms", "must be 0-60000");
+        }
+        if !(1..=10_000).contains(&a.push_batch_max) {
+            return invalid("api.push_batch_max", "must be 1-10000");
         }
         for (key, value) in [
             ("api.header_read_timeout_secs", a.header_read_timeout_secs),
@@ -474,6 +480,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("api.fleet_cache_ms"), "{err}");
+        let err = Config::from_toml("[api]\npush_batch_max = 0\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api.push_batch_max"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Versions people read and the fleet summary, against a real server: 10,000 imported
 //! devices, a few checking in and failing over OCP/1; `GET …/fleet` (counts, labels,
 //! states, failures with reasons, one device type, errors), the device list and view with
-//! version strings beside numbers, and the list filters by version string and by id; and
-//! the summary cache (`api.fleet_cache_ms`). The time of one summary of 10,000 devices over
-//! HTTPS, computed for the request, is printed.
+//! version strings beside numbers, and the list filters by version string and by id; the
+//! summary cache (`api.fleet_cache_ms`); and the push to many devices in one request that
+//! the Deploy screen uses at fleet size. The time of one summary of 10,000 devices over
+//! HTTPS, computed for the request, and of one push to 1,000 devices are printed.
 
 mod api_common;
 
@@ -231,4 +232,120 @@ fn a_summary_is_reused_for_the_cache_period() {
         api.get(&format!("{path}?deviceTypeId=nope"), &a.token)
             .expect_error(404, Some("unknown_device_type"));
     }
+}
+
+#[test]
+fn a_push_to_many_devices_in_one_request() {
+    let server = Server::start_with_config("[api]\npush_batch_max = 1000\n");
+    let api = &server.api;
+    let admin = server.admin_token();
+    let a = api.tenant(&admin, "Bulk");
+    let tok = &a.token;
+    let base = a.base();
+    api.fw_type(&a.id, tok, 150, "MCU_MAIN");
+    let dt = api.device_type(&a.id, tok, "Kettle");
+    let other = api.device_type(&a.id, tok, "Toaster");
+    let (_, url) = api.publish(&a.id, tok, &bytes(3000, 5));
+    let r = api.pool_create(
+        &a.id,
+        tok,
+        &json!({ "name": "main", "type": 150, "version": "2.0.0", "url": url }),
+    );
+    api.associate(&a.id, tok, &dt, &r);
+    let vn = num(&r, "versionNumber");
+    let mut csv = String::from("deviceId,deviceTypeId\n");
+    for i in 0..1_000 {
+        csv.push_str(&format!("k-{i:04},{dt}\n"));
+    }
+    csv.push_str(&format!("t-0,{other}\n"));
+    let tokens = api
+        .post_bytes(
+            &format!("{base}/devices/import"),
+            tok,
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .expect(200)
+        .text();
+    // k-0000 already runs the image's number.
+    let token0 = tokens
+        .lines()
+        .find_map(|l| l.strip_prefix("k-0000,"))
+        .unwrap()
+        .to_string();
+    RawDevice::connect(&server, "k-0000", &token0).check(&[(150, vn)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.get(&format!("{base}/devices/k-0000"), tok).json()["installed"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the check-in never showed");
+        std::thread::sleep(POLL);
+    }
+    let push = format!(
+        "{base}/deviceTypes/{dt}/firmwareImages/{}/push",
+        s(&r, "id")
+    );
+
+    // Too many, none, not strings: 400, and nothing is pushed.
+    let too_many: Vec<String> = (0..1_001).map(|i| format!("k-{i:04}")).collect();
+    api.put_json(&push, tok, &json!({ "values": too_many }))
+        .expect_error(400, Some("bad_device_list"));
+    api.put_json(&push, tok, &json!({ "values": [] }))
+        .expect_error(400, Some("bad_device_list"));
+    api.put_json(&push, tok, &json!({ "values": [1, 2] }))
+        .expect_error(400, Some("bad_field"));
+    assert!(
+        api.get(&format!("{base}/devices/k-0001"), tok).ok_json(200)["pushes"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // 1,000 ids in one request: 997 pushed, three refused with their reasons.
+    let mut ids: Vec<String> = (0..998).map(|i| format!("k-{i:04}")).collect();
+    ids.push("t-0".into());
+    ids.push("nobody".into());
+    let started = Instant::now();
+    let answer = api
+        .put_json(&push, tok, &json!({ "values": ids }))
+        .ok_json(202);
+    eprintln!(
+        "one push request for 1,000 devices: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["pushed"].as_array().unwrap().len(), 997, "{answer}");
+    let refused: Vec<(String, String)> = answer["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (s(x, "deviceId"), s(x, "trace")))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("k-0000".to_string(), "would_downgrade".to_string()),
+            ("t-0".to_string(), "device_type_mismatch".to_string()),
+            ("nobody".to_string(), "unknown_device".to_string()),
+        ]
+    );
+    let d = api.get(&format!("{base}/devices/k-0997"), tok).ok_json(200);
+    assert_eq!(d["pushes"][0]["version"], "2.0.0", "{d}");
+    // Every push is in the audit log.
+    let audit = api.get("/v1/admin/audit?size=1000", &admin).ok_json(200);
+    let pushes = content(&audit)
+        .iter()
+        .filter(|e| e["action"] == "image.push")
+        .count();
+    assert_eq!(pushes, 997);
+    // An image not associated with the device type refuses the whole request.
+    api.put_json(
+        &format!(
+            "{base}/deviceTypes/{other}/firmwareImages/{}/push",
+            s(&r, "id")
+        ),
+        tok,
+        &json!({ "values": ["t-0"] }),
+    )
+    .expect_error(404, Some("unknown_image"));
 }

@@ -424,6 +424,9 @@ pub async fn push(
 ) -> Answer {
     let image = path_number(&raw_image, "firmwareImageId")?;
     let f = Fields::read(app, body).await?;
+    if let Some(list) = f.values("values")? {
+        return push_many(app, ctx, partner, dt, image, list).await;
+    }
     let device = f.req_str("value")?;
     let actor = ctx.principal.actor();
     let d = device.clone();
@@ -434,5 +437,52 @@ pub async fn push(
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({"deviceId": device, "firmwareImageId": record.id.to_string(), "state": "pending"}),
+    ))
+}
+
+/// The extension of the push call: `{"values": [deviceId, …]}` (at most
+/// `api.push_batch_max`) in one transaction; 202 with the devices pushed and, for each one
+/// refused, its reason.
+async fn push_many(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    dt: String,
+    image: u64,
+    devices: Vec<String>,
+) -> Answer {
+    let max = app.config.api.push_batch_max;
+    if devices.is_empty() || devices.len() > max {
+        return Err(ApiError::bad_request(
+            "bad_device_list",
+            format!("values must hold 1-{max} device ids"),
+        ));
+    }
+    let actor = ctx.principal.actor();
+    let asked = devices.clone();
+    let (record, refused) = app
+        .blocking(move |s| Ok(s.push_many(&actor, &partner, &dt, image, devices)?))
+        .await?;
+    let refused: Vec<(String, ApiError)> = refused
+        .into_iter()
+        .map(|(id, e)| (id, ApiError::from(e)))
+        .collect();
+    let pushed: Vec<&String> = asked
+        .iter()
+        .filter(|id| !refused.iter().any(|(r, _)| r == *id))
+        .collect();
+    for id in &pushed {
+        app.devices.notify_push(id);
+    }
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({
+            "firmwareImageId": record.id.to_string(),
+            "state": "pending",
+            "pushed": pushed,
+            "refused": refused.iter().map(|(id, e)| json!({
+                "deviceId": id, "trace": e.trace, "message": e.message,
+            })).collect::<Vec<_>>(),
+        }),
     ))
 }

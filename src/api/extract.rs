@@ -143,6 +143,20 @@ impl Fields {
         }
     }
 
+    /// An optional array of strings.
+    pub fn values(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let bad =
+            || ApiError::bad_request("bad_field", format!("{key} must be an array of strings"));
+        let list = v.as_array().ok_or_else(bad)?;
+        list.iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     pub fn req_str(&self, key: &str) -> Result<String, ApiError> {
         self.opt_str(key)?
             .ok_or_else(|| ApiError::bad_request("missing_field", format!("{key} is required")))

@@ -216,6 +216,49 @@ fn candidate(record: &Record, version_number: u64, gate: Gate) -> Candidate {
     }
 }
 
+/// One device's push of `record` (associated with `dt`) inside `txn`: the device must be
+/// the partner's and of that device type, the image must have a binary, and the device
+/// must not already run its number or a higher one.
+fn push_in(
+    txn: &WriteTransaction,
+    actor: &str,
+    pid: &str,
+    dt: &str,
+    record: &Record,
+    id: &str,
+) -> Result<()> {
+    let mut device = own_device(txn, pid, id)?;
+    if device.device_type_id != dt {
+        return Err(StoreError::conflict(
+            "device_type_mismatch",
+            "the device belongs to another device type",
+        ));
+    }
+    if record.binary.is_none() {
+        return Err(StoreError::conflict(
+            "no_binary",
+            "the image has no binary yet",
+        ));
+    }
+    let running = device.reported.get(&record.fw_type).copied();
+    if ota::push_would_downgrade(running, record.version_number) {
+        return Err(StoreError::conflict(
+            "would_downgrade",
+            "the device already runs this version number or a higher one",
+        ));
+    }
+    device.pushes.insert(record.fw_type, record.id);
+    put_device(txn, &device)?;
+    audit::append(
+        txn,
+        actor,
+        "image.push",
+        &format!("partner/{pid}/devices/{id}"),
+        &format!("type {} version {}", record.fw_type, record.version_number),
+    )?;
+    Ok(())
+}
+
 impl Store {
     /// Registers a device of one of the partner's device types with a token hash.
     pub fn register_device(
@@ -483,13 +526,38 @@ impl Store {
             let record = get_record(&txn.open_table(RECORDS)?, record_id)?
                 .filter(|_| associated)
                 .ok_or_else(|| StoreError::not_found("firmware image", "unknown_image"))?;
-            let mut device = own_device(txn, &pid, &id)?;
-            if device.device_type_id != dt {
-                return Err(StoreError::conflict(
-                    "device_type_mismatch",
-                    "the device belongs to another device type",
-                ));
-            }
+            sig::check_release(txn, &record, &dt, sig::now_s())?;
+            push_in(txn, &actor, &pid, &dt, &record, &id)?;
+            Ok(record)
+        })
+    }
+
+    /// Pushes an associated image to many devices in one transaction. The image and device
+    /// type are checked once (an error there refuses the whole request); each device is then
+    /// pushed or refused on its own (unknown, another device type, already on the number or
+    /// a higher one), and the refusals are returned beside the record.
+    pub fn push_many(
+        &self,
+        actor: &str,
+        partner_id: &str,
+        device_type_id: &str,
+        record_id: u64,
+        device_ids: Vec<String>,
+    ) -> Result<(Record, Vec<(String, StoreError)>)> {
+        let (pid, dt, actor) = (
+            partner_id.to_string(),
+            device_type_id.to_string(),
+            actor.to_string(),
+        );
+        self.write(true, move |txn| {
+            own_device_type(txn, &pid, &dt)?;
+            let associated = txn
+                .open_table(ASSOC_BY_RECORD)?
+                .get((record_id, dt.as_str()))?
+                .is_some();
+            let record = get_record(&txn.open_table(RECORDS)?, record_id)?
+                .filter(|_| associated)
+                .ok_or_else(|| StoreError::not_found("firmware image", "unknown_image"))?;
             if record.binary.is_none() {
                 return Err(StoreError::conflict(
                     "no_binary",
@@ -497,23 +565,17 @@ impl Store {
                 ));
             }
             sig::check_release(txn, &record, &dt, sig::now_s())?;
-            let running = device.reported.get(&record.fw_type).copied();
-            if ota::push_would_downgrade(running, record.version_number) {
-                return Err(StoreError::conflict(
-                    "would_downgrade",
-                    "the device already runs this version number or a higher one",
-                ));
+            let mut refused = Vec::new();
+            for id in device_ids {
+                match push_in(txn, &actor, &pid, &dt, &record, &id) {
+                    Ok(()) => {}
+                    Err(e @ (StoreError::NotFound { .. } | StoreError::Conflict { .. })) => {
+                        refused.push((id, e));
+                    }
+                    Err(other) => return Err(other),
+                }
             }
-            device.pushes.insert(record.fw_type, record.id);
-            put_device(txn, &device)?;
-            audit::append(
-                txn,
-                &actor,
-                "image.push",
-                &format!("partner/{pid}/devices/{id}"),
-                &format!("type {} version {}", record.fw_type, record.version_number),
-            )?;
-            Ok(record)
+            Ok((record, refused))
         })
     }
 

@@ -15,9 +15,8 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::catalog::{associate_in, check_association_target, get_record, own_device_type};
 use super::labels::labels_of;
 use super::tables::{
-    ASSOC_BY_RECORD, DEVICE_LABELS, DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, RECORDS,
-    ROLLOUT_DEVICES, ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, SIGNATURE_POLICIES,
-    SIGNING_KEYS, next_seq,
+    ASSOC_BY_RECORD, DEVICE_LABELS, DEVICES, DEVICES_BY_TYPE, RECORDS, ROLLOUT_DEVICES,
+    ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, next_seq,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
@@ -383,13 +382,7 @@ fn check_creation(txn: &WriteTransaction, new: &NewRollout) -> Result<(Record, b
         ));
     }
     // A device type that requires signed images gets none other through a rollout.
-    super::signing::release_allowed(
-        &txn.open_table(SIGNATURE_POLICIES)?,
-        &txn.open_table(IMAGE_SIGNATURES)?,
-        &txn.open_table(SIGNING_KEYS)?,
-        &record,
-        dt,
-    )?;
+    super::signing::check_release(txn, &record, dt, super::signing::now_s())?;
     let associated = txn
         .open_table(ASSOC_BY_RECORD)?
         .get((record.id, dt))?

@@ -216,26 +216,6 @@ fn record_by_id(
     codec::get(records, id)
 }
 
-/// The release rule on open tables (what `Store::may_release` asks, and what rollout
-/// creation checks inside its own transaction): Ok unless the device type requires
-/// signatures and the record has no usable one, which is 409 `signature_required`.
-pub(crate) fn release_allowed(
-    policies: &impl ReadableTable<&'static str, &'static [u8]>,
-    sigs: &impl ReadableTable<(u64, &'static str), &'static [u8]>,
-    keys: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    record: &Record,
-    dt: &str,
-) -> Result<()> {
-    if !requires_signature(policies, dt)? {
-        return Ok(());
-    }
-    if usable_signatures(sigs, keys, record, dt, now_s())?.is_empty() {
-        Err(unsigned_error())
-    } else {
-        Ok(())
-    }
-}
-
 pub(crate) fn now_s() -> u64 {
     now_ms() / 1000
 }
@@ -523,12 +503,20 @@ impl Store {
         let txn = self.read()?;
         let record = record_by_id(&txn.open_table(RECORDS)?, record_id)?
             .ok_or_else(|| StoreError::not_found("firmware image", "unknown_image"))?;
-        release_allowed(
-            &txn.open_table(SIGNATURE_POLICIES)?,
+        if !requires_signature(&txn.open_table(SIGNATURE_POLICIES)?, dt)? {
+            return Ok(());
+        }
+        let usable = usable_signatures(
             &txn.open_table(IMAGE_SIGNATURES)?,
             &txn.open_table(SIGNING_KEYS)?,
             &record,
             dt,
-        )
+            now_s(),
+        )?;
+        if usable.is_empty() {
+            Err(unsigned_error())
+        } else {
+            Ok(())
+        }
     }
 }

@@ -193,8 +193,8 @@ export function describeOta(ota, size) {
 
 // Devices whose push status is followed one by one; the rest are counted by the summary.
 const WATCHED = 50;
-// Pushes in flight at once from the browser.
-const PUSH_PARALLEL = 8;
+// Device ids per push request (the server allows api.push_batch_max, 1,000 by default).
+const PUSH_BATCH = 500;
 
 export async function deployScreen(ctx, type, vn) {
   const { view } = ctx;
@@ -334,7 +334,8 @@ export async function deployScreen(ctx, type, vn) {
     if (polling) setTimeout(poll, 1000);
   }
 
-  // Every device of the filter, a page of the device list at a time, pushed a few at once.
+  // Every device of the filter: a page of the device list at a time, each page pushed in
+  // requests of PUSH_BATCH ids (one transaction each on the server).
   async function pushAll() {
     const target = matched;
     let done = 0;
@@ -342,24 +343,21 @@ export async function deployScreen(ctx, type, vn) {
     const refused = new Map();
     pushProgress.hidden = false;
     const q = filterQuery();
-    const pushOne = async (id) => {
-      try {
-        await put(pp("deviceTypes", q.deviceTypeId, "firmwareImages", record.id, "push"), { value: id });
-        ok++;
-        if (rows.size < WATCHED) statusRow(id);
-      } catch (err) {
-        const why = err.trace === "would_downgrade" ? "already run this version or a newer one" : err.message;
-        refused.set(why, (refused.get(why) || 0) + 1);
-      }
-      done++;
-      pushProgress.value = target ? Math.floor((done / target) * 100) : 100;
-      pushText.textContent = `Pushed ${done} of ${target}`;
-    };
     for (let page = 0; ctx.live(); page++) {
       const list = await get(pp("devices") + query({ ...q, page, size: 1000 }));
       const ids = list.content.map((d) => d.deviceId);
-      for (let i = 0; i < ids.length; i += PUSH_PARALLEL) {
-        await Promise.all(ids.slice(i, i + PUSH_PARALLEL).map(pushOne));
+      for (let i = 0; i < ids.length; i += PUSH_BATCH) {
+        const batch = ids.slice(i, i + PUSH_BATCH);
+        const r = await put(pp("deviceTypes", q.deviceTypeId, "firmwareImages", record.id, "push"), { values: batch });
+        ok += r.pushed.length;
+        for (const id of r.pushed) if (rows.size < WATCHED) statusRow(id);
+        for (const x of r.refused) {
+          const why = x.trace === "would_downgrade" ? "already run this version or a newer one" : x.message;
+          refused.set(why, (refused.get(why) || 0) + 1);
+        }
+        done += batch.length;
+        pushProgress.value = target ? Math.floor((done / target) * 100) : 100;
+        pushText.textContent = `Pushed ${done} of ${target}`;
       }
       if (page + 1 >= list.totalPages) break;
     }
