@@ -28,7 +28,8 @@ const DOWNLOAD_PIECE: u64 = 256 * 1024;
 
 enum Piece {
     Data(Bytes),
-    End,
+    /// The body is complete; the filename it was uploaded under, if any.
+    End(Option<String>),
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -39,9 +40,20 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256.
+/// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256. The
+/// filename kept with it is `?filename=`, else the multipart part's filename.
 pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incoming) -> Answer {
     let limit = app.config.storage.max_binary_size;
+    let explicit = match super::extract::query_form(ctx.query.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "filename")
+    {
+        Some((_, raw)) => Some(
+            crate::store::clean_filename(&raw)
+                .map_err(|m| ApiError::bad_request("bad_filename", m))?,
+        ),
+        None => None,
+    };
     let declared = ctx
         .headers
         .get(header::CONTENT_LENGTH)
@@ -93,7 +105,12 @@ pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incomi
         while let Some(piece) = rx.blocking_recv() {
             match piece {
                 Piece::Data(bytes) => ingest.write(&bytes)?,
-                Piece::End => return ingest.finish().map(Some),
+                Piece::End(name) => {
+                    if let Some(name) = name {
+                        ingest.set_filename(name);
+                    }
+                    return ingest.finish().map(Some);
+                }
             }
         }
         // The sender went away without End: the upload failed; dropping discards it.
@@ -150,8 +167,19 @@ pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, mut body: Incomi
     {
         outcome = Err(ApiError::bad_request("bad_multipart", e.to_string()));
     }
+    let filename = match (explicit, multipart.as_ref().and_then(|m| m.filename())) {
+        (Some(name), _) => Some(name),
+        (None, Some(raw)) => match crate::store::clean_filename(raw) {
+            Ok(name) => Some(name),
+            Err(m) => {
+                outcome = outcome.and(Err(ApiError::bad_request("bad_filename", m)));
+                None
+            }
+        },
+        (None, None) => None,
+    };
     if outcome.is_ok() && ended {
-        let _ = tx.send(Piece::End).await;
+        let _ = tx.send(Piece::End(filename)).await;
     }
     drop(tx);
     let staged = writer

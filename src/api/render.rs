@@ -4,10 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
+    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta, hex,
     version_attribute_id,
 };
-use crate::store::AssociationView;
+use crate::store::{Artifact, AssociationView};
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -165,4 +165,23 @@ pub fn audit(e: &AuditEntry) -> Value {
     }));
     put_opt(&mut m, "detail", Some(&e.detail));
     Value::Object(m)
+}
+
+/// A record's binary as clients download it: filename, size and every digest.
+pub fn artifact(a: &Artifact) -> Value {
+    json!({
+        "filename": a.filename,
+        "size": a.size,
+        "sha256": hex(&a.sha256),
+        "sha1": hex(&a.digests.sha1),
+        "md5": hex(&a.digests.md5),
+    })
+}
+
+/// A record with its binary's details, when it has one.
+pub fn with_artifact(mut record: Value, artifact: Option<&Artifact>) -> Value {
+    if let (Some(a), Some(m)) = (artifact, record.as_object_mut()) {
+        m.insert("binary".into(), self::artifact(a));
+    }
+    record
 }

@@ -14,6 +14,7 @@
 //!   device types (`types.rs`), records and their version counters (`records.rs`),
 //!   associations with device types (`associations.rs`); shared row access in `mod.rs`.
 //! - `blobs.rs`: binaries (uploads, published blobs, their rows and references);
+//!   `digests.rs`: their SHA-1 and MD5 (computed beside the upload) and upload filenames;
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens.
@@ -29,6 +30,7 @@ mod catalog;
 // The file format, public for the offline tools' tests that build or damage rows by hand.
 pub mod codec;
 mod devices;
+mod digests;
 mod rowcache;
 mod space;
 pub mod tables;
@@ -42,6 +44,7 @@ pub use blobs::{
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
+pub use digests::{Artifact, Digests, MAX_FILENAME, clean_filename, default_filename};
 pub use space::free_bytes;
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};

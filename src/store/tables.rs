@@ -60,6 +60,12 @@ pub const STAGED: TableDefinition<(&str, &[u8; 32]), u64> = TableDefinition::new
 /// (partner id, sha256) → blake3: binaries moved to a partner's repository (one blob ref each).
 pub const OWNED: TableDefinition<(&str, &[u8; 32]), &[u8; 32]> = TableDefinition::new("owned");
 
+/// blake3 → encoded `Digests` (SHA-1 and MD5) of a published or staged binary's bytes.
+pub const DIGESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("digests");
+/// (partner id, sha256) → the filename given when the partner uploaded those bytes.
+pub const BINARY_NAMES: TableDefinition<(&str, &[u8; 32]), &str> =
+    TableDefinition::new("binary_names");
+
 /// sha256 of an API access token → encoded `Token`.
 pub const TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tokens");
 /// sha256 of a device token → device id (device tokens as HTTP bearer tokens).
@@ -94,6 +100,8 @@ macro_rules! for_all_tables {
             UPLOADS,
             STAGED,
             OWNED,
+            DIGESTS,
+            BINARY_NAMES,
             TOKENS,
             DEVICE_TOKENS
         )
