@@ -270,14 +270,29 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeAnswer {
 /// `GET|HEAD .../binaries/{sha256}`: the caller is the path's partner (or an admin) or a
 /// device, by the route's access rule; a device's entitlement is checked here.
 pub async fn download(app: &Arc<App>, ctx: &Ctx, partner: String, raw_sha: String) -> Answer {
-    let principal = ctx.principal.clone();
-    let head = ctx.method == Method::HEAD;
     let sha = parse_sha(&raw_sha)?;
-    let range = ctx
-        .headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    deliver(app, ctx, &ctx.principal, &partner, &sha)
+}
+
+/// Answers a GET or HEAD of the binary `sha` on `partner`'s path for `principal` (a device
+/// is checked for entitlement): Range, If-Range, If-None-Match, ETag. The DDI artifact
+/// download is this same answer.
+pub fn deliver(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    principal: &Principal,
+    partner: &str,
+    sha: &[u8; 32],
+) -> Answer {
+    let head = ctx.method == Method::HEAD;
+    let header_str = |name: header::HeaderName| {
+        ctx.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let range = header_str(header::RANGE);
+    let if_range = header_str(header::IF_RANGE);
     let if_none_match = ctx
         .headers
         .get(header::IF_NONE_MATCH)
@@ -290,11 +305,14 @@ pub async fn download(app: &Arc<App>, ctx: &Ctx, partner: String, raw_sha: Strin
     // profile of small range requests. Larger ranges stream from the blocking pool.
     let found = lookup(
         app,
-        &principal,
-        &partner,
-        &sha,
-        range.as_deref(),
-        if_none_match.as_deref(),
+        principal,
+        partner,
+        sha,
+        Conditions {
+            range: range.as_deref(),
+            if_range: if_range.as_deref(),
+            if_none_match: if_none_match.as_deref(),
+        },
         head,
     )?;
     let Lookup {
@@ -367,10 +385,14 @@ fn lookup(
     principal: &Principal,
     partner: &str,
     sha: &[u8; 32],
-    range: Option<&str>,
-    if_none_match: Option<&str>,
+    conditions: Conditions<'_>,
     head: bool,
 ) -> Result<Option<Lookup>, ApiError> {
+    let Conditions {
+        range,
+        if_range,
+        if_none_match,
+    } = conditions;
     let s = &app.store;
     let scope = match principal {
         Principal::Device { device_id } => Scope::Device(device_id.clone(), partner.to_string()),
@@ -407,6 +429,10 @@ fn lookup(
             || v.split(',')
                 .any(|t| t.trim().as_bytes() == blob.etag.as_bytes())
     });
+    // A Range whose If-Range names another representation gets the whole binary (RFC 9110
+    // 13.1.5); dates are never equal to a strong ETag, so they do too.
+    let range =
+        range.filter(|_| if_range.is_none_or(|v| v.trim().as_bytes() == blob.etag.as_bytes()));
     let answer = parse_range(range, blob.meta.size);
     let (a, b) = match answer {
         RangeAnswer::Whole => (0, blob.meta.size),
@@ -424,6 +450,13 @@ fn lookup(
         answer,
         small,
     }))
+}
+
+/// The request headers that decide which bytes a download answers.
+struct Conditions<'a> {
+    range: Option<&'a str>,
+    if_range: Option<&'a str>,
+    if_none_match: Option<&'a str>,
 }
 
 /// What a download needs to answer.

@@ -147,11 +147,21 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
 }
 
 pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
-    let found = app.blocking(move |s| Ok(s.device(&device)?)).await?;
-    let d = found
-        .filter(|d| d.partner_id == partner)
-        .ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
-    Ok(json_response(StatusCode::OK, &render::device(&d)))
+    let found = app
+        .blocking(move |s| {
+            let Some(d) = s.device(&device)?.filter(|d| d.partner_id == partner) else {
+                return Ok(None);
+            };
+            let ddi = s.ddi_state(&d.id)?;
+            Ok(Some((d, ddi)))
+        })
+        .await?;
+    let (d, ddi) =
+        found.ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &render::with_ddi(render::device(&d), &d, &ddi),
+    ))
 }
 
 pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {

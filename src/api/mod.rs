@@ -6,7 +6,8 @@
 //! path segments, forms and queries, JSON fields), `errors.rs` (the error body and the
 //! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
 //! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
-//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `admin.rs` (OAuth, partners, users,
+//! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `ddi/` (hawkBit DDI for Linux
+//! update agents, and the partner's DDI settings), `admin.rs` (OAuth, partners, users,
 //! audit, backup, health, metrics, me) and `metrics.rs` (request counters).
 //!
 //! Not here: the listener (`server/`), the web UI's files (`web/`).
@@ -16,6 +17,7 @@ mod auth;
 mod binaries;
 mod body;
 mod catalog;
+mod ddi;
 mod devices;
 mod errors;
 mod extract;
@@ -157,7 +159,13 @@ pub async fn handle(
             ("(unmatched)", label, Err(e))
         }
     };
-    let mut resp = result.unwrap_or_else(|e| error_response(&e, &path, head));
+    let mut resp = result.unwrap_or_else(|e| {
+        if template.starts_with("/{tenant}/") {
+            ddi::error_response(&e, head)
+        } else {
+            error_response(&e, &path, head)
+        }
+    });
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -202,7 +210,7 @@ async fn dispatch(
 ) -> (String, Result<Response<Body>, ApiError>) {
     let (parts, body) = req.into_parts();
     let principal = match matched.route.access {
-        Access::Anonymous => Principal::Anonymous,
+        Access::Anonymous | Access::Ddi => Principal::Anonymous,
         _ => match principal_of(app, &parts.headers).await {
             Ok(p) => p,
             Err(e) => return (String::new(), Err(e)),

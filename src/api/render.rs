@@ -4,10 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta, hex,
-    version_attribute_id,
+    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, OtaState, Partner, Record, TypeOta,
+    hex, version_attribute_id,
 };
-use crate::store::{Artifact, AssociationView};
+use crate::store::{Artifact, AssociationView, DdiState};
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -153,6 +153,24 @@ pub fn device(d: &Device) -> Value {
         m.insert("lastSeenTimestamp".into(), json!(seen));
     }
     Value::Object(m)
+}
+
+/// A device with what its DDI agent reported: its attributes, and per type the reason of a
+/// current failure.
+pub fn with_ddi(mut v: Value, d: &Device, ddi: &DdiState) -> Value {
+    if let Some(attrs) = &ddi.attributes {
+        v["attributes"] = json!(attrs);
+    }
+    if let Some(list) = v["ota"].as_array_mut() {
+        for (entry, (t, o)) in list.iter_mut().zip(&d.ota) {
+            if o.current.state == OtaState::Failed
+                && let Some(reason) = ddi.reasons.get(t)
+            {
+                entry["reason"] = json!(reason);
+            }
+        }
+    }
+    v
 }
 
 pub fn audit(e: &AuditEntry) -> Value {

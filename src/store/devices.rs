@@ -12,8 +12,8 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use super::blobs::{BlobMeta, get_blob};
 use super::catalog::{get_device_type, get_record, own_device_type};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE,
-    RECORDS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DDI_ACTIONS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES,
+    DEVICES_BY_TYPE, RECORDS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
@@ -320,6 +320,7 @@ impl Store {
             txn.open_table(DEVICE_TOKENS)?.remove(&device.token_hash)?;
             txn.open_table(DEVICES_BY_TYPE)?
                 .remove((device.device_type_id.as_str(), id.as_str()))?;
+            txn.open_table(DDI_ACTIONS)?.remove(id.as_str())?;
             audit::append(
                 txn,
                 &actor,

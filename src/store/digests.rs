@@ -16,9 +16,8 @@ use bytes::Bytes;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::blobs::get_blob;
 use super::tables::{BINARY_NAMES, BLOBS, DIGESTS};
-use super::{Result, Store, StoreError, codec};
+use super::{BlobMeta, Result, Store, StoreError, codec};
 use crate::model::Record;
 
 /// The SHA-1 and MD5 of one binary's bytes.
@@ -239,7 +238,8 @@ impl Store {
         if let Some(d) = codec::get(&txn.open_table(DIGESTS)?, blake3)? {
             return Ok(Some(d));
         }
-        let Some(meta) = get_blob(&txn.open_table(BLOBS)?, blake3)? else {
+        let found: Option<BlobMeta> = codec::get(&txn.open_table(BLOBS)?, blake3)?;
+        let Some(meta) = found else {
             return Ok(None);
         };
         drop(txn);

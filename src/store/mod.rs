@@ -17,7 +17,8 @@
 //!   `digests.rs`: their SHA-1 and MD5 (computed beside the upload) and upload filenames;
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
-//! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens.
+//! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens;
+//!   `ddi.rs`: hawkBit DDI tenants, gateway tokens and the actions advertised to DDI agents.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
 //!   `verify.rs`: the offline consistency check.
 //!
@@ -27,6 +28,7 @@ mod audit;
 mod backup;
 mod blobs;
 mod catalog;
+mod ddi;
 // The file format, public for the offline tools' tests that build or damage rows by hand.
 pub mod codec;
 mod devices;
@@ -43,6 +45,10 @@ pub use blobs::{
     Upload, UploadState,
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
+pub use ddi::{
+    ConfigMode, DdiAction, DdiChunk, DdiCredential, DdiOutcome, DdiPoll, DdiSlot, DdiState,
+    GatewayToken, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, MAX_ATTRIBUTES, action_id,
+};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
 pub use digests::{Artifact, Digests, MAX_FILENAME, clean_filename, default_filename};
 pub use space::free_bytes;

@@ -66,6 +66,18 @@ pub const DIGESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("dig
 pub const BINARY_NAMES: TableDefinition<(&str, &[u8; 32]), &str> =
     TableDefinition::new("binary_names");
 
+/// lowercase DDI tenant name → partner id, for partners whose tenant is not their id.
+pub const DDI_TENANTS: TableDefinition<&str, &str> = TableDefinition::new("ddi_tenants");
+/// partner id → its DDI tenant name as set (absent: the partner id).
+pub const PARTNER_TENANTS: TableDefinition<&str, &str> = TableDefinition::new("partner_tenants");
+/// sha256 of a DDI gateway token → partner id.
+pub const GATEWAY_TOKENS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("gateway_tokens");
+/// partner id → encoded `GatewayToken` (its hash and when it was made): one per partner.
+pub const GATEWAY_BY_PARTNER: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("gateway_by_partner");
+/// device id → encoded `DdiState`: the actions advertised to a DDI agent.
+pub const DDI_ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("ddi_actions");
+
 /// sha256 of an API access token → encoded `Token`.
 pub const TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tokens");
 /// sha256 of a device token → device id (device tokens as HTTP bearer tokens).
@@ -102,6 +114,11 @@ macro_rules! for_all_tables {
             OWNED,
             DIGESTS,
             BINARY_NAMES,
+            DDI_TENANTS,
+            PARTNER_TENANTS,
+            GATEWAY_TOKENS,
+            GATEWAY_BY_PARTNER,
+            DDI_ACTIONS,
             TOKENS,
             DEVICE_TOKENS
         )

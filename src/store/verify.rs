@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 
 use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState};
 use super::catalog::{counter_scope, name_key};
+use super::ddi::{DdiState, GatewayToken};
 use super::digests::{DigestPair, Digests};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BINARY_NAMES, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS,
-    DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, DIGESTS, OUTBOARDS, OWNED, PARTNERS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BINARY_NAMES, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DDI_ACTIONS,
+    DDI_TENANTS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, DIGESTS,
+    GATEWAY_BY_PARTNER, GATEWAY_TOKENS, OUTBOARDS, OWNED, PARTNER_TENANTS, PARTNERS,
     RECORD_BY_NUMBER, RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, STAGED, UPLOADS, USERS,
 };
 use super::{Result, codec};
@@ -79,6 +81,7 @@ pub fn verify(db: &Database) -> Result<Report> {
     }
     check_devices(&txn, &mut report)?;
     check_people(&txn, &mut report)?;
+    check_ddi(&txn, &mut report)?;
     Ok(report)
 }
 
@@ -482,6 +485,81 @@ fn check_people(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
         let (k, v) = entry?;
         if let Err(e) = codec::decode::<Partner>(v.value()) {
             report.problems.push(format!("partner {}: {e}", k.value()));
+        }
+    }
+    Ok(())
+}
+
+/// DDI tenants name existing partners both ways, gateway tokens likewise, and DDI actions
+/// belong to existing devices.
+fn check_ddi(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let partners = txn.open_table(PARTNERS)?;
+    let tenants = txn.open_table(DDI_TENANTS)?;
+    let partner_tenants = txn.open_table(PARTNER_TENANTS)?;
+    for entry in tenants.iter()? {
+        let (k, v) = entry?;
+        let back = partner_tenants
+            .get(v.value())?
+            .map(|t| t.value().to_ascii_lowercase());
+        if partners.get(v.value())?.is_none() || back.as_deref() != Some(k.value()) {
+            report.problems.push(format!(
+                "DDI tenant {} does not match partner {}",
+                k.value(),
+                v.value()
+            ));
+        }
+    }
+    for entry in partner_tenants.iter()? {
+        let (k, v) = entry?;
+        let lower = v.value().to_ascii_lowercase();
+        let indexed = tenants.get(lower.as_str())?.map(|p| p.value() == k.value());
+        if crate::model::validate_ddi_tenant(v.value()).is_err() || indexed != Some(true) {
+            report.problems.push(format!(
+                "partner {}: DDI tenant {:?} is invalid or not indexed",
+                k.value(),
+                v.value()
+            ));
+        }
+    }
+    let gateway = txn.open_table(GATEWAY_TOKENS)?;
+    for entry in txn.open_table(GATEWAY_BY_PARTNER)?.iter()? {
+        let (k, v) = entry?;
+        let ok = match codec::decode::<GatewayToken>(v.value()) {
+            Ok(g) => gateway
+                .get(&g.hash)?
+                .is_some_and(|p| p.value() == k.value()),
+            Err(_) => false,
+        };
+        if !ok || partners.get(k.value())?.is_none() {
+            report.problems.push(format!(
+                "partner {}: gateway token is undecodable or not indexed",
+                k.value()
+            ));
+        }
+    }
+    for entry in gateway.iter()? {
+        let (k, v) = entry?;
+        let own: Option<GatewayToken> =
+            codec::get(&txn.open_table(GATEWAY_BY_PARTNER)?, v.value()).unwrap_or(None);
+        if own.is_none_or(|g| &g.hash != k.value()) {
+            report.problems.push(format!(
+                "gateway token of partner {} is not its current one",
+                v.value()
+            ));
+        }
+    }
+    let devices = txn.open_table(DEVICES)?;
+    for entry in txn.open_table(DDI_ACTIONS)?.iter()? {
+        let (k, v) = entry?;
+        if devices.get(k.value())?.is_none() {
+            report
+                .problems
+                .push(format!("DDI actions of missing device {}", k.value()));
+        }
+        if let Err(e) = codec::decode::<DdiState>(v.value()) {
+            report
+                .problems
+                .push(format!("DDI actions of device {}: {e}", k.value()));
         }
     }
     Ok(())
