@@ -244,11 +244,12 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                     ("installed", installed(&d)),
                     ("created", time(&d, "createdTimestamp")),
                     ("lastSeen", time(&d, "lastSeenTimestamp")),
+                    ("attributes", attributes(&d)),
                 ]);
                 t.push_str(&sub_table(
                     &d,
                     "ota",
-                    &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT"],
+                    &["TYPE", "VN", "STATE", "RESULT", "BYTES", "AT", "REASON"],
                     |o| {
                         vec![
                             text(o, "type"),
@@ -257,6 +258,7 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                             text(o, "result"),
                             text(o, "bytesDone"),
                             time(o, "timestamp"),
+                            text(o, "reason"),
                         ]
                     },
                 ));
@@ -315,4 +317,17 @@ fn sub_table(d: &Value, key: &str, header: &[&str], row: impl Fn(&Value) -> Vec<
         return String::new();
     }
     format!("\n{}", table(header, &rows))
+}
+
+/// The attributes a DDI agent reported, as `key=value` pairs.
+fn attributes(d: &Value) -> String {
+    d.get("attributes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }

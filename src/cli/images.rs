@@ -224,7 +224,7 @@ fn send_binary(ctx: &mut Ctx, base: &str, file: &std::path::Path) -> Result<(Str
     let progress = Progress::new(&format!("uploading {shown}"));
     let sent = ctx.client.upload_file(
         Method::POST,
-        &format!("{base}/binaries"),
+        &format!("{base}/binaries?filename={}", seg(&shown)),
         file,
         "application/octet-stream",
         &progress,

@@ -18,6 +18,7 @@
 mod audit;
 mod backup;
 mod client;
+mod ddi;
 mod device;
 mod devices;
 mod fleet;
@@ -140,6 +141,15 @@ pub enum Command {
         common: Common,
         #[command(subcommand)]
         cmd: images::ImageCommand,
+    },
+    /// hawkBit DDI settings of the partner: tenant name and gateway token (docs/ddi.md).
+    ///
+    /// Example: otad ddi gateway-token --out gateway-token.txt
+    Ddi {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: ddi::DdiCommand,
     },
     /// Fleet overview.
     ///
@@ -299,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             admin(&common, &config, |c| types::device_type(cmd, c))
         }
         Command::Image { common, cmd } => admin(&common, &config, |c| images::run(cmd, c)),
+        Command::Ddi { common, cmd } => admin(&common, &config, |c| ddi::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),
