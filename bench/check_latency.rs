@@ -153,6 +153,7 @@ fn main() {
                 device_id: format!("dev-{i:07}"),
                 device_type_id: device_types[i % o.device_types].clone(),
                 token_hash: token_hash(format!("t{i}")),
+                labels: Default::default(),
             })
             .collect();
         store

@@ -545,14 +545,17 @@ fn read_json_request(
         // Errors name lines, so the line numbers must be those of the text, in order.
         let lines = text.lines().count();
         for pair in rows.windows(2) {
-            assert!(pair[0].0 < pair[1].0, "import lines out of order");
+            assert!(pair[0].line < pair[1].line, "import lines out of order");
         }
         assert!(
-            rows.iter().all(|&(n, _, _)| (1..=lines).contains(&n)),
+            rows.iter().all(|r| (1..=lines).contains(&r.line)),
             "import line past the {lines} of the text"
         );
         return Ok(JsonRequest::Import {
-            rows: rows.into_iter().map(|(_, d, t)| (d, t)).collect(),
+            rows: rows
+                .into_iter()
+                .map(|r| (r.device_id, r.device_type_id))
+                .collect(),
         });
     }
     let f = Fields::parse(body)?;

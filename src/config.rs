@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::datadir::DataDir;
+use crate::model::LabelLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -143,6 +144,14 @@ pub struct StorageConfig {
     pub delivery_cache_mib: usize,
     /// Uploads stop (507) rather than leave less than this much free space, in MiB.
     pub min_free_mib: usize,
+    /// Most tags one device may carry.
+    pub device_tags_max: usize,
+    /// Most attributes one device may carry.
+    pub device_attributes_max: usize,
+    /// Longest device attribute key, in bytes.
+    pub attribute_key_max: usize,
+    /// Longest device attribute value, in bytes.
+    pub attribute_value_max: usize,
 }
 
 impl Default for Config {
@@ -212,6 +221,22 @@ impl Default for StorageConfig {
             cache_mib: 32,
             delivery_cache_mib: 256,
             min_free_mib: 256,
+            device_tags_max: LabelLimits::default().tags,
+            device_attributes_max: LabelLimits::default().attributes,
+            attribute_key_max: LabelLimits::default().key_bytes,
+            attribute_value_max: LabelLimits::default().value_bytes,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The bounds on device tags and attributes.
+    pub fn label_limits(&self) -> LabelLimits {
+        LabelLimits {
+            tags: self.device_tags_max,
+            attributes: self.device_attributes_max,
+            key_bytes: self.attribute_key_max,
+            value_bytes: self.attribute_value_max,
         }
     }
 }
@@ -354,6 +379,20 @@ impl Config {
         if !(1..=65_536).contains(&d.max_details_chars) {
             return invalid("ddi.max_details_chars", "must be 1-65536");
         }
+        for (key, value, max) in [
+            ("storage.device_tags_max", s.device_tags_max, 1024),
+            (
+                "storage.device_attributes_max",
+                s.device_attributes_max,
+                1024,
+            ),
+            ("storage.attribute_key_max", s.attribute_key_max, 1024),
+            ("storage.attribute_value_max", s.attribute_value_max, 65_536),
+        ] {
+            if !(1..=max).contains(&value) {
+                return invalid(key, &format!("must be 1-{max}"));
+            }
+        }
         Ok(())
     }
 
@@ -465,5 +504,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.commit_batch_max"), "{err}");
+        for key in [
+            "device_tags_max",
+            "device_attributes_max",
+            "attribute_key_max",
+            "attribute_value_max",
+        ] {
+            let err = Config::from_toml(&format!("[storage]\n{key} = 0\n"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("storage.{key}")), "{err}");
+        }
+        let tight =
+            Config::from_toml("[storage]\ndevice_tags_max = 2\n", Path::new("c.toml")).unwrap();
+        assert_eq!(tight.storage.label_limits().tags, 2);
     }
 }

@@ -173,11 +173,16 @@ pub fn validate_version_string(value: &str) -> Result<(), ModelError> {
 /// Tags: at most 32, each 1–64 bytes, no commas (the list filter is comma-separated), no
 /// control characters, no leading/trailing blanks, no duplicates.
 pub fn validate_tags(tags: &[String]) -> Result<(), ModelError> {
-    if tags.len() > TAGS_MAX {
+    validate_tag_list(tags, TAGS_MAX)
+}
+
+/// The rules of [`validate_tags`] with another bound on their number.
+fn validate_tag_list(tags: &[String], max: usize) -> Result<(), ModelError> {
+    if tags.len() > max {
         return Err(ModelError::new(
             "tags",
             "too_many_tags",
-            format!("{} tags given; at most {TAGS_MAX} are allowed", tags.len()),
+            format!("{} tags given; at most {max} are allowed", tags.len()),
         ));
     }
     for (i, tag) in tags.iter().enumerate() {
@@ -204,6 +209,130 @@ pub fn validate_tags(tags: &[String]) -> Result<(), ModelError> {
         }
     }
     Ok(())
+}
+
+/// Tags and attributes of a device: set through the API, or by the device itself (DDI
+/// configData). Rollouts narrow their target with them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLabels {
+    pub tags: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl DeviceLabels {
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty() && self.attributes.is_empty()
+    }
+
+    /// Has every tag of `tags` and every `key = value` of `attributes`.
+    pub fn matches(&self, tags: &[String], attributes: &BTreeMap<String, String>) -> bool {
+        tags.iter().all(|t| self.tags.contains(t))
+            && attributes
+                .iter()
+                .all(|(k, v)| self.attributes.get(k) == Some(v))
+    }
+}
+
+/// Bounds on a device's labels (config keys `storage.device_tags_max`,
+/// `storage.device_attributes_max`, `storage.attribute_key_max`,
+/// `storage.attribute_value_max`). Tags are 1–64 bytes like image tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelLimits {
+    pub tags: usize,
+    pub attributes: usize,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        Self {
+            tags: 32,
+            attributes: 64,
+            key_bytes: 64,
+            value_bytes: 256,
+        }
+    }
+}
+
+/// Why a device's labels break their rules; becomes a [`ModelError`] (400) at the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("{0}")]
+    Tag(ModelError),
+    #[error("{given} attributes given; at most {max} are allowed")]
+    TooManyAttributes { given: usize, max: usize },
+    #[error(
+        "attribute key {key:?} must be 1-{max} bytes without control characters, edge blanks, '=', ';' or ','"
+    )]
+    BadKey { key: String, max: usize },
+    #[error("the value of attribute {key:?} is {len} bytes; at most {max} are allowed")]
+    ValueTooLong { key: String, len: usize, max: usize },
+    #[error("the value of attribute {key:?} contains control characters")]
+    BadValue { key: String },
+}
+
+impl From<LabelError> for ModelError {
+    fn from(e: LabelError) -> Self {
+        let (field, trace) = match &e {
+            LabelError::Tag(inner) => return inner.clone(),
+            LabelError::TooManyAttributes { .. } => ("attributes", "too_many_attributes"),
+            LabelError::BadKey { .. } => ("attributes", "invalid_attribute_key"),
+            LabelError::ValueTooLong { .. } => ("attributes", "attribute_too_long"),
+            LabelError::BadValue { .. } => ("attributes", "invalid_attribute_value"),
+        };
+        ModelError::new(field, trace, e.to_string())
+    }
+}
+
+/// Checks a device's tags (the image tag rules, at most `limits.tags`).
+pub fn validate_device_tags(tags: &[String], limits: &LabelLimits) -> Result<(), LabelError> {
+    validate_tag_list(tags, limits.tags).map_err(LabelError::Tag)
+}
+
+/// Checks a device's attributes: at most `limits.attributes`; keys 1–`key_bytes` bytes,
+/// single-line, without the separators of the list filter and the CSV import (`=`, `;`,
+/// `,`); values up to `value_bytes` bytes (empty allowed), single-line.
+pub fn validate_attributes(
+    attributes: &BTreeMap<String, String>,
+    limits: &LabelLimits,
+) -> Result<(), LabelError> {
+    if attributes.len() > limits.attributes {
+        return Err(LabelError::TooManyAttributes {
+            given: attributes.len(),
+            max: limits.attributes,
+        });
+    }
+    for (key, value) in attributes {
+        let key_ok = !key.is_empty()
+            && key.len() <= limits.key_bytes
+            && !has_control(key)
+            && key.trim() == key
+            && !key.contains(['=', ';', ',']);
+        if !key_ok {
+            return Err(LabelError::BadKey {
+                key: key.clone(),
+                max: limits.key_bytes,
+            });
+        }
+        if value.len() > limits.value_bytes {
+            return Err(LabelError::ValueTooLong {
+                key: key.clone(),
+                len: value.len(),
+                max: limits.value_bytes,
+            });
+        }
+        if has_control(value) {
+            return Err(LabelError::BadValue { key: key.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Both halves of a device's labels.
+pub fn validate_labels(labels: &DeviceLabels, limits: &LabelLimits) -> Result<(), LabelError> {
+    validate_device_tags(&labels.tags, limits)?;
+    validate_attributes(&labels.attributes, limits)
 }
 
 fn is_id_char(c: u8) -> bool {
@@ -622,6 +751,48 @@ mod tests {
         }
         assert!(validate_tags(&["t".repeat(TAG_MAX + 1)]).is_err());
         assert!(validate_tags(&["x".into(), "x".into()]).is_err());
+    }
+
+    #[test]
+    fn device_labels_rules() {
+        let limits = LabelLimits::default();
+        let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        validate_attributes(&attrs(&[("region", "eu"), ("empty", "")]), &limits).unwrap();
+        let many: BTreeMap<String, String> =
+            (0..=64).map(|i| (format!("k{i}"), String::new())).collect();
+        assert_eq!(
+            validate_attributes(&many, &limits),
+            Err(LabelError::TooManyAttributes { given: 65, max: 64 })
+        );
+        for bad in ["", "a=b", "a;b", "a,b", " k", "k\u{1}", &"k".repeat(65)] {
+            let e = validate_attributes(&attrs(&[(bad, "v")]), &limits).unwrap_err();
+            assert!(matches!(e, LabelError::BadKey { .. }), "{bad:?}");
+            assert_eq!(ModelError::from(e).trace, "invalid_attribute_key");
+        }
+        validate_attributes(&attrs(&[(&"k".repeat(64), &"v".repeat(256))]), &limits).unwrap();
+        let e = validate_attributes(&attrs(&[("k", &"v".repeat(257))]), &limits).unwrap_err();
+        assert_eq!(ModelError::from(e).trace, "attribute_too_long");
+        let e = validate_attributes(&attrs(&[("k", "a\nb")]), &limits).unwrap_err();
+        assert_eq!(ModelError::from(e).trace, "invalid_attribute_value");
+        let tags: Vec<String> = (0..=32).map(|i| format!("t{i}")).collect();
+        let e = validate_device_tags(&tags, &limits).unwrap_err();
+        assert_eq!(ModelError::from(e).trace, "too_many_tags");
+        let tight = LabelLimits { tags: 1, ..limits };
+        assert!(validate_device_tags(&tags[..2], &tight).is_err());
+        validate_device_tags(&tags[..1], &tight).unwrap();
+        let labels = DeviceLabels {
+            tags: vec!["beta".into(), "eu".into()],
+            attributes: attrs(&[("hw", "rev2")]),
+        };
+        assert!(labels.matches(&["eu".into()], &attrs(&[("hw", "rev2")])));
+        assert!(labels.matches(&[], &BTreeMap::new()));
+        assert!(!labels.matches(&["us".into()], &BTreeMap::new()));
+        assert!(!labels.matches(&[], &attrs(&[("hw", "rev3")])));
     }
 
     #[test]

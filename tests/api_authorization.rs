@@ -453,6 +453,10 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
             partner_path(&format!("/devices/{}", w.device)),
             Payload::None,
         ),
+        ("PUT", "/devices/{deviceId}") => (
+            partner_path(&format!("/devices/{}", w.device)),
+            Payload::Json(json!({ "tags": [format!("matrix-{col}")] })),
+        ),
         ("DELETE", "/devices/{deviceId}") | ("POST", "/devices/{deviceId}/token") => {
             let id = format!("matrix-{}-{col}", method.to_lowercase());
             api.register_device(&a.id, tok, &id, dt);

@@ -620,6 +620,28 @@ fn devices_import_of_ten_thousand_fleet_status_and_audit() {
     assert_eq!(field(&on_v1[0], "deviceId"), "kettle-0");
     assert_eq!(cli.run(&["device", "list", "--type", "3"]).code, 2);
 
+    // Labels: set, show, filter, refuse over the bounds.
+    let labelled = cli.json(&[
+        "device", "label", "kettle-0", "--tag", "beta", "--tag", "eu", "--attr", "hw=rev2",
+    ]);
+    assert_eq!(labelled["tags"], serde_json::json!(["beta", "eu"]));
+    assert_eq!(labelled["attributes"]["hw"], "rev2");
+    let shown = cli.text(&["device", "show", "kettle-0"]);
+    assert!(
+        shown.contains("beta,eu") && shown.contains("hw=rev2"),
+        "{shown}"
+    );
+    let tagged = array(&cli.json(&["device", "list", "--tag", "eu", "--attr", "hw=rev2"]));
+    assert_eq!(tagged.len(), 1);
+    assert_eq!(field(&tagged[0], "deviceId"), "kettle-0");
+    let long_key = format!("{}=v", "k".repeat(65));
+    cli.run(&["device", "label", "kettle-0", "--attr", &long_key])
+        .fails(1, &["attribute key"]);
+    assert_eq!(cli.run(&["device", "label", "kettle-0"]).code, 2);
+    let cleared = cli.json(&["device", "label", "kettle-0", "--no-tags"]);
+    assert_eq!(cleared["tags"], serde_json::json!([]));
+    assert_eq!(cleared["attributes"]["hw"], "rev2");
+
     let status = cli.json(&["fleet", "status"]);
     assert_eq!(status["devices"], 10_004);
     let types = array(&status["deviceTypes"]);

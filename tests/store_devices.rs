@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use otad::model::{OtaState, RecordFields};
 use otad::secrets::token_hash;
 use otad::store::NewRecord;
-use otad::store::{DeviceFilter, ImportRow};
+use otad::store::{AttributeUpdate, DeviceFilter, ImportRow};
 use otad::store::{Store, StoreError, verify};
 
 use common::*;
@@ -194,6 +194,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
         device_id: id.to_string(),
         device_type_id: dt.clone(),
         token_hash: token_hash(id),
+        labels: Default::default(),
     };
     let rows: Vec<ImportRow> = (0..5000).map(|i| row(i + 2, &format!("d{i:05}"))).collect();
     assert_eq!(
@@ -232,6 +233,7 @@ fn import_is_all_or_nothing_and_names_the_line() {
             &DeviceFilter {
                 device_type_id: Some(dt.clone()),
                 installed: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -277,6 +279,7 @@ fn check_ins_become_durable_across_restart() {
             &DeviceFilter {
                 device_type_id: None,
                 installed: Some((3, 17)),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -311,4 +314,84 @@ fn history_is_bounded_by_config() {
     let dev = t.store.device("dev").unwrap().unwrap();
     assert_eq!(dev.ota[&3].history.len(), 3);
     assert_eq!(dev.ota[&3].current.bytes_done, 19 * 4096);
+}
+
+#[test]
+fn attributes_update_bounded_and_verified() {
+    let t = temp_store();
+    let (p, dt) = partner_with_device_type(&t.store, "p");
+    t.store
+        .register_device("test", &p, "dev", &dt, token_hash("t"))
+        .unwrap();
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let got = t
+        .store
+        .update_device_attributes(
+            "device:dev",
+            "dev",
+            AttributeUpdate::Set("hw".into(), "r2".into()),
+        )
+        .unwrap();
+    assert_eq!(got, map(&[("hw", "r2")]));
+    let got = t
+        .store
+        .update_device_attributes(
+            "device:dev",
+            "dev",
+            AttributeUpdate::Merge(map(&[("fw", "1"), ("hw", "r3")])),
+        )
+        .unwrap();
+    assert_eq!(got, map(&[("fw", "1"), ("hw", "r3")]));
+    // Over the bound: refused whole, nothing changed.
+    let many: BTreeMap<String, String> =
+        (0..65).map(|i| (format!("k{i}"), String::new())).collect();
+    let err = t
+        .store
+        .update_device_attributes("device:dev", "dev", AttributeUpdate::Merge(many))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(e) if e.trace == "too_many_attributes"),
+        "{err:?}"
+    );
+    assert_eq!(t.store.device_labels("dev").unwrap().attributes.len(), 2);
+    let got = t
+        .store
+        .update_device_attributes(
+            "device:dev",
+            "dev",
+            AttributeUpdate::Remove(vec!["fw".into()]),
+        )
+        .unwrap();
+    assert_eq!(got, map(&[("hw", "r3")]));
+    let err = t
+        .store
+        .update_device_attributes(
+            "device:x",
+            "nobody",
+            AttributeUpdate::Replace(BTreeMap::new()),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    t.store
+        .set_device_labels("test", &p, "dev", Some(vec!["beta".into()]), None)
+        .unwrap();
+    let labels = t.store.device_labels("dev").unwrap();
+    assert_eq!((labels.tags.len(), labels.attributes.len()), (1, 1));
+    let filter = DeviceFilter {
+        tags: vec!["beta".into()],
+        attributes: map(&[("hw", "r3")]),
+        ..Default::default()
+    };
+    assert_eq!(t.store.devices(&p, &filter).unwrap().len(), 1);
+    let v = verify(&t.store.database().unwrap()).unwrap();
+    assert!(v.is_clean(), "{:?}", v.problems);
+    t.store.delete_device("test", &p, "dev").unwrap();
+    assert!(t.store.device_labels("dev").unwrap().is_empty());
+    let v = verify(&t.store.database().unwrap()).unwrap();
+    assert!(v.is_clean(), "{:?}", v.problems);
 }

@@ -1,6 +1,8 @@
 //! Handlers for devices: registration with a one-time token, bulk import (CSV or NDJSON in,
-//! `deviceId,token` CSV out, all or nothing), list with filters, get, delete, token rotation.
+//! `deviceId,token` CSV out, all or nothing), list with filters, get, update of tags and
+//! attributes, delete, token rotation.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{HeaderValue, Response, StatusCode, header};
@@ -9,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::body::{full, json_response, read_limited, status_only};
 use super::errors::ApiError;
-use super::extract::{Fields, path_number, path_type, query_form};
+use super::extract::{Fields, attributes_of, path_number, path_type, query_form};
 use super::{Answer, App, Ctx, render};
+use crate::model::DeviceLabels;
 use crate::secrets::{new_secret, token_hash};
 use crate::store::{DeviceFilter, ImportRow};
 
@@ -32,8 +35,22 @@ pub async fn register(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming
     ))
 }
 
-/// Parses an import body into (line, deviceId, deviceTypeId) rows; errors name the line.
-pub fn parse_import(text: &str, ndjson: bool) -> Result<Vec<(usize, String, String)>, ApiError> {
+/// One device line of an import body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportLine {
+    /// Line number in the body (from 1), for errors.
+    pub line: usize,
+    pub device_id: String,
+    pub device_type_id: String,
+    pub labels: DeviceLabels,
+}
+
+/// Parses an import body into device lines; errors name the line. CSV lines are
+/// `deviceId,deviceTypeId[,tags[,attributes]]`, tags separated by `;`, attributes as
+/// `key=value` separated by `;` (a header line naming `deviceId` first is skipped); NDJSON
+/// lines are objects with `deviceId`, `deviceTypeId` and optional `tags` (array of strings)
+/// and `attributes` (object of strings). Label bounds are the store's to check.
+pub fn parse_import(text: &str, ndjson: bool) -> Result<Vec<ImportLine>, ApiError> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -47,19 +64,68 @@ pub fn parse_import(text: &str, ndjson: bool) -> Result<Vec<(usize, String, Stri
             let v: Value =
                 serde_json::from_str(line).map_err(|e| bad(&format!("invalid JSON: {e}")))?;
             let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-            match (field("deviceId"), field("deviceTypeId")) {
-                (Some(d), Some(t)) => rows.push((n, d, t)),
-                _ => return Err(bad("deviceId and deviceTypeId (strings) are required")),
-            }
+            let (Some(device_id), Some(device_type_id)) =
+                (field("deviceId"), field("deviceTypeId"))
+            else {
+                return Err(bad("deviceId and deviceTypeId (strings) are required"));
+            };
+            let tags = match v.get("tags") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("tags must be an array of strings"))?,
+                Some(_) => return Err(bad("tags must be an array of strings")),
+            };
+            let attributes = match v.get("attributes") {
+                None | Some(Value::Null) => BTreeMap::new(),
+                Some(a) => attributes_of(a).map_err(|e| bad(&e.message))?,
+            };
+            rows.push(ImportLine {
+                line: n,
+                device_id,
+                device_type_id,
+                labels: DeviceLabels { tags, attributes },
+            });
         } else {
             let mut cols = line.split(',').map(|c| c.trim().trim_matches('"'));
-            let (Some(d), Some(t), None) = (cols.next(), cols.next(), cols.next()) else {
-                return Err(bad("expected deviceId,deviceTypeId"));
+            let (Some(d), Some(t)) = (cols.next(), cols.next()) else {
+                return Err(bad("expected deviceId,deviceTypeId[,tags[,attributes]]"));
             };
+            let (tags, attributes) = (cols.next().unwrap_or(""), cols.next().unwrap_or(""));
+            if cols.next().is_some() {
+                return Err(bad("expected deviceId,deviceTypeId[,tags[,attributes]]"));
+            }
             if rows.is_empty() && n == 1 && d.eq_ignore_ascii_case("deviceId") {
                 continue;
             }
-            rows.push((n, d.to_string(), t.to_string()));
+            let tags = tags
+                .split(';')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            let mut map = BTreeMap::new();
+            for pair in attributes
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(bad("attributes must be key=value pairs separated by ;"));
+                };
+                map.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            rows.push(ImportLine {
+                line: n,
+                device_id: d.to_string(),
+                device_type_id: t.to_string(),
+                labels: DeviceLabels {
+                    tags,
+                    attributes: map,
+                },
+            });
         }
     }
     if rows.is_empty() {
@@ -92,7 +158,13 @@ pub async fn import(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) 
     let mut csv = String::with_capacity(parsed.len() * 64);
     csv.push_str("deviceId,token\n");
     let mut rows = Vec::with_capacity(parsed.len());
-    for (line, device_id, device_type_id) in parsed {
+    for ImportLine {
+        line,
+        device_id,
+        device_type_id,
+        labels,
+    } in parsed
+    {
         let token = new_secret();
         csv.push_str(&device_id);
         csv.push(',');
@@ -103,6 +175,7 @@ pub async fn import(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) 
             device_id,
             device_type_id,
             token_hash: token_hash(&token),
+            labels,
         });
     }
     let actor = ctx.principal.actor();
@@ -123,6 +196,21 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
             "deviceTypeId" => filter.device_type_id = Some(v),
             "type" => fw_type = Some(path_type(&v)?),
             "installedVersion" => installed = Some(path_number(&v, "installedVersion")?),
+            "tags" => filter.tags.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            ),
+            "attribute" => {
+                let Some((key, value)) = v.split_once('=') else {
+                    return Err(ApiError::bad_request(
+                        "bad_filter",
+                        "attribute must be key=value",
+                    ));
+                };
+                filter.attributes.insert(key.to_string(), value.to_string());
+            }
             _ if window.take(&k, &v)? => {}
             _ => {}
         }
@@ -138,11 +226,11 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
         }
     };
     let devices = app
-        .blocking(move |s| Ok(s.devices(&partner, &filter)?))
+        .blocking(move |s| Ok(s.labelled_devices(&partner, &filter)?))
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &window.envelope(&devices, "deviceId: ASC", render::device),
+        &window.envelope(&devices, "deviceId: ASC", |(d, l)| render::device(d, l)),
     ))
 }
 
@@ -152,16 +240,41 @@ pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
             let Some(d) = s.device(&device)?.filter(|d| d.partner_id == partner) else {
                 return Ok(None);
             };
-            let ddi = s.ddi_state(&d.id)?;
-            Ok(Some((d, ddi)))
+            let labels = s.device_labels(&device)?;
+            let ddi = s.ddi_state(&device)?;
+            Ok(Some((d, labels, ddi)))
         })
         .await?;
-    let (d, ddi) =
+    let (d, labels, ddi) =
         found.ok_or_else(|| ApiError::not_found("unknown_device", "device not found"))?;
     Ok(json_response(
         StatusCode::OK,
-        &render::with_ddi(render::device(&d), &d, &ddi),
+        &render::with_ddi(render::device(&d, &labels), &d, &ddi),
     ))
+}
+
+/// PUT a device: replaces its `tags` and/or `attributes` (a field left out stays).
+pub async fn update(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    partner: String,
+    device: String,
+    body: Incoming,
+) -> Answer {
+    let f = Fields::read(app, body).await?;
+    let tags = f.has("tags").then(|| f.tags()).transpose()?;
+    let attributes = f.attributes()?;
+    if tags.is_none() && attributes.is_none() {
+        return Err(ApiError::bad_request(
+            "missing_field",
+            "give tags, attributes or both",
+        ));
+    }
+    let actor = ctx.principal.actor();
+    let (d, labels) = app
+        .blocking(move |s| Ok(s.set_device_labels(&actor, &partner, &device, tags, attributes)?))
+        .await?;
+    Ok(json_response(StatusCode::OK, &render::device(&d, &labels)))
 }
 
 pub async fn delete(app: &Arc<App>, ctx: &Ctx, partner: String, device: String) -> Answer {
@@ -186,19 +299,55 @@ pub async fn rotate_token(app: &Arc<App>, ctx: &Ctx, partner: String, device: St
 mod tests {
     use super::*;
 
+    fn ids(rows: &[ImportLine]) -> Vec<(usize, &str, &str)> {
+        rows.iter()
+            .map(|r| (r.line, r.device_id.as_str(), r.device_type_id.as_str()))
+            .collect()
+    }
+
     #[test]
     fn import_formats() {
         let rows = parse_import("deviceId,deviceTypeId\n a ,t1\n\n\"b\",t2\n", false).unwrap();
-        assert_eq!(
-            rows,
-            vec![(2, "a".into(), "t1".into()), (4, "b".into(), "t2".into())]
-        );
+        assert_eq!(ids(&rows), vec![(2, "a", "t1"), (4, "b", "t2")]);
+        assert!(rows.iter().all(|r| r.labels.is_empty()));
         let rows = parse_import("{\"deviceId\":\"a\",\"deviceTypeId\":\"t\"}\n", true).unwrap();
-        assert_eq!(rows, vec![(1, "a".into(), "t".into())]);
+        assert_eq!(ids(&rows), vec![(1, "a", "t")]);
         let e = parse_import("a,t\nb\n", false).unwrap_err();
         assert!(e.message.contains("line 2"), "{}", e.message);
         let e = parse_import("{\"deviceId\":1}\n", true).unwrap_err();
         assert!(e.message.contains("line 1"));
         assert!(parse_import("deviceId,deviceTypeId\n", false).is_err());
+    }
+
+    #[test]
+    fn import_labels() {
+        let rows = parse_import("a,t,beta;eu , hw=rev2;region=eu-west\nb,t,,k=\n", false).unwrap();
+        assert_eq!(rows[0].labels.tags, vec!["beta", "eu"]);
+        assert_eq!(
+            rows[0].labels.attributes.get("region").map(String::as_str),
+            Some("eu-west")
+        );
+        assert!(rows[1].labels.tags.is_empty());
+        assert_eq!(
+            rows[1].labels.attributes.get("k").map(String::as_str),
+            Some("")
+        );
+        let e = parse_import("a,t,x,novalue\n", false).unwrap_err();
+        assert!(e.message.contains("line 1"), "{}", e.message);
+        assert!(parse_import("a,t,x,k=v,extra\n", false).is_err());
+        let rows = parse_import(
+            "{\"deviceId\":\"a\",\"deviceTypeId\":\"t\",\"tags\":[\"x\"],\"attributes\":{\"k\":\"v\"}}\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(rows[0].labels.tags, vec!["x"]);
+        for bad in [
+            "{\"deviceId\":\"a\",\"deviceTypeId\":\"t\",\"tags\":\"x\"}",
+            "{\"deviceId\":\"a\",\"deviceTypeId\":\"t\",\"tags\":[1]}",
+            "{\"deviceId\":\"a\",\"deviceTypeId\":\"t\",\"attributes\":{\"k\":1}}",
+        ] {
+            let e = parse_import(bad, true).unwrap_err();
+            assert!(e.message.contains("line 1"), "{}", e.message);
+        }
     }
 }

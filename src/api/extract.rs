@@ -5,6 +5,7 @@
 //! route table (`routes.rs`).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
@@ -201,6 +202,16 @@ impl Fields {
         }
     }
 
+    /// Whether the body holds `key` (not null).
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// `attributes`: an object of string values, `None` when absent.
+    pub fn attributes(&self) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+        self.get("attributes").map(attributes_of).transpose()
+    }
+
     /// name (required) and description (empty = absent), as types and device types take them.
     pub fn name_description(&self) -> Result<(String, String), ApiError> {
         Ok((
@@ -264,6 +275,25 @@ impl Fields {
         }
         Ok(associations)
     }
+}
+
+/// A JSON object of string values as a map (device attributes).
+pub fn attributes_of(value: &Value) -> Result<BTreeMap<String, String>, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_field",
+            "attributes must be an object of string values",
+        )
+    };
+    let Value::Object(map) = value else {
+        return Err(bad());
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(bad()),
+        })
+        .collect()
 }
 
 /// A firmware type number from the path: must be a number; range is checked by the store.

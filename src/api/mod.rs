@@ -32,7 +32,7 @@ mod routes;
 pub use auth::{Access, Principal};
 pub use binaries::{RangeAnswer, parse_range};
 pub use catalog::binary_from_url;
-pub use devices::parse_import;
+pub use devices::{ImportLine, parse_import};
 pub use errors::ApiError;
 pub use extract::{Fields, decode_segment, parse_form};
 pub use multipart::{MultipartError, MultipartReader, boundary_from_content_type, sniff_boundary};

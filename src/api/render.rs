@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceType, FirmwareType, OtaEvent, OtaState, Partner, Record, TypeOta,
-    hex, version_attribute_id,
+    AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, OtaState, Partner,
+    Record, TypeOta, hex, version_attribute_id,
 };
 use crate::store::{Artifact, AssociationView, DdiState};
 
@@ -129,7 +129,8 @@ fn type_ota(t: u16, o: &TypeOta) -> Value {
 }
 
 /// A device without its token: inventory, last seen, OTA state per type, pending pushes.
-pub fn device(d: &Device) -> Value {
+/// A device with its tags and attributes.
+pub fn device(d: &Device, labels: &DeviceLabels) -> Value {
     let installed: Vec<Value> = d
         .reported
         .iter()
@@ -148,6 +149,8 @@ pub fn device(d: &Device) -> Value {
         "installed": installed,
         "ota": d.ota.iter().map(|(t, o)| type_ota(*t, o)).collect::<Vec<_>>(),
         "pushes": pushes,
+        "tags": labels.tags,
+        "attributes": labels.attributes,
     }));
     if let Some(seen) = d.last_seen_ms {
         m.insert("lastSeenTimestamp".into(), json!(seen));
@@ -155,12 +158,8 @@ pub fn device(d: &Device) -> Value {
     Value::Object(m)
 }
 
-/// A device with what its DDI agent reported: its attributes, and per type the reason of a
-/// current failure.
+/// A device with what its DDI agent reported: per type the reason of a current failure.
 pub fn with_ddi(mut v: Value, d: &Device, ddi: &DdiState) -> Value {
-    if let Some(attrs) = &ddi.attributes {
-        v["attributes"] = json!(attrs);
-    }
     if let Some(list) = v["ota"].as_array_mut() {
         for (entry, (t, o)) in list.iter_mut().zip(&d.ota) {
             if o.current.state == OtaState::Failed

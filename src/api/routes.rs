@@ -165,6 +165,7 @@ table! {
     Post "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], b| devices::register(a, c, p, b);
     Post "/v1/ota/partners/{partnerId}/devices/import" Partner |a, c, [p, ..], b| devices::import(a, c, p, b);
     Get "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, _, [p, d, ..], _| devices::get(a, p, d);
+    Put "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], b| devices::update(a, c, p, d, b);
     Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
     Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
     Get "/{tenant}/controller/v1/{controllerId}" Ddi |a, c, [t, d, ..], _| ddi::poll(a, c, t, d);

@@ -1,4 +1,4 @@
-//! `otad device register|import|list|show|rotate-token|delete`: the partner's device
+//! `otad device register|import|list|show|label|rotate-token|delete`: the partner's device
 //! registry over the HTTP API. Device tokens are shown only by register, import and
 //! rotate-token. Not here: acting as a device over OCP/1 (`otad device check|download|
 //! simulate`, in `device/`), or fleet summaries (`fleet.rs`).
@@ -28,9 +28,10 @@ pub enum DeviceAdminCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Register many devices from a CSV file of deviceId,deviceTypeId lines (header
-    /// optional), all or nothing; writes the deviceId,token CSV (the only copy of the
-    /// tokens) to --out, or to standard output.
+    /// Register many devices from a CSV file of deviceId,deviceTypeId[,tags[,attributes]]
+    /// lines (header optional; tags as a;b, attributes as k=v;k2=v2) or NDJSON, all or
+    /// nothing; writes the deviceId,token CSV (the only copy of the tokens) to --out, or to
+    /// standard output.
     ///
     /// Example: otad device import fleet.csv --out fleet-tokens.csv
     Import {
@@ -56,6 +57,34 @@ pub enum DeviceAdminCommand {
         fw_type: Option<u16>,
         #[arg(long, value_name = "VN", requires = "fw_type")]
         installed: Option<u64>,
+        /// Only devices carrying this tag (repeatable: all of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Only devices with this attribute value (repeatable: all of them).
+        #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = key_value)]
+        attributes: Vec<(String, String)>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a device's tags and/or attributes; what is not given stays as it is.
+    ///
+    /// Example: otad device label kettle-0001 --tag beta --tag eu --attr hw=rev2
+    ///
+    /// Example: otad device label kettle-0001 --no-tags
+    Label {
+        device_id: String,
+        /// The device's tags become these (repeatable).
+        #[arg(long = "tag", value_name = "TAG", conflicts_with = "no_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        no_tags: bool,
+        /// The device's attributes become these (repeatable).
+        #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = key_value, conflicts_with = "no_attrs")]
+        attributes: Vec<(String, String)>,
+        /// Remove every attribute.
+        #[arg(long)]
+        no_attrs: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -92,10 +121,41 @@ impl DeviceAdminCommand {
             | Self::Import { common, .. }
             | Self::List { common, .. }
             | Self::Show { common, .. }
+            | Self::Label { common, .. }
             | Self::RotateToken { common, .. }
             | Self::Delete { common, .. } => common,
         }
     }
+}
+
+/// A `KEY=VALUE` argument.
+fn key_value(arg: &str) -> std::result::Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{arg:?} is not KEY=VALUE"))
+}
+
+/// A device's tags, comma-separated.
+fn tags(d: &Value) -> String {
+    d.get("tags")
+        .map_or(&[][..], items)
+        .iter()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A device's attributes as `key=value` pairs.
+fn attributes(d: &Value) -> String {
+    d.get("attributes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }
 
 /// `type=versionNumber` pairs of a device's installed list.
@@ -209,11 +269,19 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
             device_type,
             fw_type,
             installed,
+            tags: wanted_tags,
+            attributes: wanted,
             ..
         } => {
             let mut query = Vec::new();
             if let Some(dt) = &device_type {
                 query.push(format!("deviceTypeId={}", seg(dt)));
+            }
+            if !wanted_tags.is_empty() {
+                query.push(format!("tags={}", seg(&wanted_tags.join(","))));
+            }
+            for (k, v) in &wanted {
+                query.push(format!("attribute={}", seg(&format!("{k}={v}"))));
             }
             if let (Some(t), Some(vn)) = (fw_type, installed) {
                 query.push(format!("type={t}&installedVersion={vn}"));
@@ -242,9 +310,10 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                     ("deviceId", text(&d, "deviceId")),
                     ("deviceTypeId", text(&d, "deviceTypeId")),
                     ("installed", installed(&d)),
+                    ("tags", tags(&d)),
+                    ("attributes", attributes(&d)),
                     ("created", time(&d, "createdTimestamp")),
                     ("lastSeen", time(&d, "lastSeenTimestamp")),
-                    ("attributes", attributes(&d)),
                 ]);
                 t.push_str(&sub_table(
                     &d,
@@ -275,6 +344,46 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                     },
                 ));
                 t
+            });
+        }
+        DeviceAdminCommand::Label {
+            device_id,
+            tags: new_tags,
+            no_tags,
+            attributes: new_attributes,
+            no_attrs,
+            ..
+        } => {
+            let mut body = serde_json::Map::new();
+            if no_tags || !new_tags.is_empty() {
+                body.insert("tags".into(), json!(new_tags));
+            }
+            if no_attrs || !new_attributes.is_empty() {
+                let map: serde_json::Map<String, Value> = new_attributes
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                body.insert("attributes".into(), Value::Object(map));
+            }
+            if body.is_empty() {
+                return Err(CliError::usage(
+                    "give --tag, --no-tags, --attr or --no-attrs",
+                ));
+            }
+            let d = ctx
+                .client
+                .json(
+                    Method::PUT,
+                    &format!("{base}/{}", seg(&device_id)),
+                    Some(&Value::Object(body)),
+                )
+                .map_err(|e| e.context(&format!("cannot label device {device_id}")))?;
+            ctx.out.show(&d, || {
+                fields(&[
+                    ("deviceId", text(&d, "deviceId")),
+                    ("tags", tags(&d)),
+                    ("attributes", attributes(&d)),
+                ])
             });
         }
         DeviceAdminCommand::RotateToken { device_id, .. } => {
@@ -317,17 +426,4 @@ fn sub_table(d: &Value, key: &str, header: &[&str], row: impl Fn(&Value) -> Vec<
         return String::new();
     }
     format!("\n{}", table(header, &rows))
-}
-
-/// The attributes a DDI agent reported, as `key=value` pairs.
-fn attributes(d: &Value) -> String {
-    d.get("attributes")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }

@@ -17,7 +17,7 @@ use super::tables::{
     ASSOCIATIONS, DDI_ACTIONS, DDI_TENANTS, DEVICE_TOKENS, DEVICES, GATEWAY_BY_PARTNER,
     GATEWAY_TOKENS, PARTNER_TENANTS, PARTNERS,
 };
-use super::{Result, Store, StoreError, audit, codec};
+use super::{AttributeUpdate, Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
 use crate::model::{self, Device, OtaEvent, OtaState};
 use crate::secrets::{same_hash, token_hash};
@@ -49,7 +49,9 @@ pub struct DdiState {
     pub closed: Option<DdiAction>,
     /// Per firmware type, the details of the agent's last failure report.
     pub reasons: BTreeMap<u16, String>,
-    /// The attributes the agent sent with configData; `None` until it sent them.
+    /// The device's attributes as its agent's last configData left them (the attributes
+    /// themselves live with the device's labels, where a partner may change them too);
+    /// `None` until the agent sent configData, which the poll asks for until then.
     pub attributes: Option<BTreeMap<String, String>>,
 }
 
@@ -59,49 +61,6 @@ pub enum ConfigMode {
     Merge,
     Replace,
     Remove,
-}
-
-/// Bounds of a device's attributes (rollouts.md).
-pub const MAX_ATTRIBUTES: usize = 64;
-pub const MAX_ATTRIBUTE_KEY: usize = 64;
-pub const MAX_ATTRIBUTE_VALUE: usize = 256;
-
-/// Applies a configData body to the attributes held, refusing a result over the bounds.
-pub fn apply_config(
-    held: Option<&BTreeMap<String, String>>,
-    mode: ConfigMode,
-    data: BTreeMap<String, String>,
-) -> std::result::Result<BTreeMap<String, String>, model::ModelError> {
-    for (k, v) in &data {
-        if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY || v.len() > MAX_ATTRIBUTE_VALUE {
-            return Err(model::ModelError::new(
-                "data",
-                "bad_attribute",
-                format!(
-                    "attribute keys are 1-{MAX_ATTRIBUTE_KEY} bytes and values at most \
-                     {MAX_ATTRIBUTE_VALUE} bytes ({k:?})"
-                ),
-            ));
-        }
-    }
-    let mut out = held.cloned().unwrap_or_default();
-    match mode {
-        ConfigMode::Merge => out.extend(data),
-        ConfigMode::Replace => out = data,
-        ConfigMode::Remove => {
-            for k in data.keys() {
-                out.remove(k);
-            }
-        }
-    }
-    if out.len() > MAX_ATTRIBUTES {
-        return Err(model::ModelError::new(
-            "data",
-            "too_many_attributes",
-            format!("a device has at most {MAX_ATTRIBUTES} attributes"),
-        ));
-    }
-    Ok(out)
 }
 
 /// A partner's gateway token, stored hashed.
@@ -372,19 +331,26 @@ impl Store {
         Ok(allowed.then_some(device))
     }
 
-    /// configData: the device's attributes as the agent reports them.
+    /// configData: the agent's attributes become the device's (bounded and audited as the
+    /// labels rules say), then the poll stops asking for them.
     pub fn ddi_config_data(
         &self,
         device_id: &str,
         mode: ConfigMode,
         data: BTreeMap<String, String>,
     ) -> Result<()> {
+        let update = match mode {
+            ConfigMode::Merge => AttributeUpdate::Merge(data),
+            ConfigMode::Replace => AttributeUpdate::Replace(data),
+            ConfigMode::Remove => AttributeUpdate::Remove(data.into_keys().collect()),
+        };
+        let now =
+            self.update_device_attributes(&format!("device:{device_id}"), device_id, update)?;
         let id = device_id.to_string();
         self.write(false, move |txn| {
             let mut state = get_state(txn, &id)?;
-            let next = apply_config(state.attributes.as_ref(), mode, data)?;
-            if state.attributes.as_ref() != Some(&next) {
-                state.attributes = Some(next);
+            if state.attributes.as_ref() != Some(&now) {
+                state.attributes = Some(now);
                 put_state(txn, &id, &state)?;
             }
             Ok(())

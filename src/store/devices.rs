@@ -11,13 +11,14 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::blobs::{BlobMeta, get_blob};
 use super::catalog::{get_device_type, get_record, own_device_type};
+use super::labels::{labels_of, put_labels};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DDI_ACTIONS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES,
-    DEVICES_BY_TYPE, RECORDS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DDI_ACTIONS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES,
+    DEVICES, DEVICES_BY_TYPE, RECORDS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
-use crate::model::{self, Device, ModelError, OtaEvent, OtaState, Record, TypeOta};
+use crate::model::{self, Device, DeviceLabels, ModelError, OtaEvent, OtaState, Record, TypeOta};
 use crate::ota::{self, Candidate, Offer};
 
 /// One device to register in a bulk import; `line` names it in errors.
@@ -27,6 +28,8 @@ pub struct ImportRow {
     pub device_id: String,
     pub device_type_id: String,
     pub token_hash: [u8; 32],
+    /// Tags and attributes to give it (bounded like the API's).
+    pub labels: DeviceLabels,
 }
 
 /// Filters of the device list.
@@ -35,6 +38,10 @@ pub struct DeviceFilter {
     pub device_type_id: Option<String>,
     /// Devices that report exactly this installed version number for this type.
     pub installed: Option<(u16, u64)>,
+    /// Devices carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Devices whose attributes hold every one of these `key = value`.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// An offer with the record it points at.
@@ -169,6 +176,7 @@ impl Store {
             device_id: device_id.to_string(),
             device_type_id: device_type_id.to_string(),
             token_hash,
+            labels: DeviceLabels::default(),
         };
         let mut devices = self.import_devices(actor, partner_id, vec![row], false)?;
         devices
@@ -192,11 +200,14 @@ impl Store {
                 String::new()
             }
         };
+        let limits = self.config().label_limits();
         for row in &rows {
-            model::validate_device_id(&row.device_id).map_err(|mut e| {
+            let named = |mut e: ModelError| {
                 e.reason = format!("{}{}", at(row.line), e.reason);
                 e
-            })?;
+            };
+            model::validate_device_id(&row.device_id).map_err(named)?;
+            model::validate_labels(&row.labels, &limits).map_err(|e| named(ModelError::from(e)))?;
         }
         let (pid, actor) = (partner_id.to_string(), actor.to_string());
         self.write(true, move |txn| {
@@ -251,6 +262,9 @@ impl Store {
                     pushes: BTreeMap::new(),
                 };
                 insert_device(txn, &device)?;
+                if !row.labels.is_empty() {
+                    put_labels(txn, &device.id, &row.labels, &limits)?;
+                }
                 out.push(device);
             }
             let detail = match out.as_slice() {
@@ -274,16 +288,35 @@ impl Store {
 
     /// The partner's devices matching `filter`, by id.
     pub fn devices(&self, partner_id: &str, filter: &DeviceFilter) -> Result<Vec<Device>> {
+        Ok(self
+            .labelled_devices(partner_id, filter)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// The partner's devices matching `filter`, by id, each with its labels.
+    pub fn labelled_devices(
+        &self,
+        partner_id: &str,
+        filter: &DeviceFilter,
+    ) -> Result<Vec<(Device, DeviceLabels)>> {
         let txn = self.read()?;
         let table = txn.open_table(DEVICES)?;
+        let label_table = txn.open_table(DEVICE_LABELS)?;
         let mut out = Vec::new();
-        let mut keep = |d: Device| {
+        let mut keep = |d: Device| -> Result<()> {
             let installed_ok = filter
                 .installed
                 .is_none_or(|(t, vn)| d.reported.get(&t) == Some(&vn));
-            if d.partner_id == partner_id && installed_ok {
-                out.push(d);
+            if d.partner_id != partner_id || !installed_ok {
+                return Ok(());
             }
+            let labels = labels_of(&label_table, &d.id)?;
+            if labels.matches(&filter.tags, &filter.attributes) {
+                out.push((d, labels));
+            }
+            Ok(())
         };
         if let Some(dt) = &filter.device_type_id {
             for entry in txn
@@ -296,13 +329,13 @@ impl Store {
                     break;
                 }
                 if let Some(v) = table.get(id)? {
-                    keep(codec::decode(v.value())?);
+                    keep(codec::decode(v.value())?)?;
                 }
             }
         } else {
             for entry in table.iter()? {
                 let (_, v) = entry?;
-                keep(codec::decode(v.value())?);
+                keep(codec::decode(v.value())?)?;
             }
         }
         Ok(out)
@@ -321,6 +354,7 @@ impl Store {
             txn.open_table(DEVICES_BY_TYPE)?
                 .remove((device.device_type_id.as_str(), id.as_str()))?;
             txn.open_table(DDI_ACTIONS)?.remove(id.as_str())?;
+            txn.open_table(DEVICE_LABELS)?.remove(id.as_str())?;
             audit::append(
                 txn,
                 &actor,

@@ -17,8 +17,9 @@
 //!   `digests.rs`: their SHA-1 and MD5 (computed beside the upload) and upload filenames;
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
-//! - `devices.rs`: devices, check-ins, pushes and OTA state; `tokens.rs`: API access tokens;
-//!   `ddi.rs`: hawkBit DDI tenants, gateway tokens and the actions advertised to DDI agents.
+//! - `devices.rs`: devices, check-ins, pushes and OTA state; `labels.rs`: their tags and
+//!   attributes; `tokens.rs`: API access tokens; `ddi.rs`: hawkBit DDI tenants, gateway
+//!   tokens and the actions advertised to DDI agents.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup and `/metrics` sizes;
 //!   `verify.rs`: the offline consistency check.
 //!
@@ -33,6 +34,7 @@ mod ddi;
 pub mod codec;
 mod devices;
 mod digests;
+mod labels;
 mod rowcache;
 mod space;
 pub mod tables;
@@ -47,10 +49,11 @@ pub use blobs::{
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use ddi::{
     ConfigMode, DdiAction, DdiChunk, DdiCredential, DdiOutcome, DdiPoll, DdiSlot, DdiState,
-    GatewayToken, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, MAX_ATTRIBUTES, action_id,
+    GatewayToken, action_id,
 };
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
 pub use digests::{Artifact, Digests, MAX_FILENAME, clean_filename, default_filename};
+pub use labels::AttributeUpdate;
 pub use space::free_bytes;
 pub use tokens::Token;
 pub use verify::{Report as VerifyReport, verify};

@@ -43,6 +43,8 @@ pub const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices"
 /// (device type id, device id) → ().
 pub const DEVICES_BY_TYPE: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("devices_by_type");
+/// device id → encoded `DeviceLabels` (tags and attributes); no row = none.
+pub const DEVICE_LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_labels");
 /// sequence → encoded `AuditEntry`. Append-only.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// blake3 → encoded `BlobMeta`: published, content-addressed binaries.
@@ -104,6 +106,7 @@ macro_rules! for_all_tables {
             ASSOC_BY_RECORD,
             DEVICES,
             DEVICES_BY_TYPE,
+            DEVICE_LABELS,
             AUDIT,
             BLOBS,
             BLOB_BY_SHA,

@@ -18,13 +18,13 @@ use super::ddi::{DdiState, GatewayToken};
 use super::digests::{DigestPair, Digests};
 use super::tables::{
     ASSOC_BY_RECORD, ASSOCIATIONS, BINARY_NAMES, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DDI_ACTIONS,
-    DDI_TENANTS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, DIGESTS,
+    DDI_TENANTS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, DIGESTS,
     GATEWAY_BY_PARTNER, GATEWAY_TOKENS, OUTBOARDS, OWNED, PARTNER_TENANTS, PARTNERS,
     RECORD_BY_NUMBER, RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, STAGED, UPLOADS, USERS,
 };
 use super::{Result, codec};
 use crate::hashtree::{OutboardBuilder, PAIR, pair_count};
-use crate::model::{Device, DeviceType, Partner, Record, User, hex};
+use crate::model::{Device, DeviceLabels, DeviceType, Partner, Record, User, hex};
 
 /// What a verification found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -452,6 +452,18 @@ fn check_devices(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
             report
                 .problems
                 .push(format!("device {id}: missing from the token index"));
+        }
+    }
+    for entry in txn.open_table(DEVICE_LABELS)?.iter()? {
+        let (k, v) = entry?;
+        let id = k.value();
+        if let Err(e) = codec::decode::<DeviceLabels>(v.value()) {
+            report.problems.push(format!("labels of device {id}: {e}"));
+        }
+        if devices.get(id)?.is_none() {
+            report
+                .problems
+                .push(format!("labels of device {id}: the device does not exist"));
         }
     }
     Ok(())
