@@ -32,6 +32,29 @@ pub struct Config {
     pub api: ApiConfig,
     pub device: DeviceConfig,
     pub storage: StorageConfig,
+    pub ddi: DdiConfig,
+}
+
+/// hawkBit DDI (docs/ddi.md), served on the API listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DdiConfig {
+    /// What a poll tells an agent about when to poll next (`config.polling.sleep`).
+    pub poll_interval_secs: u64,
+    /// Largest feedback or configData body in bytes (413 beyond).
+    pub max_feedback_body: usize,
+    /// Characters of a feedback's `details` kept as the failure reason (the rest is cut).
+    pub max_details_chars: usize,
+}
+
+impl Default for DdiConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_secs: 300,
+            max_feedback_body: 64 * 1024,
+            max_details_chars: 2048,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -150,6 +173,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             device: DeviceConfig::default(),
             storage: StorageConfig::default(),
+            ddi: DdiConfig::default(),
         }
     }
 }
@@ -376,6 +400,17 @@ impl Config {
         if !(10..=60_000).contains(&s.rollout_tick_ms) {
             return invalid("storage.rollout_tick_ms", "must be 10-60000");
         }
+        let d = &self.ddi;
+        // The sleep is rendered HH:MM:SS, so it stays below 100 hours.
+        if !(1..=359_999).contains(&d.poll_interval_secs) {
+            return invalid("ddi.poll_interval_secs", "must be 1-359999");
+        }
+        if !(1024..=16 << 20).contains(&d.max_feedback_body) {
+            return invalid("ddi.max_feedback_body", "must be 1024-16777216");
+        }
+        if !(1..=65_536).contains(&d.max_details_chars) {
+            return invalid("ddi.max_details_chars", "must be 1-65536");
+        }
         for (key, value, max) in [
             ("storage.device_tags_max", s.device_tags_max, 1024),
             (
@@ -430,6 +465,27 @@ mod tests {
             .join("\n");
         let parsed = Config::from_toml(&uncommented, Path::new("example")).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn ddi_limits_are_checked_and_named() {
+        for (text, key) in [
+            ("[ddi]\npoll_interval_secs = 0\n", "ddi.poll_interval_secs"),
+            (
+                "[ddi]\npoll_interval_secs = 360000\n",
+                "ddi.poll_interval_secs",
+            ),
+            ("[ddi]\nmax_feedback_body = 10\n", "ddi.max_feedback_body"),
+            ("[ddi]\nmax_details_chars = 0\n", "ddi.max_details_chars"),
+        ] {
+            let err = Config::from_toml(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let ok = Config::from_toml("[ddi]\npoll_interval_secs = 5\n", Path::new("c.toml")).unwrap();
+        assert_eq!(ok.ddi.poll_interval_secs, 5);
+        assert_eq!(ok.ddi.max_feedback_body, 64 * 1024);
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! - [`store`]: the one redb file: catalog, counters, devices, tokens, audit log and the
 //!   content-addressed binaries, behind a group-committing writer. Imports cores and leaves.
 //! - Servers: [`server`] (the HTTPS and OCP/1 listeners, their shared accept loop, TLS, the
-//!   registry of connected devices), [`api`] (the partner HTTP API: one route table,
-//!   handlers per resource), [`web`] (the OTA Manager's embedded assets), and [`serve`]
+//!   registry of connected devices), [`api`] (the partner HTTP API and hawkBit DDI for
+//!   Linux update agents: one route table, handlers per resource), [`web`] (the OTA Manager's embedded assets), and [`serve`]
 //!   (`otad serve`: the wiring). They may use the store; they never import a client.
 //! - Clients: [`client`] (the HTTPS client of the API, the reference OCP/1 device client and
 //!   the fleet simulator). Cores and leaves only: never the store or a server.

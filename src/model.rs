@@ -393,6 +393,23 @@ pub fn validate_email(value: &str) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// A hawkBit DDI tenant name: 1–64 of `[A-Za-z0-9_-]` (compared without case).
+pub fn validate_ddi_tenant(value: &str) -> Result<(), ModelError> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::new(
+            "ddiTenant",
+            "invalid_ddi_tenant",
+            "ddiTenant must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+        ))
+    }
+}
+
 /// A partner's organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partner {

@@ -149,6 +149,9 @@ fn cells_of(access: Access) -> Option<[Expect; 6]> {
         ]),
         Access::Partner => Some([Status(401), Allow, Allow, Status(403), Allow, Status(403)]),
         Access::PartnerOrDevice => Some([Status(401), Allow, Allow, Status(403), Allow, Allow]),
+        // Bearer tokens are no DDI credential: every matrix caller gets the one DDI 401 (the
+        // DDI credentials have their own matrix below).
+        Access::Ddi => Some([Status(401); 6]),
         Access::Anonymous | Access::Authenticated => None,
     }
 }
@@ -628,6 +631,37 @@ fn request(api: &Api, w: &World, method: &str, route: &str, col: usize) -> (Stri
                 Payload::None,
             )
         }
+        ("PUT", "/v1/admin/partners/{partnerId}/ddiTenant") => {
+            let (id, _, _) = api.create_partner(admin, &format!("Tenant {col}"), None);
+            (
+                format!("/v1/admin/partners/{id}/ddiTenant"),
+                Payload::Json(json!({ "ddiTenant": format!("matrix-tenant-{col}") })),
+            )
+        }
+        ("GET", "/ddi") => (partner_path(route), Payload::None),
+        ("POST", "/ddi/gatewayToken") | ("DELETE", "/ddi/gatewayToken") => {
+            if method == "DELETE" {
+                api.send(api.req(Method::POST, &partner_path(route), tok))
+                    .expect(200);
+            }
+            (partner_path(route), Payload::None)
+        }
+        (_, r) if r.starts_with("/{tenant}/") => {
+            let path = r
+                .replace("{tenant}", &a.id)
+                .replace("{controllerId}", &w.device)
+                .replace("{actionId}", "1")
+                .replace("{moduleId}", &s(&w.record, "id"))
+                .replace("{filename}", "matrix-fw-1.0.bin");
+            let payload = if method == "GET" {
+                Payload::None
+            } else {
+                Payload::Json(
+                    json!({"status": {"execution": "proceeding", "result": {"finished": "none"}}}),
+                )
+            };
+            (path, payload)
+        }
         _ => panic!("the matrix test has no request for {method} {route}: add one"),
     }
 }
@@ -672,8 +706,11 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                     r.text().chars().take(200).collect::<String>()
                 ));
             }
-            // A 401 says how to authenticate.
-            if r.status == 401 && !row.route.starts_with("/oauth/") {
+            // A 401 says how to authenticate (DDI agents know their schemes).
+            if r.status == 401
+                && !row.route.starts_with("/oauth/")
+                && !row.route.starts_with("/{tenant}/")
+            {
                 assert_eq!(
                     r.header("www-authenticate").as_deref(),
                     Some("Bearer"),

@@ -344,3 +344,86 @@ fn verify_detects_a_flipped_byte_in_a_chunk_row() {
     assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
     assert!(v.problems[0].contains("BLAKE3"), "{:?}", v.problems);
 }
+
+#[test]
+fn sha1_md5_and_filename_are_kept_and_computed_for_older_binaries() {
+    use otad::store::Digests;
+    use otad::store::tables::{BINARY_NAMES, DIGESTS};
+    let mut config = storage_config();
+    config.staging_ttl_secs = 60;
+    let t = temp_store_with(config);
+    let (p, _) = partner_with_device_type(&t.store, "p");
+    let data = bytes(700_000, 11);
+    let mut ingest = t.store.begin_ingest(&p).unwrap();
+    ingest.set_filename("kettle.swu".into());
+    for piece in data.chunks(65_000) {
+        ingest.write(piece).unwrap();
+    }
+    let staged = ingest.finish().unwrap();
+    let published = t.store.publish("test", &p, staged.sha256).unwrap();
+    assert_eq!(
+        t.store.digests(&published.blake3).unwrap(),
+        Some(Digests::of(&data))
+    );
+    assert_eq!(
+        t.store.binary_name(&p, &staged.sha256).unwrap().as_deref(),
+        Some("kettle.swu")
+    );
+    // A binary stored before digests existed: its row is missing; the first need computes
+    // and records it.
+    let key = published.blake3;
+    t.store
+        .write(true, move |txn| {
+            txn.open_table(DIGESTS)?.remove(&key)?;
+            Ok(())
+        })
+        .unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
+    assert!(v.is_clean(), "{:?}", v.problems);
+    assert_eq!(t.store.digests(&key).unwrap(), Some(Digests::of(&data)));
+    let recorded = t
+        .store
+        .read()
+        .unwrap()
+        .open_table(DIGESTS)
+        .unwrap()
+        .get(&key)
+        .unwrap()
+        .is_some();
+    assert!(recorded, "lazily computed digests are recorded");
+    // A wrong digest row is found by db verify.
+    t.store
+        .write(true, move |txn| {
+            let bad = otad::store::codec::encode(&Digests::of(b"other"))?;
+            txn.open_table(DIGESTS)?.insert(&key, bad.as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    assert!(v.problems[0].contains("SHA-1 or MD5"), "{:?}", v.problems);
+    // A staged upload that expires takes its filename and digests with it.
+    let other = bytes(5_000, 12);
+    let mut ingest = t.store.begin_ingest(&p).unwrap();
+    ingest.set_filename("never-moved.bin".into());
+    ingest.write(&other).unwrap();
+    let staged = ingest.finish().unwrap();
+    t.store.sweep(otad::ids::now_ms() + 3_600_000).unwrap();
+    assert_eq!(t.store.binary_name(&p, &staged.sha256).unwrap(), None);
+    let txn = t.store.read().unwrap();
+    assert!(
+        txn.open_table(DIGESTS)
+            .unwrap()
+            .get(&staged.blake3)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        txn.open_table(BINARY_NAMES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .count(),
+        1
+    );
+}

@@ -723,6 +723,16 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.wait_text("#devices-table", "kettle-002");
     let list = b.text_of("#devices-table").unwrap_or_default();
     assert!(!list.contains("kettle-001"), "kettle-001 runs {vn}: {list}");
+    // The hawkBit DDI card: the tenant (the partner id by default) and a gateway token
+    // shown once.
+    b.wait_until("the DDI card", |b| {
+        b.text_of("#ddi-tenant").filter(|t| !t.is_empty())
+    });
+    b.click("#ddi-token-make");
+    let token = b.wait_until("the gateway token", |b| {
+        b.text_of("#ddi-token").filter(|t| t.len() == 40)
+    });
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
     // By version string, with the record's version beside the number and the OTA state.
     b.goto(&format!("{base}/#/devices?type=150&installed=1.0.0"));
     b.wait_text(

@@ -86,11 +86,18 @@ pub async fn metrics(app: &Arc<App>) -> Answer {
 }
 
 pub async fn partners(app: &Arc<App>) -> Answer {
-    let list = app.blocking(|s| Ok(s.partners()?)).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &Value::Array(list.iter().map(render::partner).collect()),
-    ))
+    let (list, tenants) = app
+        .blocking(|s| Ok((s.partners()?, s.ddi_tenants()?)))
+        .await?;
+    let rendered = list
+        .iter()
+        .map(|p| {
+            let mut v = render::partner(p);
+            v["ddiTenant"] = Value::String(tenants.get(&p.id).unwrap_or(&p.id).clone());
+            v
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(rendered)))
 }
 
 pub async fn create_partner(app: &Arc<App>, ctx: &Ctx, body: Incoming) -> Answer {

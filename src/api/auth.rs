@@ -103,6 +103,9 @@ pub enum Access {
     /// As `Partner`, or any device: a binary download, where the handler checks that the
     /// device is entitled to the binary.
     PartnerOrDevice,
+    /// hawkBit DDI: no bearer token; the handler checks the DDI credential (`TargetToken`
+    /// or `GatewayToken`) of the path's tenant and device, and answers one 401 otherwise.
+    Ddi,
 }
 
 impl Access {
@@ -115,7 +118,7 @@ impl Access {
     /// partner id for partner-scoped routes.
     pub fn check(self, principal: &Principal, partner: &str) -> Result<(), ApiError> {
         match self {
-            Access::Anonymous | Access::Authenticated => Ok(()),
+            Access::Anonymous | Access::Authenticated | Access::Ddi => Ok(()),
             Access::Admin => principal.require_admin(),
             Access::AdminOrScraper if matches!(principal, Principal::Scraper) => Ok(()),
             Access::AdminOrScraper => principal.require_admin(),

@@ -28,7 +28,8 @@ const DOWNLOAD_PIECE: u64 = 256 * 1024;
 
 enum Piece {
     Data(Bytes),
-    End,
+    /// The body is complete; the filename it was uploaded under, if any.
+    End(Option<String>),
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -39,7 +40,8 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256.
+/// `POST .../binaries`: streams the body into a staged binary; answers its SHA-256. The
+/// filename kept with it is `?filename=`, else the multipart part's filename.
 pub async fn upload(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incoming) -> Answer {
     let answer = receive(app, ctx, partner, body).await;
     match &answer {
@@ -57,6 +59,16 @@ async fn receive(
     mut body: Incoming,
 ) -> Result<(Response<Body>, u64), ApiError> {
     let limit = app.config.storage.max_binary_size;
+    let explicit = match super::extract::query_form(ctx.query.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "filename")
+    {
+        Some((_, raw)) => Some(
+            crate::store::clean_filename(&raw)
+                .map_err(|m| ApiError::bad_request("bad_filename", m))?,
+        ),
+        None => None,
+    };
     let declared = ctx
         .headers
         .get(header::CONTENT_LENGTH)
@@ -108,7 +120,12 @@ async fn receive(
         while let Some(piece) = rx.blocking_recv() {
             match piece {
                 Piece::Data(bytes) => ingest.write(&bytes)?,
-                Piece::End => return ingest.finish().map(Some),
+                Piece::End(name) => {
+                    if let Some(name) = name {
+                        ingest.set_filename(name);
+                    }
+                    return ingest.finish().map(Some);
+                }
             }
         }
         // The sender went away without End: the upload failed; dropping discards it.
@@ -165,8 +182,19 @@ async fn receive(
     {
         outcome = Err(ApiError::bad_request("bad_multipart", e.to_string()));
     }
+    let filename = match (explicit, multipart.as_ref().and_then(|m| m.filename())) {
+        (Some(name), _) => Some(name),
+        (None, Some(raw)) => match crate::store::clean_filename(raw) {
+            Ok(name) => Some(name),
+            Err(m) => {
+                outcome = outcome.and(Err(ApiError::bad_request("bad_filename", m)));
+                None
+            }
+        },
+        (None, None) => None,
+    };
     if outcome.is_ok() && ended {
-        let _ = tx.send(Piece::End).await;
+        let _ = tx.send(Piece::End(filename)).await;
     }
     drop(tx);
     let staged = writer
@@ -257,14 +285,29 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeAnswer {
 /// `GET|HEAD .../binaries/{sha256}`: the caller is the path's partner (or an admin) or a
 /// device, by the route's access rule; a device's entitlement is checked here.
 pub async fn download(app: &Arc<App>, ctx: &Ctx, partner: String, raw_sha: String) -> Answer {
-    let principal = ctx.principal.clone();
-    let head = ctx.method == Method::HEAD;
     let sha = parse_sha(&raw_sha)?;
-    let range = ctx
-        .headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    deliver(app, ctx, &ctx.principal, &partner, &sha)
+}
+
+/// Answers a GET or HEAD of the binary `sha` on `partner`'s path for `principal` (a device
+/// is checked for entitlement): Range, If-Range, If-None-Match, ETag. The DDI artifact
+/// download is this same answer.
+pub fn deliver(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    principal: &Principal,
+    partner: &str,
+    sha: &[u8; 32],
+) -> Answer {
+    let head = ctx.method == Method::HEAD;
+    let header_str = |name: header::HeaderName| {
+        ctx.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let range = header_str(header::RANGE);
+    let if_range = header_str(header::IF_RANGE);
     let if_none_match = ctx
         .headers
         .get(header::IF_NONE_MATCH)
@@ -277,11 +320,14 @@ pub async fn download(app: &Arc<App>, ctx: &Ctx, partner: String, raw_sha: Strin
     // profile of small range requests. Larger ranges stream from the blocking pool.
     let found = lookup(
         app,
-        &principal,
-        &partner,
-        &sha,
-        range.as_deref(),
-        if_none_match.as_deref(),
+        principal,
+        partner,
+        sha,
+        Conditions {
+            range: range.as_deref(),
+            if_range: if_range.as_deref(),
+            if_none_match: if_none_match.as_deref(),
+        },
         head,
     )?;
     let Lookup {
@@ -354,10 +400,14 @@ fn lookup(
     principal: &Principal,
     partner: &str,
     sha: &[u8; 32],
-    range: Option<&str>,
-    if_none_match: Option<&str>,
+    conditions: Conditions<'_>,
     head: bool,
 ) -> Result<Option<Lookup>, ApiError> {
+    let Conditions {
+        range,
+        if_range,
+        if_none_match,
+    } = conditions;
     let s = &app.store;
     let scope = match principal {
         Principal::Device { device_id } => Scope::Device(device_id.clone(), partner.to_string()),
@@ -394,6 +444,10 @@ fn lookup(
             || v.split(',')
                 .any(|t| t.trim().as_bytes() == blob.etag.as_bytes())
     });
+    // A Range whose If-Range names another representation gets the whole binary (RFC 9110
+    // 13.1.5); dates are never equal to a strong ETag, so they do too.
+    let range =
+        range.filter(|_| if_range.is_none_or(|v| v.trim().as_bytes() == blob.etag.as_bytes()));
     let answer = parse_range(range, blob.meta.size);
     let (a, b) = match answer {
         RangeAnswer::Whole => (0, blob.meta.size),
@@ -411,6 +465,13 @@ fn lookup(
         answer,
         small,
     }))
+}
+
+/// The request headers that decide which bytes a download answers.
+struct Conditions<'a> {
+    range: Option<&'a str>,
+    if_range: Option<&'a str>,
+    if_none_match: Option<&'a str>,
 }
 
 /// What a download needs to answer.

@@ -181,7 +181,11 @@ async fn find_pool_record(
 
 pub async fn pool_get(app: &Arc<App>, partner: String, raw_type: String, raw_vn: String) -> Answer {
     let record = find_pool_record(app, partner, &raw_type, &raw_vn).await?;
-    Ok(ok(&render::pool_record(&record)))
+    let (record, artifact) = with_artifact(app, record).await?;
+    Ok(ok(&render::with_artifact(
+        render::pool_record(&record),
+        artifact.as_ref(),
+    )))
 }
 
 pub async fn pool_update(
@@ -338,7 +342,23 @@ pub async fn image_get(
                 "this image is not associated with the device type",
             )
         })?;
-    Ok(ok(&render::image_record(&record, &dt)))
+    let (record, artifact) = with_artifact(app, record).await?;
+    Ok(ok(&render::with_artifact(
+        render::image_record(&record, &dt),
+        artifact.as_ref(),
+    )))
+}
+
+/// The record with its binary's filename and digests (computed now for older binaries).
+async fn with_artifact(
+    app: &Arc<App>,
+    record: crate::model::Record,
+) -> Result<(crate::model::Record, Option<crate::store::Artifact>), ApiError> {
+    app.blocking(move |s| {
+        let artifact = s.artifact(&record)?;
+        Ok((record, artifact))
+    })
+    .await
 }
 
 /// `POST .../firmwareImages`: associates a pool record (matched on type + versionNumber), or

@@ -265,7 +265,7 @@ pub async fn list(app: &Arc<App>, ctx: &Ctx, partner: String) -> Answer {
 }
 
 pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
-    let (d, labels, pushed, marks) = app
+    let (d, labels, pushed, marks, ddi) = app
         .blocking(move |s| {
             let d = s
                 .device(&device)?
@@ -274,12 +274,13 @@ pub async fn get(app: &Arc<App>, partner: String, device: String) -> Answer {
             let marks = s.device_labels(&device)?;
             let pushed = s.pushed_numbers(d.pushes.values().copied())?;
             let labels = s.version_labels(&partner, versions(&d, &pushed))?;
-            Ok((d, labels, pushed, marks))
+            let ddi = s.ddi_state(&device)?;
+            Ok((d, labels, pushed, marks, ddi))
         })
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &render::device(&d, &labels, &pushed, &marks),
+        &render::with_ddi(render::device(&d, &labels, &pushed, &marks), &d, &ddi),
     ))
 }
 

@@ -7,8 +7,9 @@
 //! store-error mapping), `body.rs` (bounded bodies, JSON, streaming), `paging.rs`,
 //! `render.rs` (JSON shapes), handlers in `catalog.rs` (types, pool, images, device types,
 //! tags), `binaries.rs` (+ `multipart.rs`), `devices.rs`, `fleet.rs` (the fleet summary and
-//! its cache), `rollouts.rs`, `signing.rs`, `admin.rs` (OAuth, partners, users, audit,
-//! backup, health, metrics, me, password change) and `metrics.rs` (request counters).
+//! its cache), `rollouts.rs`, `signing.rs`, `ddi/` (hawkBit DDI for Linux update agents,
+//! and the partner's DDI settings), `admin.rs` (OAuth, partners, users, audit, backup,
+//! health, metrics, me, password change) and `metrics.rs` (request counters).
 //!
 //! Not here: the listener (`server/`), the web UI's files (`web/`).
 
@@ -17,6 +18,7 @@ mod auth;
 mod binaries;
 mod body;
 mod catalog;
+mod ddi;
 mod devices;
 mod errors;
 mod extract;
@@ -164,7 +166,13 @@ pub async fn handle(
             ("(unmatched)", label, Err(e))
         }
     };
-    let mut resp = result.unwrap_or_else(|e| error_response(&e, &path, head));
+    let mut resp = result.unwrap_or_else(|e| {
+        if template.starts_with("/{tenant}/") {
+            ddi::error_response(&e, head)
+        } else {
+            error_response(&e, &path, head)
+        }
+    });
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -209,7 +217,7 @@ async fn dispatch(
 ) -> (String, Result<Response<Body>, ApiError>) {
     let (parts, body) = req.into_parts();
     let principal = match matched.route.access {
-        Access::Anonymous => Principal::Anonymous,
+        Access::Anonymous | Access::Ddi => Principal::Anonymous,
         _ => match principal_of(app, &parts.headers).await {
             Ok(p) => p,
             Err(e) => return (String::new(), Err(e)),

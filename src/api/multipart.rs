@@ -45,10 +45,32 @@ pub struct MultipartReader {
     buf: Vec<u8>,
     state: State,
     found_file: bool,
+    /// The file part's `filename` parameter, as sent.
+    filename: Option<String>,
     /// In the preamble and part headers, how much of the buffer (from the state's start) is
     /// already known to hold no marker, so that a body sent in tiny pieces is searched once
     /// in all, not once per piece.
     searched: usize,
+}
+
+/// The `filename="..."` (or bare `filename=...`) parameter of a Content-Disposition line.
+fn disposition_filename(line: &str) -> Option<String> {
+    let (name, value) = line.split_once(':')?;
+    if !name.trim().eq_ignore_ascii_case("content-disposition") {
+        return None;
+    }
+    value.split(';').find_map(|param| {
+        let (k, v) = param.trim().split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("filename") {
+            return None;
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        (!v.is_empty()).then(|| v.to_string())
+    })
 }
 
 /// The boundary parameter of a `multipart/form-data` Content-Type, if it is one.
@@ -115,6 +137,7 @@ impl MultipartReader {
             buf: Vec::new(),
             state: State::Preamble,
             found_file: false,
+            filename: None,
             searched: 0,
         }
     }
@@ -198,7 +221,8 @@ impl MultipartReader {
                     if end > MAX_PART_HEADERS {
                         return Err(MultipartError::BadHeaders);
                     }
-                    let headers = String::from_utf8_lossy(&avail[..end]).to_ascii_lowercase();
+                    let original = String::from_utf8_lossy(&avail[..end]).into_owned();
+                    let headers = original.to_ascii_lowercase();
                     let is_file = !self.found_file
                         && headers.lines().any(|l| {
                             l.starts_with("content-disposition:")
@@ -207,6 +231,7 @@ impl MultipartReader {
                         });
                     if is_file {
                         self.found_file = true;
+                        self.filename = original.lines().find_map(disposition_filename);
                     }
                     pos += if end == 0 { 2 } else { end + 4 };
                     self.state = State::Body { emit: is_file };
@@ -235,6 +260,11 @@ impl MultipartReader {
         }
         self.buf.drain(..pos.min(self.buf.len()));
         Ok(())
+    }
+
+    /// The file part's filename, once its headers were read.
+    pub fn filename(&self) -> Option<&str> {
+        self.filename.as_deref()
     }
 
     /// The body ended: it must have closed properly and carried a file part.

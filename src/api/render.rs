@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::model::{
-    AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, Partner, Record, TypeOta,
-    result_reason, version_attribute_id,
+    AuditEntry, Device, DeviceLabels, DeviceType, FirmwareType, OtaEvent, OtaState, Partner,
+    Record, TypeOta, hex, result_reason, version_attribute_id,
 };
 use crate::rollout::{self, DeviceOutcome, GroupSpec, Rollout};
-use crate::store::{AssociationView, DeviceTypeFleet, FleetSummary, FwTypeFleet, Labels};
+use crate::store::{
+    Artifact, AssociationView, DdiState, DeviceTypeFleet, FleetSummary, FwTypeFleet, Labels,
+};
 
 fn put_opt(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -199,6 +201,20 @@ pub fn device(
         m.insert("lastSeenTimestamp".into(), json!(seen));
     }
     Value::Object(m)
+}
+
+/// A device with what its DDI agent reported: per type the reason of a current failure.
+pub fn with_ddi(mut v: Value, d: &Device, ddi: &DdiState) -> Value {
+    if let Some(list) = v["ota"].as_array_mut() {
+        for (entry, (t, o)) in list.iter_mut().zip(&d.ota) {
+            if o.current.state == OtaState::Failed
+                && let Some(reason) = ddi.reasons.get(t)
+            {
+                entry["reason"] = json!(reason);
+            }
+        }
+    }
+    v
 }
 
 pub fn audit(e: &AuditEntry) -> Value {
@@ -400,4 +416,23 @@ pub fn rollout_device(device_id: &str, o: &DeviceOutcome) -> Value {
     }
     put_opt(&mut m, "reason", o.reason.as_deref());
     Value::Object(m)
+}
+
+/// A record's binary as clients download it: filename, size and every digest.
+pub fn artifact(a: &Artifact) -> Value {
+    json!({
+        "filename": a.filename,
+        "size": a.size,
+        "sha256": hex(&a.sha256),
+        "sha1": hex(&a.digests.sha1),
+        "md5": hex(&a.digests.md5),
+    })
+}
+
+/// A record with its binary's details, when it has one.
+pub fn with_artifact(mut record: Value, artifact: Option<&Artifact>) -> Value {
+    if let (Some(a), Some(m)) = (artifact, record.as_object_mut()) {
+        m.insert("binary".into(), self::artifact(a));
+    }
+    record
 }

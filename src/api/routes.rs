@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use super::auth::{Access, Principal};
 use super::errors::ApiError;
 use super::extract::path_segment;
-use super::{Answer, App, Ctx, admin, binaries, catalog, devices, fleet, rollouts, signing};
+use super::{Answer, App, Ctx, admin, binaries, catalog, ddi, devices, fleet, rollouts, signing};
 use crate::rollout::Move;
 
 /// Path parameters a template holds at the most.
@@ -127,6 +127,7 @@ table! {
     Post "/v1/admin/partners/{partnerId}/users" Admin |a, c, [p, ..], b| admin::create_user(a, c, p, b);
     GetHead "/v1/admin/partners/{partnerId}/users" Admin |a, _, [p, ..], _| admin::users(a, p);
     Delete "/v1/admin/partners/{partnerId}/users/{username}" Admin |a, c, [p, u, ..], _| admin::delete_user(a, c, p, u);
+    Put "/v1/admin/partners/{partnerId}/ddiTenant" Admin |a, c, [p, ..], b| ddi::set_tenant(a, c, p, b);
     GetHead "/v1/admin/audit" Admin |a, c, _, _| admin::audit(a, c);
     GetHead "/v1/admin/backup" Admin |a, _, _, _| admin::backup(a);
     GetHead "/v1/me" Authenticated |a, c, _, _| admin::me(a, c);
@@ -174,6 +175,9 @@ table! {
     Get "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}" Partner |a, _, [p, dt, t, vn], _| catalog::image_get(a, p, dt, t, vn);
     Delete "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/types/{type}/versionNumbers/{versionNumber}" Partner |a, c, [p, dt, t, vn], _| catalog::image_delete(a, c, p, dt, t, vn);
     Put "/v1/ota/partners/{partnerId}/deviceTypes/{deviceTypeId}/firmwareImages/{firmwareImageId}/push" Partner |a, c, [p, dt, id, _], b| catalog::push(a, c, p, dt, id, b);
+    Get "/v1/ota/partners/{partnerId}/ddi" Partner |a, _, [p, ..], _| ddi::settings(a, p);
+    Post "/v1/ota/partners/{partnerId}/ddi/gatewayToken" Partner |a, c, [p, ..], _| ddi::rotate_gateway_token(a, c, p);
+    Delete "/v1/ota/partners/{partnerId}/ddi/gatewayToken" Partner |a, c, [p, ..], _| ddi::delete_gateway_token(a, c, p);
     Get "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], _| devices::list(a, c, p);
     Post "/v1/ota/partners/{partnerId}/devices" Partner |a, c, [p, ..], b| devices::register(a, c, p, b);
     Post "/v1/ota/partners/{partnerId}/devices/import" Partner |a, c, [p, ..], b| devices::import(a, c, p, b);
@@ -182,6 +186,14 @@ table! {
     Delete "/v1/ota/partners/{partnerId}/devices/{deviceId}" Partner |a, c, [p, d, ..], _| devices::delete(a, c, p, d);
     Post "/v1/ota/partners/{partnerId}/devices/{deviceId}/token" Partner |a, c, [p, d, ..], _| devices::rotate_token(a, c, p, d);
     Get "/v1/ota/partners/{partnerId}/fleet" Partner |a, c, [p, ..], _| fleet::summary(a, c, p);
+    Get "/{tenant}/controller/v1/{controllerId}" Ddi |a, c, [t, d, ..], _| ddi::poll(a, c, t, d);
+    Put "/{tenant}/controller/v1/{controllerId}/configData" Ddi |a, c, [t, d, ..], b| ddi::config_data(a, c, t, d, b);
+    Get "/{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}" Ddi |a, c, [t, d, id, _], _| ddi::deployment_base(a, c, t, d, id);
+    Post "/{tenant}/controller/v1/{controllerId}/deploymentBase/{actionId}/feedback" Ddi |a, c, [t, d, id, _], b| ddi::feedback(a, c, t, d, id, b);
+    Get "/{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}" Ddi |a, c, [t, d, id, _], _| ddi::cancel_action(a, c, t, d, id);
+    Post "/{tenant}/controller/v1/{controllerId}/cancelAction/{actionId}/feedback" Ddi |a, c, [t, d, id, _], b| ddi::cancel_feedback(a, c, t, d, id, b);
+    Get "/{tenant}/controller/v1/{controllerId}/installedBase/{actionId}" Ddi |a, c, [t, d, id, _], _| ddi::installed_base(a, c, t, d, id);
+    GetHead "/{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts/{filename}" Ddi |a, c, [t, d, m, f], _| ddi::artifact(a, c, t, d, m, f);
 }
 
 /// A request's row and its path parameters.

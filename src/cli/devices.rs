@@ -349,7 +349,9 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                 t.push_str(&sub_table(
                     &d,
                     "ota",
-                    &["TYPE", "VERSION", "STATE", "RESULT", "BYTES", "AT"],
+                    &[
+                        "TYPE", "VERSION", "STATE", "RESULT", "BYTES", "AT", "REASON",
+                    ],
                     |o| {
                         vec![
                             text(o, "type"),
@@ -358,6 +360,7 @@ pub fn run(cmd: DeviceAdminCommand, ctx: &mut Ctx) -> Result<()> {
                             text(o, "result"),
                             text(o, "bytesDone"),
                             time(o, "timestamp"),
+                            text(o, "reason"),
                         ]
                     },
                 ));

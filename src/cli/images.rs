@@ -279,7 +279,7 @@ fn send_binary_hashing(
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let sent = ctx.client.upload_file_hashing(
         Method::POST,
-        &format!("{base}/binaries"),
+        &format!("{base}/binaries?filename={}", seg(&shown)),
         file,
         "application/octet-stream",
         &progress,

@@ -20,6 +20,7 @@
 mod audit;
 mod backup;
 mod client;
+mod ddi;
 mod demo;
 mod device;
 mod devices;
@@ -168,6 +169,15 @@ pub enum Command {
         common: Common,
         #[command(subcommand)]
         cmd: rollouts::RolloutCommand,
+    },
+    /// hawkBit DDI settings of the partner: tenant name and gateway token (docs/ddi.md).
+    ///
+    /// Example: otad ddi gateway-token --out gateway-token.txt
+    Ddi {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        cmd: ddi::DdiCommand,
     },
     /// Fleet overview.
     ///
@@ -342,6 +352,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Keygen(args) => signing::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::SigningKey { common, cmd } => admin(&common, &config, |c| signing::run(cmd, c)),
         Command::Rollout { common, cmd } => admin(&common, &config, |c| rollouts::run(cmd, c)),
+        Command::Ddi { common, cmd } => admin(&common, &config, |c| ddi::run(cmd, c)),
         Command::Fleet {
             common,
             cmd: FleetCommand::Status(args),

@@ -1,4 +1,4 @@
-//! `otad partner create|list|rotate-secret` and `otad user create|list|remove`: the
+//! `otad partner create|list|rotate-secret|ddi-tenant` and `otad user create|list|remove`: the
 //! appliance admin's management of partner organisations and their users
 //! (`/v1/admin/...`). Not here: logging in (`session.rs`).
 
@@ -39,6 +39,16 @@ pub enum PartnerCommand {
     RotateSecret {
         /// Partner id.
         partner_id: String,
+    },
+    /// Set the partner's hawkBit DDI tenant name (1-64 of A-Z a-z 0-9 _ -, unique without
+    /// regard to case; the partner id until set). docs/ddi.md.
+    ///
+    /// Example: otad partner ddi-tenant 6f1c2f7e-... acme-fleet
+    DdiTenant {
+        /// Partner id.
+        partner_id: String,
+        /// The tenant name DDI agents are configured with.
+        tenant: String,
     },
 }
 
@@ -158,6 +168,19 @@ pub fn partner(cmd: PartnerCommand, ctx: &mut Ctx) -> Result<()> {
                     ("partnerId", text(&v, "partnerId")),
                     ("clientSecret", text(&v, "clientSecret")),
                 ]) + "(the client secret is shown only this once)"
+            });
+        }
+        PartnerCommand::DdiTenant { partner_id, tenant } => {
+            let path = format!("/v1/admin/partners/{}/ddiTenant", seg(&partner_id));
+            let v = ctx
+                .client
+                .json(Method::PUT, &path, Some(&json!({ "ddiTenant": tenant })))
+                .map_err(|e| e.context(&format!("cannot set the DDI tenant of {partner_id}")))?;
+            ctx.out.show(&v, || {
+                fields(&[
+                    ("partnerId", text(&v, "partnerId")),
+                    ("ddiTenant", text(&v, "ddiTenant")),
+                ])
             });
         }
     }

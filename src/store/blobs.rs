@@ -1,7 +1,8 @@
 //! Content-addressed binaries inside the redb file.
 //!
 //! Life of a binary: [`Ingest`] streams bytes into chunk rows under a fresh data id, hashing
-//! BLAKE3 (identity), SHA-256 (index) and the BLAKE3 outboard in the same pass, committing
+//! BLAKE3 (identity), SHA-256 (index) and the BLAKE3 outboard in the same pass (SHA-1 and MD5
+//! beside it on their own threads, `digests.rs`), committing
 //! every few MiB without fsync so no write transaction spans the upload. `finish` makes it a
 //! *staged* upload of one partner in one durable commit. [`Store::publish`]
 //! (moveToRepository) turns it into a blob in one small transaction, or — when the same
@@ -18,8 +19,11 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::digests::{SideDigests, drop_digests_unless_published, put_digests};
 use super::rowcache::RowKind;
-use super::tables::{BLOB_BY_SHA, BLOBS, CHUNKS, OUTBOARDS, OWNED, STAGED, UPLOADS, next_seq};
+use super::tables::{
+    BINARY_NAMES, BLOB_BY_SHA, BLOBS, CHUNKS, DIGESTS, OUTBOARDS, OWNED, STAGED, UPLOADS, next_seq,
+};
 use super::{Result, Store, StoreError, audit, codec};
 use crate::hashtree::{self, OutboardBuilder, PAIR, SlicePart};
 use crate::ids::now_ms;
@@ -142,6 +146,7 @@ pub(crate) fn release(txn: &WriteTransaction, blake3: &[u8; 32]) -> Result<()> {
     }
     txn.open_table(BLOBS)?.remove(blake3)?;
     txn.open_table(BLOB_BY_SHA)?.remove(&meta.sha256)?;
+    txn.open_table(DIGESTS)?.remove(blake3)?;
     let now = now_ms();
     put_upload(
         txn,
@@ -164,6 +169,9 @@ pub struct Ingest {
     limit: u64,
     tree: OutboardBuilder,
     sha: Sha256,
+    /// SHA-1 and MD5, until `finish` takes them.
+    side: Option<SideDigests>,
+    filename: Option<String>,
     row: Vec<u8>,
     next_row: u32,
     rows: Vec<(u32, Vec<u8>)>,
@@ -201,6 +209,8 @@ impl Store {
             limit: self.config().max_binary_size,
             tree: OutboardBuilder::new(),
             sha: Sha256::new(),
+            side: Some(SideDigests::start()?),
+            filename: None,
             row: Vec::with_capacity(ROW_BYTES),
             next_row: 0,
             rows: Vec::new(),
@@ -231,9 +241,17 @@ impl Ingest {
         self.tree.len()
     }
 
+    /// The filename the binary was uploaded under (already cleaned), kept when it is staged.
+    pub fn set_filename(&mut self, name: String) {
+        self.filename = Some(name);
+    }
+
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         if self.tree.len() + data.len() as u64 > self.limit {
             return Err(StoreError::TooLarge { limit: self.limit });
+        }
+        if let Some(side) = &self.side {
+            side.feed(data)?;
         }
         self.tree.update(data);
         self.sha.update(data);
@@ -325,9 +343,20 @@ impl Ingest {
             blake3,
             sha256: self.sha.clone().finalize().into(),
         };
+        let digests = self
+            .side
+            .take()
+            .ok_or_else(|| StoreError::Db("upload digests already taken".into()))?
+            .finish()?;
         let data_id = self.data_id;
         let partner = self.partner_id.clone();
+        let filename = self.filename.take();
         self.store.write(true, move |txn| {
+            put_digests(txn, &staged.blake3, &digests)?;
+            if let Some(name) = &filename {
+                txn.open_table(BINARY_NAMES)?
+                    .insert((partner.as_str(), &staged.sha256), name.as_str())?;
+            }
             let mut upload = receiving_upload(txn, data_id)?;
             upload.state = UploadState::Staged {
                 size: staged.size,
@@ -613,14 +642,18 @@ impl Store {
                 }
             }
             for (data_id, upload) in expired {
-                if let UploadState::Staged { sha256, .. } = upload.state {
+                if let UploadState::Staged { sha256, blake3, .. } = upload.state {
+                    let pid = upload.partner_id.as_str();
                     let mut staged = txn.open_table(STAGED)?;
-                    let current = staged
-                        .get((upload.partner_id.as_str(), &sha256))?
-                        .map(|v| v.value());
+                    let current = staged.get((pid, &sha256))?.map(|v| v.value());
                     if current == Some(data_id) {
-                        staged.remove((upload.partner_id.as_str(), &sha256))?;
+                        staged.remove((pid, &sha256))?;
+                        drop(staged);
+                        if txn.open_table(OWNED)?.get((pid, &sha256))?.is_none() {
+                            txn.open_table(BINARY_NAMES)?.remove((pid, &sha256))?;
+                        }
                     }
+                    drop_digests_unless_published(txn, &blake3)?;
                 }
                 discard_upload(txn, data_id)?;
             }

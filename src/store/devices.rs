@@ -15,8 +15,9 @@ use super::labels::{labels_of, put_labels};
 use super::rollouts::{self, gate_of};
 use super::signing::{self as sig, ImageSignature};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES,
-    DEVICES_BY_TYPE, IMAGE_SIGNATURES, RECORDS, ROLLOUT_HELD, SIGNATURE_POLICIES, SIGNING_KEYS,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BLOBS, DDI_ACTIONS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES,
+    DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, RECORDS, ROLLOUT_HELD, SIGNATURE_POLICIES,
+    SIGNING_KEYS,
 };
 use super::{Result, Store, StoreError, audit, codec};
 use crate::ids::now_ms;
@@ -459,6 +460,7 @@ impl Store {
             txn.open_table(DEVICE_TOKENS)?.remove(&device.token_hash)?;
             txn.open_table(DEVICES_BY_TYPE)?
                 .remove((device.device_type_id.as_str(), id.as_str()))?;
+            txn.open_table(DDI_ACTIONS)?.remove(id.as_str())?;
             txn.open_table(DEVICE_LABELS)?.remove(id.as_str())?;
             audit::append(
                 txn,

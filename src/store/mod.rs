@@ -14,11 +14,13 @@
 //!   device types (`types.rs`), records and their version counters (`records.rs`),
 //!   associations with device types (`associations.rs`); shared row access in `mod.rs`.
 //! - `blobs.rs`: binaries (uploads, published blobs, their rows and references);
+//!   `digests.rs`: their SHA-1 and MD5 (computed beside the upload) and upload filenames;
 //!   `rowcache.rs`: the in-memory delivery cache of their rows; `space.rs`: the free-space
 //!   guard for uploads.
 //! - `devices.rs`: devices, check-ins, pushes and OTA state; `labels.rs`: their tags and
 //!   attributes; `fleet.rs`: the fleet summary and version labels; `rollouts.rs`: staged
-//!   rollouts, their outcomes and the timer pass; `tokens.rs`: API access tokens.
+//!   rollouts, their outcomes and the timer pass; `tokens.rs`: API access tokens; `ddi.rs`:
+//!   hawkBit DDI tenants, gateway tokens and the actions advertised to DDI agents.
 //! - `signing.rs`: signing keys, verified image signatures, device types' signature policy
 //!   and the release rule.
 //! - `audit.rs`: the audit log; `backup.rs`: online backup; `stats.rs`: what `/metrics`
@@ -32,9 +34,11 @@ mod audit;
 mod backup;
 mod blobs;
 mod catalog;
+mod ddi;
 // The file format, public for the offline tools' tests that build or damage rows by hand.
 pub mod codec;
 mod devices;
+mod digests;
 mod fleet;
 mod labels;
 mod rollouts;
@@ -53,7 +57,12 @@ pub use blobs::{
     Upload, UploadState,
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
+pub use ddi::{
+    ConfigMode, DdiAction, DdiChunk, DdiCredential, DdiOutcome, DdiPoll, DdiSlot, DdiState,
+    GatewayToken, action_id,
+};
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
+pub use digests::{Artifact, Digests, MAX_FILENAME, clean_filename, default_filename};
 pub use fleet::{
     DeviceTypeFleet, Failure, FleetSummary, FwTypeFleet, Labels, StateCount, VersionCount,
     VersionLabel,

@@ -82,6 +82,23 @@ pub const IMAGE_SIGNATURES: TableDefinition<(u64, &str), &[u8]> =
 /// device type id → encoded `SignaturePolicy`.
 pub const SIGNATURE_POLICIES: TableDefinition<&str, &[u8]> =
     TableDefinition::new("signature_policies");
+/// blake3 → encoded `Digests` (SHA-1 and MD5) of a published or staged binary's bytes.
+pub const DIGESTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("digests");
+/// (partner id, sha256) → the filename given when the partner uploaded those bytes.
+pub const BINARY_NAMES: TableDefinition<(&str, &[u8; 32]), &str> =
+    TableDefinition::new("binary_names");
+
+/// lowercase DDI tenant name → partner id, for partners whose tenant is not their id.
+pub const DDI_TENANTS: TableDefinition<&str, &str> = TableDefinition::new("ddi_tenants");
+/// partner id → its DDI tenant name as set (absent: the partner id).
+pub const PARTNER_TENANTS: TableDefinition<&str, &str> = TableDefinition::new("partner_tenants");
+/// sha256 of a DDI gateway token → partner id.
+pub const GATEWAY_TOKENS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("gateway_tokens");
+/// partner id → encoded `GatewayToken` (its hash and when it was made): one per partner.
+pub const GATEWAY_BY_PARTNER: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("gateway_by_partner");
+/// device id → encoded `DdiState`: the actions advertised to a DDI agent.
+pub const DDI_ACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("ddi_actions");
 
 /// sha256 of an API access token → encoded `Token`.
 pub const TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tokens");
@@ -123,6 +140,13 @@ macro_rules! for_all_tables {
             UPLOADS,
             STAGED,
             OWNED,
+            DIGESTS,
+            BINARY_NAMES,
+            DDI_TENANTS,
+            PARTNER_TENANTS,
+            GATEWAY_TOKENS,
+            GATEWAY_BY_PARTNER,
+            DDI_ACTIONS,
             TOKENS,
             DEVICE_TOKENS,
             SIGNING_KEYS,

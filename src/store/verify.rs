@@ -1,6 +1,7 @@
 //! `otad db verify`: a read-only consistency check of the whole database.
 //!
-//! It re-hashes every blob (BLAKE3, SHA-256 and the outboard) from its rows, recounts every
+//! It re-hashes every blob (BLAKE3, SHA-256, the outboard, and SHA-1 and MD5 where they are
+//! recorded) from its rows, recounts every
 //! reference, checks that every index points at what it names, that counters are at or above
 //! every allocated number, that stored image signatures still verify, and that no data rows
 //! are orphaned. It reports every problem it finds instead of stopping at the first. Runs in
@@ -13,10 +14,13 @@ use sha2::{Digest, Sha256};
 
 use super::blobs::{BlobMeta, OUTBOARD_ROW_PAIRS, ROW_BYTES, Upload, UploadState};
 use super::catalog::{counter_scope, name_key};
+use super::ddi::{DdiState, GatewayToken};
+use super::digests::{DigestPair, Digests};
 use super::signing::{ImageSignature, SignaturePolicy, SigningKeyInfo};
 use super::tables::{
-    ASSOC_BY_RECORD, ASSOCIATIONS, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DEVICE_LABELS,
-    DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, IMAGE_SIGNATURES, OUTBOARDS, OWNED,
+    ASSOC_BY_RECORD, ASSOCIATIONS, BINARY_NAMES, BLOB_BY_SHA, BLOBS, CHUNKS, COUNTERS, DDI_ACTIONS,
+    DDI_TENANTS, DEVICE_LABELS, DEVICE_TOKENS, DEVICE_TYPES, DEVICES, DEVICES_BY_TYPE, DIGESTS,
+    GATEWAY_BY_PARTNER, GATEWAY_TOKENS, IMAGE_SIGNATURES, OUTBOARDS, OWNED, PARTNER_TENANTS,
     PARTNERS, RECORD_BY_NUMBER, RECORD_NAMES, RECORDS, RECORDS_BY_PARTNER, ROLLOUT_DEVICES,
     ROLLOUT_DUE, ROLLOUT_HELD, ROLLOUT_LATEST, ROLLOUTS, SIGNATURE_POLICIES, SIGNING_KEYS, STAGED,
     UPLOADS, USERS,
@@ -52,6 +56,7 @@ pub fn verify(db: &Database) -> Result<Report> {
     check_blobs(&txn, &mut report, &mut live_data)?;
     check_uploads(&txn, &mut report, &mut live_data)?;
     check_orphan_rows(&txn, &mut report, &live_data)?;
+    check_digests_and_names(&txn, &mut report)?;
     for entry in txn.open_table(OWNED)?.iter()? {
         let (k, v) = entry?;
         let (partner, sha) = k.value();
@@ -83,6 +88,7 @@ pub fn verify(db: &Database) -> Result<Report> {
     check_rollouts(&txn, &mut report)?;
     check_people(&txn, &mut report)?;
     check_signing(&txn, &mut report)?;
+    check_ddi(&txn, &mut report)?;
     Ok(report)
 }
 
@@ -131,6 +137,7 @@ fn check_blobs(txn: &ReadTransaction, report: &mut Report, live: &mut BTreeSet<u
 fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<Option<String>> {
     let mut tree = OutboardBuilder::new();
     let mut sha = Sha256::new();
+    let mut pair = DigestPair::default();
     let mut size = 0u64;
     let chunks = txn.open_table(CHUNKS)?;
     for (expected_index, entry) in
@@ -149,6 +156,7 @@ fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<O
         }
         tree.update(row);
         sha.update(row);
+        pair.update(row);
         size += row.len() as u64;
     }
     if size != meta.size {
@@ -164,6 +172,15 @@ fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<O
     let digest: [u8; 32] = sha.finalize().into();
     if digest != meta.sha256 {
         return Ok(Some("SHA-256 of the stored bytes does not match".into()));
+    }
+    let recorded: Option<Digests> = match codec::get(&txn.open_table(DIGESTS)?, blake3) {
+        Ok(d) => d,
+        Err(e) => return Ok(Some(format!("digests: {e}"))),
+    };
+    if recorded.is_some_and(|d| d != pair.finish()) {
+        return Ok(Some(
+            "SHA-1 or MD5 of the stored bytes does not match".into(),
+        ));
     }
     let pairs = tree.take_pairs();
     let mut stored = Vec::with_capacity(pairs.len());
@@ -217,6 +234,55 @@ fn check_uploads(
         if !ok {
             report.problems.push(format!(
                 "staged entry {partner}/{} does not name a complete upload",
+                hex(sha)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Digests belong to a published or staged binary; filenames to a staged or owned one.
+fn check_digests_and_names(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let blobs = txn.open_table(BLOBS)?;
+    let mut staged_content = BTreeSet::new();
+    for entry in txn.open_table(UPLOADS)?.iter()? {
+        let (_, v) = entry?;
+        if let Ok(Upload {
+            state: UploadState::Staged { blake3, .. },
+            ..
+        }) = codec::decode::<Upload>(v.value())
+        {
+            staged_content.insert(blake3);
+        }
+    }
+    for entry in txn.open_table(DIGESTS)?.iter()? {
+        let (k, v) = entry?;
+        let blake3 = *k.value();
+        if blobs.get(&blake3)?.is_none() && !staged_content.contains(&blake3) {
+            report.problems.push(format!(
+                "digests of {} belong to no stored binary",
+                hex(&blake3)
+            ));
+        }
+        if let Err(e) = codec::decode::<Digests>(v.value()) {
+            report
+                .problems
+                .push(format!("digests of {}: {e}", hex(&blake3)));
+        }
+    }
+    let (staged, owned) = (txn.open_table(STAGED)?, txn.open_table(OWNED)?);
+    for entry in txn.open_table(BINARY_NAMES)?.iter()? {
+        let (k, v) = entry?;
+        let (partner, sha) = k.value();
+        if staged.get((partner, sha))?.is_none() && owned.get((partner, sha))?.is_none() {
+            report.problems.push(format!(
+                "filename of {partner}/{} names no staged or owned binary",
+                hex(sha)
+            ));
+        }
+        if super::digests::clean_filename(v.value()).as_deref() != Ok(v.value()) {
+            report.problems.push(format!(
+                "filename of {partner}/{} is not a valid filename",
                 hex(sha)
             ));
         }
@@ -611,6 +677,81 @@ fn check_signing(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
                 "signature policy of device type {}: the device type is missing",
                 k.value()
             ));
+        }
+    }
+    Ok(())
+}
+
+/// DDI tenants name existing partners both ways, gateway tokens likewise, and DDI actions
+/// belong to existing devices.
+fn check_ddi(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let partners = txn.open_table(PARTNERS)?;
+    let tenants = txn.open_table(DDI_TENANTS)?;
+    let partner_tenants = txn.open_table(PARTNER_TENANTS)?;
+    for entry in tenants.iter()? {
+        let (k, v) = entry?;
+        let back = partner_tenants
+            .get(v.value())?
+            .map(|t| t.value().to_ascii_lowercase());
+        if partners.get(v.value())?.is_none() || back.as_deref() != Some(k.value()) {
+            report.problems.push(format!(
+                "DDI tenant {} does not match partner {}",
+                k.value(),
+                v.value()
+            ));
+        }
+    }
+    for entry in partner_tenants.iter()? {
+        let (k, v) = entry?;
+        let lower = v.value().to_ascii_lowercase();
+        let indexed = tenants.get(lower.as_str())?.map(|p| p.value() == k.value());
+        if crate::model::validate_ddi_tenant(v.value()).is_err() || indexed != Some(true) {
+            report.problems.push(format!(
+                "partner {}: DDI tenant {:?} is invalid or not indexed",
+                k.value(),
+                v.value()
+            ));
+        }
+    }
+    let gateway = txn.open_table(GATEWAY_TOKENS)?;
+    for entry in txn.open_table(GATEWAY_BY_PARTNER)?.iter()? {
+        let (k, v) = entry?;
+        let ok = match codec::decode::<GatewayToken>(v.value()) {
+            Ok(g) => gateway
+                .get(&g.hash)?
+                .is_some_and(|p| p.value() == k.value()),
+            Err(_) => false,
+        };
+        if !ok || partners.get(k.value())?.is_none() {
+            report.problems.push(format!(
+                "partner {}: gateway token is undecodable or not indexed",
+                k.value()
+            ));
+        }
+    }
+    for entry in gateway.iter()? {
+        let (k, v) = entry?;
+        let own: Option<GatewayToken> =
+            codec::get(&txn.open_table(GATEWAY_BY_PARTNER)?, v.value()).unwrap_or(None);
+        if own.is_none_or(|g| &g.hash != k.value()) {
+            report.problems.push(format!(
+                "gateway token of partner {} is not its current one",
+                v.value()
+            ));
+        }
+    }
+    let devices = txn.open_table(DEVICES)?;
+    for entry in txn.open_table(DDI_ACTIONS)?.iter()? {
+        let (k, v) = entry?;
+        if devices.get(k.value())?.is_none() {
+            report
+                .problems
+                .push(format!("DDI actions of missing device {}", k.value()));
+        }
+        if let Err(e) = codec::decode::<DdiState>(v.value()) {
+            report
+                .problems
+                .push(format!("DDI actions of device {}: {e}", k.value()));
         }
     }
     Ok(())

@@ -851,8 +851,9 @@ impl Server {
         server
     }
 
-    /// Starts the process and waits (bounded) until it listens and answers `/healthz`.
-    fn spawn(&mut self) {
+    /// Starts the process (again, after `stop`) and waits (bounded) until it listens and
+    /// answers `/healthz`.
+    pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "server already running");
         let listen = self.data.join("listen.json");
         let _ = fs::remove_file(&listen);

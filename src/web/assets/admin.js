@@ -1,7 +1,7 @@
 // Admin (appliance admins only): partners (create; the client secret is shown once; rotate
 // it) and each partner's users (add, remove).
 
-import { del, get, post } from "./api.js";
+import { del, get, post, put } from "./api.js";
 import { clear, confirmButton, field, h, notice, setFieldError } from "./dom.js";
 
 function secretNotice(label, secret) {
@@ -87,6 +87,25 @@ export async function adminScreen(ctx) {
   await loadPartners();
 }
 
+// The DDI tenant name agents are configured with (the partner id until set).
+function tenantForm(p) {
+  const input = h("input", { id: `ddi-tenant-${p.partnerId}`, value: p.ddiTenant || p.partnerId, autocomplete: "off" });
+  const msg = h("div");
+  const form = h("form", { class: "inline", novalidate: true }, field("Tenant", input), h("button", { type: "submit", text: "Set tenant" }));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clear(msg);
+    setFieldError(input, "");
+    try {
+      const r = await put(`/v1/admin/partners/${encodeURIComponent(p.partnerId)}/ddiTenant`, { ddiTenant: input.value.trim() });
+      msg.append(notice("ok", `DDI tenant set to ${r.ddiTenant}.`));
+    } catch (err) {
+      setFieldError(input, err.message);
+    }
+  });
+  return h("div", {}, form, msg);
+}
+
 async function partnerCard(ctx, p) {
   const secretOut = h("div");
   const card = h("section", { class: "card partner-card", dataset: { partner: p.partnerId } },
@@ -94,6 +113,7 @@ async function partnerCard(ctx, p) {
     h("p", { class: "muted" }, h("code", { text: p.partnerId }), p.email ? ` · ${p.email}` : ""),
     h("h3", { text: "Users" }));
   card.append(await usersCard(ctx, p));
+  card.append(h("h3", { text: "hawkBit DDI tenant" }), tenantForm(p));
   card.append(h("div", { class: "buttons" }, confirmButton("Rotate client secret", "Really rotate? Scripts need the new one.", async () => {
     clear(secretOut);
     try {

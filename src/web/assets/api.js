@@ -149,7 +149,8 @@ export function uploadBinary(file, onProgress) {
   const s = session.get();
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
-    xhr.open("POST", pp("binaries"));
+    // The filename is kept with the binary (DDI agents are given it; SWUpdate wants .swu).
+    xhr.open("POST", `${pp("binaries")}?filename=${encodeURIComponent(file.name || "")}`);
     xhr.setRequestHeader("Authorization", `Bearer ${s.token}`);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.upload.addEventListener("progress", (e) => {

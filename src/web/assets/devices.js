@@ -88,6 +88,40 @@ function otaCell(d) {
     h("span", { class: "small", text: ` type ${o.type}` }))));
 }
 
+// hawkBit DDI (Linux update agents): the partner's tenant name and its gateway token,
+// which is shown once when made; docs/ddi.md.
+async function ddiCard(ctx) {
+  const s = await get(pp("ddi"));
+  const out = h("div", { id: "ddi-token-result" });
+  const state = h("dd", { id: "ddi-gateway", text: s.gatewayToken ? `yes, since ${fmtTime(s.gatewayTokenCreatedTimestamp)}` : "none" });
+  const make = h("button", { type: "button", id: "ddi-token-make", text: s.gatewayToken ? "Rotate gateway token" : "Create gateway token" });
+  make.addEventListener("click", async () => {
+    clear(out);
+    try {
+      const r = await post(pp("ddi", "gatewayToken"));
+      out.append(h("div", { class: "notice ok" }, h("p", { text: "Gateway token. It is shown only now:" }),
+        h("p", { class: "token" }, h("code", { class: "secret", id: "ddi-token", text: r.gatewayToken }))));
+      state.textContent = "yes, just made";
+      make.textContent = "Rotate gateway token";
+    } catch (err) {
+      out.append(notice("error", err.message));
+    }
+  });
+  const withdraw = confirmButton("Withdraw gateway token", "Really withdraw? Agents using it stop updating.", async () => {
+    clear(out);
+    try {
+      await del(pp("ddi", "gatewayToken"));
+      ctx.navigate("#/devices");
+    } catch (err) {
+      out.append(notice("error", err.message));
+    }
+  });
+  return h("section", { class: "card", id: "ddi-card" }, h("h2", { text: "hawkBit DDI agents" }),
+    h("dl", { class: "facts" }, h("dt", { text: "Tenant" }), h("dd", {}, h("code", { id: "ddi-tenant", text: s.ddiTenant })),
+      h("dt", { text: "Gateway token" }), state),
+    h("div", { class: "buttons" }, make, s.gatewayToken ? withdraw : null), out);
+}
+
 export async function devicesScreen(ctx) {
   const { view, params } = ctx;
   const [deviceTypes, types] = await Promise.all([get(pp("deviceTypes")), get(pp("types"))]);
@@ -120,7 +154,7 @@ export async function devicesScreen(ctx) {
     ? (byNumber ? { type, installedVersion: installed } : { type, installedVersionString: installed })
     : {};
   const listBox = h("div", { id: "devices-list" });
-  view.append(listBox, registerCard(deviceTypes, () => loadList()), deviceTypesCard(ctx, deviceTypes));
+  view.append(listBox, registerCard(deviceTypes, () => loadList()), deviceTypesCard(ctx, deviceTypes), await ddiCard(ctx));
 
   // Reloaded after a registration too, so the new device shows without losing its token.
   async function loadList() {
@@ -160,7 +194,9 @@ export async function deviceScreen(ctx, id) {
     h("section", { class: "card" }, h("dl", { class: "facts" },
       h("dt", { text: "Device type" }), h("dd", { text: dtName.get(d.deviceTypeId) || d.deviceTypeId }),
       h("dt", { text: "Registered" }), h("dd", { text: fmtTime(d.createdTimestamp) }),
-      h("dt", { text: "Last seen" }), h("dd", { id: "device-last-seen", text: fmtTime(d.lastSeenTimestamp) }))),
+      h("dt", { text: "Last seen" }), h("dd", { id: "device-last-seen", text: fmtTime(d.lastSeenTimestamp) }),
+      h("dt", { text: "Attributes" }), h("dd", { id: "device-attributes",
+        text: Object.entries(d.attributes || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "—" }))),
     h("section", { class: "card" }, h("h2", { text: "Installed versions" }),
       (d.installed || []).length
         ? h("table", { id: "device-installed" }, h("thead", {}, h("tr", {}, ["Image type", "Version"].map((c) => h("th", { scope: "col", text: c })))),
@@ -176,7 +212,8 @@ export async function deviceScreen(ctx, id) {
           h("table", {}, h("thead", {}, h("tr", {}, ["When", "Version", "State", "Bytes", "Result"].map((c) => h("th", { scope: "col", text: c })))),
             h("tbody", {}, [o, ...[...(o.history || [])].reverse()].map((e, i) => h("tr", { class: i === 0 ? "current" : "" },
               h("td", { text: fmtTime(e.timestamp) }), h("td", { text: versionText(e) }), h("td", { class: "state", text: e.state }),
-              h("td", { text: String(e.bytesDone) }), h("td", { text: e.state === "failed" || e.state === "deferred" ? resultText(e.result) : "" })))))))
+              h("td", { text: String(e.bytesDone) }), h("td", { text: e.state === "failed" || e.state === "deferred" ? resultText(e.result) : "" }))))),
+          o.reason ? h("p", { class: "reason", text: `Reason: ${o.reason}` }) : null))
         : h("p", { class: "muted", text: "No updates yet." })),
     h("section", { class: "card danger-zone" }, h("h2", { text: "Remove" }),
       confirmButton("Remove device", "Really remove?", async () => {

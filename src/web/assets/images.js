@@ -108,6 +108,9 @@ export async function imageScreen(ctx, type, vn) {
       ["Size", info ? fmtBytes(info.size) : "no binary", "image-size"],
       ["SHA-256", h("code", { text: sha256Of(record.url) || "—" }), "image-sha256"],
       ["BLAKE3", h("code", { text: info ? info.blake3 : "—" }), "image-blake3"],
+      record.binary ? ["Filename", record.binary.filename, "image-filename"] : null,
+      record.binary ? ["SHA-1", h("code", { text: record.binary.sha1 }), "image-sha1"] : null,
+      record.binary ? ["MD5", h("code", { text: record.binary.md5 }), "image-md5"] : null,
       ["Created", fmtTime(record.createdTimestamp)],
       ["Updated", fmtTime(record.updatedTimestamp)],
     ])));
