@@ -179,7 +179,13 @@ fn config_seed_sets_every_key() {
             .unwrap();
     let seed_path = fuzz_dir().join("corpus/config_toml/every_key.toml");
     let seed = std::fs::read_to_string(&seed_path).unwrap();
-    let sections = ["Config", "ApiConfig", "DeviceConfig", "StorageConfig"];
+    let sections = [
+        "Config",
+        "ApiConfig",
+        "DeviceConfig",
+        "StorageConfig",
+        "DdiConfig",
+    ];
     let mut keys = Vec::new();
     let mut section = None;
     for line in source.lines() {
@@ -196,7 +202,7 @@ fn config_seed_sets_every_key() {
     assert!(keys.len() > 30, "found only {keys:?} in src/config.rs");
     for key in keys {
         // Section fields are tables; every other field is a `key = value` line.
-        if ["api", "device", "storage"].contains(&key.as_str()) {
+        if ["api", "device", "storage", "ddi"].contains(&key.as_str()) {
             assert!(
                 seed.contains(&format!("[{key}]")),
                 "no [{key}] in {}",
