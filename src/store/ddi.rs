@@ -17,9 +17,10 @@ use super::tables::{
     ASSOCIATIONS, DDI_ACTIONS, DDI_TENANTS, DEVICE_TOKENS, DEVICES, GATEWAY_BY_PARTNER,
     GATEWAY_TOKENS, PARTNER_TENANTS, PARTNERS,
 };
-use super::{AttributeUpdate, Result, Store, StoreError, audit, codec};
+use super::{AttributeUpdate, Result, Store, StoreError, audit, codec, rollouts};
 use crate::ids::now_ms;
 use crate::model::{self, Device, OtaEvent, OtaState};
+use crate::rollout::Outcome;
 use crate::secrets::{same_hash, token_hash};
 
 /// One firmware type of an action: the record offered for it.
@@ -479,6 +480,29 @@ impl Store {
                         ota.record(event(OtaState::Failed, RESULT_UPDATE_FAILED), history);
                         state.reasons.insert(c.fw_type, reason.clone());
                     }
+                }
+            }
+            // The same news for the rollout that holds the image, in this transaction.
+            let rollout_outcome = match outcome {
+                DdiOutcome::Downloading | DdiOutcome::Downloaded | DdiOutcome::Installing => {
+                    Some(Outcome::Downloading)
+                }
+                DdiOutcome::Succeeded => Some(Outcome::Confirmed),
+                DdiOutcome::Failed => Some(Outcome::Failed),
+                DdiOutcome::Deferred => None,
+            };
+            if let Some(to) = rollout_outcome {
+                let why = (to == Outcome::Failed).then(|| reason.clone());
+                for c in &action.chunks {
+                    rollouts::feedback_in(
+                        txn,
+                        &device,
+                        c.fw_type,
+                        c.version_number,
+                        to,
+                        why.clone(),
+                        now,
+                    )?;
                 }
             }
             if closing {

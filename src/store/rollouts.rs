@@ -311,7 +311,9 @@ pub(super) fn on_report(
     feedback_in(txn, device, fw_type, version_number, to, reason, now)
 }
 
-fn feedback_in(
+/// A device's news about the rollout image `version_number` of `fw_type`, inside the
+/// transaction that records the news itself (REPORT, CHECK, DDI feedback).
+pub(super) fn feedback_in(
     txn: &WriteTransaction,
     device: &Device,
     fw_type: u16,
