@@ -195,7 +195,7 @@ fn config_seed_sets_every_key() {
     assert!(keys.len() > 30, "found only {keys:?} in src/config.rs");
     for key in keys {
         // Section fields are tables; every other field is a `key = value` line.
-        if ["api", "device", "storage"].contains(&key.as_str()) {
+        if ["api", "device", "storage", "ddi"].contains(&key.as_str()) {
             assert!(
                 seed.contains(&format!("[{key}]")),
                 "no [{key}] in {}",
