@@ -692,3 +692,21 @@ fn every_ddi_route_answers_every_credential_as_the_matrix_says() {
     }
     api.get("/healthz", "").expect(200);
 }
+
+#[test]
+fn an_action_id_survives_a_restart() {
+    let mut server = Server::start_with_config(CONFIG);
+    let admin = server.admin_token();
+    let api = server.api.clone();
+    let f = fleet(&api, &admin, "India", "india.swu");
+    let token = api.register_device(&f.a.id, &f.a.token, "in-1", &f.dt);
+    let auth = format!("TargetToken {token}");
+    let path = |api: &Api| {
+        let href = link(&poll(api, &f.a.id, "in-1", &auth), "deploymentBase").expect("offer");
+        href.strip_prefix(&api.base).unwrap_or(&href).to_string()
+    };
+    let before = path(&api);
+    server.restart();
+    let api = server.api.clone();
+    assert_eq!(path(&api), before, "the same offer keeps its action id");
+}

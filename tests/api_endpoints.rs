@@ -754,13 +754,25 @@ fn firmware_images_associations_and_push() {
     assert_eq!(int(&p, "totalElements"), 1);
     let (p, _) = page_of(api, &format!("{}?tags=stable,nope", images(&dt1)), tok);
     assert_eq!(int(&p, "totalElements"), 0);
-    let one = api
+    let mut one = api
         .get(
             &format!("{}/types/101/versionNumbers/{vn}", images(&dt1)),
             tok,
         )
         .ok_json(200);
+    // The one-record view adds the binary's filename and digests to the list's shape.
+    let binary = one
+        .as_object_mut()
+        .and_then(|m| m.remove("binary"))
+        .expect("the binary's details");
     assert_eq!(one, expected);
+    assert!(
+        expected["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(binary["sha256"].as_str().unwrap_or("?"))),
+        "{binary}"
+    );
+    assert_eq!(binary["filename"], "img-1.0.bin", "the default filename");
     api.get(
         &format!("{}/types/101/versionNumbers/999", images(&dt1)),
         tok,
@@ -913,10 +925,15 @@ fn firmware_images_associations_and_push() {
     }
     let (p, _) = page_of(api, &format!("{}/types/4", images(&dt1)), tok);
     assert_eq!(int(&p, "totalElements"), 1);
-    let got = api
+    let mut got = api
         .get(&format!("{}/types/4/versionNumbers/1", images(&dt1)), tok)
         .ok_json(200);
+    let binary = got.as_object_mut().and_then(|m| m.remove("binary"));
     assert_eq!(got, d4);
+    assert_eq!(
+        binary.map(|b| b["filename"].clone()),
+        Some(Value::from("profile-7.bin"))
+    );
     api.delete(&format!("{}/types/4/versionNumbers/1", images(&dt1)), tok)
         .expect(204);
 }

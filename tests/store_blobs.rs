@@ -427,3 +427,30 @@ fn sha1_md5_and_filename_are_kept_and_computed_for_older_binaries() {
         1
     );
 }
+
+#[test]
+fn verify_reads_a_database_from_before_the_digest_and_ddi_tables() {
+    use otad::store::tables::{
+        BINARY_NAMES, DDI_ACTIONS, DDI_TENANTS, DIGESTS, GATEWAY_BY_PARTNER, GATEWAY_TOKENS,
+        PARTNER_TENANTS,
+    };
+    let t = temp_store();
+    let (p, _) = partner_with_device_type(&t.store, "p");
+    upload(&t.store, &p, &bytes(100_000, 4));
+    // What an older release's file (or backup) holds: none of these tables.
+    t.store
+        .write(true, |txn| {
+            txn.delete_table(DIGESTS)?;
+            txn.delete_table(BINARY_NAMES)?;
+            txn.delete_table(DDI_TENANTS)?;
+            txn.delete_table(PARTNER_TENANTS)?;
+            txn.delete_table(GATEWAY_TOKENS)?;
+            txn.delete_table(GATEWAY_BY_PARTNER)?;
+            txn.delete_table(DDI_ACTIONS)?;
+            Ok(())
+        })
+        .unwrap();
+    let v = verify(&t.store.database().unwrap()).unwrap();
+    assert!(v.is_clean(), "{:?}", v.problems);
+    assert_eq!(v.blobs, 1);
+}

@@ -173,6 +173,9 @@ fn rehash(txn: &ReadTransaction, meta: &BlobMeta, blake3: &[u8; 32]) -> Result<O
     if digest != meta.sha256 {
         return Ok(Some("SHA-256 of the stored bytes does not match".into()));
     }
+    if !present(txn, DIGESTS)? {
+        return Ok(None);
+    }
     let recorded: Option<Digests> = match codec::get(&txn.open_table(DIGESTS)?, blake3) {
         Ok(d) => d,
         Err(e) => return Ok(Some(format!("digests: {e}"))),
@@ -243,6 +246,9 @@ fn check_uploads(
 
 /// Digests belong to a published or staged binary; filenames to a staged or owned one.
 fn check_digests_and_names(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    if !present(txn, DIGESTS)? || !present(txn, BINARY_NAMES)? {
+        return Ok(());
+    }
     let blobs = txn.open_table(BLOBS)?;
     let mut staged_content = BTreeSet::new();
     for entry in txn.open_table(UPLOADS)?.iter()? {
@@ -685,6 +691,14 @@ fn check_signing(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
 /// DDI tenants name existing partners both ways, gateway tokens likewise, and DDI actions
 /// belong to existing devices.
 fn check_ddi(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
+    let all = present(txn, DDI_TENANTS)?
+        && present(txn, PARTNER_TENANTS)?
+        && present(txn, GATEWAY_TOKENS)?
+        && present(txn, GATEWAY_BY_PARTNER)?
+        && present(txn, DDI_ACTIONS)?;
+    if !all {
+        return Ok(());
+    }
     let partners = txn.open_table(PARTNERS)?;
     let tenants = txn.open_table(DDI_TENANTS)?;
     let partner_tenants = txn.open_table(PARTNER_TENANTS)?;
@@ -755,4 +769,16 @@ fn check_ddi(txn: &ReadTransaction, report: &mut Report) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the file has this table: a database (or backup) written before the table
+/// existed has none, which reads as empty (the server creates it at its next start).
+fn present(txn: &ReadTransaction, def: impl redb::TableHandle) -> Result<bool> {
+    use redb::TableHandle;
+    for table in txn.list_tables()? {
+        if table.name() == def.name() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
