@@ -136,6 +136,22 @@ fn a_database_made_by_release_0_1_0_opens_and_serves_what_it_holds() {
     assert!(text(&verify).contains("database is consistent"));
 }
 
+/// `db verify` (and `db restore`, which verifies) reads a file as release 0.1.0 left it,
+/// before any newer server created the tables added since: a missing table reads as empty.
+#[test]
+fn db_verify_reads_a_release_0_1_0_file_that_no_newer_server_opened() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::copy(fixture("otad.redb"), dir.path().join("otad.redb")).expect("copy the fixture");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let verify = otad(&["db", "verify", "--data-dir", data]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        text(&verify).contains("database is consistent"),
+        "{}",
+        text(&verify)
+    );
+}
+
 #[test]
 fn a_new_database_records_its_version() {
     let mut server = Server::start();
