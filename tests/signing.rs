@@ -543,3 +543,101 @@ fn signatures_per_image_are_bounded_by_the_config_and_go_with_their_record() {
     let verify = cli.run(&["db", "verify"]);
     verify.code(0);
 }
+
+/// A hawkBit DDI agent is handed the signed manifest and every signature over it as the
+/// chunk's metadata, and they verify against the partner's public key.
+#[test]
+fn a_ddi_agent_gets_the_signed_manifest_as_chunk_metadata() {
+    let server = Server::start();
+    let cli = Cli::local(&server.data);
+    let key_file = cli.dir().join("ddi.key").to_string_lossy().into_owned();
+    let k = cli.json(&["keygen", "--out", &key_file]);
+    let public: signing::PublicKey =
+        signing::from_hex(&field(&k, "publicKey")).expect("public key hex");
+    let key_id = field(&k, "keyId");
+    cli.json(&["signing-key", "add", "ci", &key_file]);
+    let dt = field(&cli.json(&["device-type", "create", "Linux gateway"]), "id");
+    let token = field(
+        &cli.json(&["device", "register", "gw-1", "--device-type", &dt]),
+        "token",
+    );
+    let file = write(&cli, "gw.bin", &bytes(90_000, 7));
+    let up = cli.json(&[
+        "image",
+        "upload",
+        &file,
+        "--type",
+        "3",
+        "--name",
+        "gw",
+        "--version",
+        "3.0.0",
+        "--sign-key",
+        &key_file,
+        "--associate",
+        &dt,
+    ]);
+    let vn: u64 = field(&up, "versionNumber").parse().expect("number");
+    let partner = field(&up, "partnerId");
+
+    let get = |url: &str| -> Value {
+        let url = if url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{url}", server.api.base)
+        };
+        let r = server
+            .api
+            .client
+            .get(url)
+            .header("authorization", format!("TargetToken {token}"))
+            .send()
+            .expect("DDI request");
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().expect("DDI JSON")
+    };
+    let poll = get(&format!("/{partner}/controller/v1/gw-1"));
+    let href = poll["_links"]["deploymentBase"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a deployment: {poll}"))
+        .to_string();
+    let deployment = get(&href);
+    let chunk = &deployment["deployment"]["chunks"][0];
+    let meta: Vec<(String, String)> = chunk["metadata"]
+        .as_array()
+        .unwrap_or_else(|| panic!("metadata on a signed chunk: {chunk}"))
+        .iter()
+        .map(|m| (field(m, "key"), field(m, "value")))
+        .collect();
+    let value = |key: &str| {
+        meta.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {key} in {meta:?}"))
+    };
+    let manifest = hex_bytes(&value("otad.manifest"));
+    let signature: signing::Signature =
+        signing::from_hex(&value(&format!("otad.signature.{key_id}"))).expect("signature hex");
+    assert!(
+        signing::verify(&public, &manifest, &signature),
+        "the metadata's signature verifies over its manifest"
+    );
+    let m = Manifest::decode(&manifest).expect("manifest decodes");
+    assert_eq!(
+        (m.partner_id.as_str(), m.fw_type, m.version_number),
+        (partner.as_str(), 3, vn)
+    );
+    assert_eq!(
+        signing::to_hex(&m.sha256),
+        chunk["artifacts"][0]["hashes"]["sha256"]
+            .as_str()
+            .unwrap_or_default()
+    );
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16).expect("hex"))
+        .collect()
+}

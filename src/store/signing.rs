@@ -452,6 +452,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The signatures of `record` that count for device type `dt` (verified at upload, by
+    /// an unrevoked key of its partner, over a manifest that still matches the record and
+    /// admits `dt`): what an offer to a device of `dt` carries.
+    pub fn usable_signatures(&self, record: &Record, dt: &str) -> Result<Vec<ImageSignature>> {
+        let txn = self.read()?;
+        usable_signatures(
+            &txn.open_table(IMAGE_SIGNATURES)?,
+            &txn.open_table(SIGNING_KEYS)?,
+            record,
+            dt,
+            now_s(),
+        )
+    }
+
     /// Sets whether the partner's device type `dt` requires signed images.
     pub fn set_signature_policy(
         &self,

@@ -112,7 +112,11 @@ async fn action_chunks(
     raw_id: &str,
 ) -> Result<(u64, Vec<ChunkView>), ApiError> {
     let id = shapes::action_id(raw_id)?;
-    let (device_id, partner) = (device.id.clone(), device.partner_id.clone());
+    let (device_id, partner, device_type) = (
+        device.id.clone(),
+        device.partner_id.clone(),
+        device.device_type_id.clone(),
+    );
     app.blocking(move |s| {
         let action = s.ddi_action(&device_id, slot, id)?.ok_or_else(|| {
             ApiError::not_found("unknown_action", "no such action for this device")
@@ -131,12 +135,14 @@ async fn action_chunks(
             let artifact = s.artifact(&record)?.ok_or_else(|| {
                 ApiError::not_found("unknown_action", "the action's binary is gone")
             })?;
+            let signatures = s.usable_signatures(&record, &device_type)?;
             chunks.push(ChunkView {
                 part,
                 version: record.version.clone(),
                 name: record.name.clone(),
                 module_id: record.id,
                 artifact,
+                signatures,
             });
         }
         Ok((id, chunks))

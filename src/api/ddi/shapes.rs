@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::errors::ApiError;
 use crate::model::hex;
-use crate::store::{Artifact, ConfigMode, DdiOutcome, DdiPoll};
+use crate::store::{Artifact, ConfigMode, DdiOutcome, DdiPoll, ImageSignature};
 
 /// `config.polling.sleep`: `HH:MM:SS` (mandatory for every client).
 pub fn sleep(secs: u64) -> String {
@@ -57,6 +57,9 @@ pub struct ChunkView {
     /// The record id, the chunk's software module in URLs.
     pub module_id: u64,
     pub artifact: Artifact,
+    /// The record's signatures that count for the device (docs/signing.md), as chunk
+    /// metadata; empty for an unsigned image.
+    pub signatures: Vec<ImageSignature>,
 }
 
 /// Percent-encodes a path segment (filenames may hold anything but `/` and controls).
@@ -80,7 +83,7 @@ fn chunk(base: &str, c: &ChunkView) -> Value {
         segment(&a.filename)
     );
     let md5 = format!("{file}.MD5SUM");
-    json!({
+    let mut chunk = json!({
         "part": c.part,
         "version": c.version,
         "name": c.name,
@@ -99,7 +102,29 @@ fn chunk(base: &str, c: &ChunkView) -> Value {
                 "md5sum-http": href(md5),
             },
         }],
-    })
+    });
+    let metadata = signature_metadata(&c.signatures);
+    if let (false, Some(m)) = (metadata.is_empty(), chunk.as_object_mut()) {
+        m.insert("metadata".into(), Value::Array(metadata));
+    }
+    chunk
+}
+
+/// hawkBit chunk metadata for a signed image: `otad.manifest` (the signed manifest bytes,
+/// hex) and one `otad.signature.<keyId>` (the Ed25519 signature, hex) per key that signed
+/// those same bytes. Only the newest manifest is given, as in a signed OCP/1 OFFER.
+fn signature_metadata(signatures: &[ImageSignature]) -> Vec<Value> {
+    let Some(newest) = signatures.iter().max_by_key(|s| s.created_ms) else {
+        return Vec::new();
+    };
+    let mut out = vec![json!({"key": "otad.manifest", "value": hex(&newest.manifest)})];
+    for s in signatures.iter().filter(|s| s.manifest == newest.manifest) {
+        out.push(json!({
+            "key": format!("otad.signature.{}", s.key_id),
+            "value": hex(&s.signature),
+        }));
+    }
+    out
 }
 
 /// `deploymentBase/{id}` (and `installedBase/{id}`): both forced, one chunk per type.
