@@ -803,6 +803,68 @@ fn release_manager_uploads_pushes_and_sees_confirmed() {
     b.click("#wizard-next");
     b.wait_text("#wizard-finished-offered", "2 device(s) will be offered it");
 
+    // --- Released in stages instead: the wizard leaves the image unassociated and opens
+    // the rollout form with it filled in. "Upload another" opens the wizard again although
+    // its address is the one already shown.
+    b.click("#wizard-again");
+    let file_input = b.find("#wizard-file");
+    let staged = work.join("kettle-mcu-1.1.0.bin");
+    std::fs::write(&staged, bytes(5000, 44)).expect("write firmware");
+    b.raw(
+        "POST",
+        &b.s(&format!("/element/{file_input}/value")),
+        Some(json!({ "text": staged.display().to_string() })),
+    );
+    b.wait_text("#wizard-progress-text", "Uploaded (100%)");
+    b.click("#wizard-next");
+    b.fill("#wizard-name", "kettle-mcu");
+    b.fill("#wizard-version", "1.1.0");
+    b.click("#wizard-next");
+    b.find("#wizard-step-3:not([hidden])");
+    b.click("#wizard-staged");
+    b.wait_text("#wizard-staged-note", "the rollout form opens next");
+    b.shots("14f-wizard-staged");
+    b.click("#wizard-next");
+    b.find("#rollout-image");
+    let image = b
+        .js(
+            "return document.getElementById('rollout-image').value;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let pool = server
+        .api
+        .get(&format!("{}/pool/types/150", acme.base()), &acme.token)
+        .ok_json(200);
+    let record = pool["content"]
+        .as_array()
+        .and_then(|items| items.iter().find(|r| r["version"] == "1.1.0"))
+        .unwrap_or_else(|| panic!("the staged image was recorded: {pool}"))
+        .clone();
+    assert_eq!(
+        image,
+        s(&record, "id"),
+        "the rollout form names the new image"
+    );
+    let associations = server
+        .api
+        .get(
+            &format!(
+                "{}/pool/types/150/versionNumbers/{}/associations",
+                acme.base(),
+                s(&record, "versionNumber")
+            ),
+            &acme.token,
+        )
+        .ok_json(200);
+    assert_eq!(
+        associations.as_array().map(Vec::len),
+        Some(0),
+        "a staged image is associated only by its rollout: {associations}"
+    );
+
     // --- Isolation: Globex's image by address is refused, not shown.
     b.goto(&format!("{base}/#/images/120/1"));
     b.wait_until("an error instead of Globex's image", |b| {

@@ -80,11 +80,19 @@ export async function wizardScreen(ctx) {
   const dtBoxes = deviceTypes.map((d) => h("input", { type: "checkbox", value: d.id, id: `wizard-dt-${d.id}`, dataset: { name: d.name } }));
   const general = h("div", { id: "wizard-message" });
   const impact = h("div", { id: "wizard-impact", "aria-live": "polite" });
+  // Instead of releasing to every device of the ticked types at once: keep the image
+  // unassociated and open the rollout form with it (a rollout holds its own association).
+  const staged = h("input", { type: "checkbox", id: "wizard-staged" });
   let fleet = null;
 
   // The consequence of Done for the ticked device types, shown before it is pressed.
   async function showImpact() {
     clear(impact);
+    dtBoxes.forEach((b) => { b.disabled = staged.checked; });
+    if (staged.checked) {
+      impact.append(h("p", { id: "wizard-staged-note", text: "No device is offered it when you press Done: the rollout form opens next, where you choose the device type, the groups and when to stop." }));
+      return;
+    }
     const chosen = dtBoxes.filter((b) => b.checked).map((b) => b.value);
     if (!chosen.length) {
       impact.append(h("p", { class: "muted", text: "No device will be offered the image until it is associated with a device type." }));
@@ -110,6 +118,7 @@ export async function wizardScreen(ctx) {
     }
   }
   dtBoxes.forEach((b) => b.addEventListener("change", showImpact));
+  staged.addEventListener("change", showImpact);
 
   function startUpload(file) {
     if (state.upload) state.upload.abort();
@@ -166,6 +175,7 @@ export async function wizardScreen(ctx) {
         ? h("fieldset", { class: "checks" }, h("legend", { text: "Device types" }),
           deviceTypes.map((d, i) => h("label", { class: "check", for: dtBoxes[i].id }, dtBoxes[i], " ", d.name)))
         : h("p", { class: "muted", text: "There are no device types yet; you can associate the image later." }),
+      h("label", { class: "check", for: staged.id }, staged, " Release it in stages instead: start a rollout next"),
       impact),
   ];
   const back = h("button", { type: "button", id: "wizard-back", text: "Back" });
@@ -188,7 +198,7 @@ export async function wizardScreen(ctx) {
       const sha = state.sha || await state.upload.promise;
       clear(general);
       const moved = await post(pp("binaries", "moveToRepository"), { value: sha });
-      const chosen = dtBoxes.filter((b) => b.checked).map((b) => b.value);
+      const chosen = staged.checked ? [] : dtBoxes.filter((b) => b.checked).map((b) => b.value);
       const body = {
         name: name.value.trim(),
         type: Number(typeSelect.value),
@@ -199,7 +209,17 @@ export async function wizardScreen(ctx) {
       if (description.value.trim()) body.description = description.value.trim();
       if (chosen.length) body.associations = { [partnerId()]: chosen };
       const record = await post(pp("pool"), body);
+      if (staged.checked) {
+        ctx.navigate(`#/rollouts?image=${encodeURIComponent(record.id)}`);
+        return;
+      }
       const offered = chosen.length && fleet ? releaseImpact(fleet, chosen, record.type, record.version).offered : 0;
+      // The wizard's own address again: navigate() renders it even when the hash is unchanged.
+      const again = h("a", { class: "button", id: "wizard-again", href: `#/upload?type=${record.type}`, text: "Upload another" });
+      again.addEventListener("click", (e) => {
+        e.preventDefault();
+        ctx.navigate(again.getAttribute("href"));
+      });
       clear(view).append(h("h1", { text: "Upload wizard" }),
         h("section", { class: "card", id: "wizard-finished" },
           h("h2", { text: "Done" }),
@@ -207,7 +227,7 @@ export async function wizardScreen(ctx) {
           h("p", { id: "wizard-finished-offered", text: chosen.length ? `Associated with ${chosen.length} device type(s): ${offered} device(s) will be offered it at their next check-in.` : "Not associated with any device type yet." }),
           h("a", { class: "button primary", id: "wizard-open-image", href: `#/images/${record.type}/${record.versionNumber}`, text: "Open the image" }),
           " ",
-          h("a", { class: "button", href: `#/upload?type=${record.type}`, text: "Upload another" })));
+          again));
     } catch (err) {
       clear(general);
       const f = errorField(err);
