@@ -7,6 +7,11 @@
 //! thread and from several. Prints p50/p90/p99/max. It does not include TLS or framing
 //! (bench/http and the device simulator cover the wire).
 //!
+//! Half of the device types (the even ones) require signed images and their newest image
+//! is signed (docs/signing.md): the same run prints the single-thread figures of devices
+//! of signed and of unsigned device types apart, and the ratio of their p99: what signing
+//! costs a CHECK (signatures are verified at upload; an offer only reads them).
+//!
 //! Run: `cargo bench --bench check_latency` (`-- --devices N --images M --checks K` to
 //! change the scale).
 
@@ -115,6 +120,7 @@ fn main() {
     );
     let per_type = o.images.div_ceil(o.device_types);
     let mut top: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut top_version: BTreeMap<usize, String> = BTreeMap::new();
     for i in 0..o.images {
         let dt = i % o.device_types;
         let record = store
@@ -135,6 +141,53 @@ fn main() {
             )
             .expect("record");
         top.insert(dt, record.version_number);
+        top_version.insert(dt, format!("1.{i}"));
+    }
+    // Sign the newest image of every even device type and require signatures there.
+    let key = otad::signing::SigningKey::from_pkcs8(&otad::signing::pkcs8_from_seed(&[9; 32]))
+        .expect("signing key");
+    store
+        .add_signing_key("bench", &p, "bench", key.public_key())
+        .expect("register the key");
+    for (dt, id) in device_types
+        .iter()
+        .enumerate()
+        .filter(|(dt, _)| dt.is_multiple_of(2))
+    {
+        let (Some(&vn), Some(version)) = (top.get(&dt), top_version.get(&dt)) else {
+            continue;
+        };
+        let manifest = otad::signing::Manifest {
+            partner_id: p.clone(),
+            fw_type: 3,
+            version_number: vn,
+            version: version.clone(),
+            size: 20_000,
+            sha256: published.sha256,
+            blake3: published.blake3,
+            not_before: 0,
+            expires: 0,
+            device_types: vec![],
+        }
+        .encode()
+        .expect("manifest");
+        let signature = key.sign(&manifest);
+        store
+            .add_signature(
+                "bench",
+                &p,
+                3,
+                vn,
+                otad::store::SubmittedSignature {
+                    manifest,
+                    key_id: otad::signing::to_hex(&key.key_id()),
+                    signature,
+                },
+            )
+            .expect("signature");
+        store
+            .set_signature_policy("bench", &p, id, true)
+            .expect("policy");
     }
     println!(
         "images: {} over {} device types ({per_type} each) in {:.1} s",
@@ -170,10 +223,12 @@ fn main() {
         file >> 20
     );
 
-    // Devices report an older version, so every CHECK finds an offer.
+    // Devices report an older version, so every CHECK finds an offer. Each sample is
+    // marked with whether its device type requires (and has) a signed image.
     let run = |seed: u64, n: usize| {
         let mut rng = Rng(seed | 1);
         let mut samples = Vec::with_capacity(n);
+        let mut signed = Vec::with_capacity(n);
         for _ in 0..n {
             let i = (rng.next() % o.devices as u64) as usize;
             let installed = BTreeMap::from([(3u16, rng.next() % 50)]);
@@ -182,6 +237,8 @@ fn main() {
                 .check_in(&format!("dev-{i:07}"), installed)
                 .expect("check");
             samples.push(t.elapsed());
+            let is_signed = (i % o.device_types).is_multiple_of(2);
+            signed.push(is_signed);
             assert_eq!(
                 offers.len(),
                 1,
@@ -191,22 +248,54 @@ fn main() {
                 Some(&offers[0].offer.version_number),
                 top.get(&(i % o.device_types))
             );
+            if is_signed {
+                assert_eq!(
+                    offers[0].signatures.len(),
+                    1,
+                    "a signed device type's offer carries its signature"
+                );
+            }
         }
-        samples
+        (samples, signed)
     };
-    let one = run(42, o.checks);
+    let (one, marks) = run(42, o.checks);
+    let (mut signed, mut unsigned) = (Vec::new(), Vec::new());
+    for (d, s) in one.iter().zip(&marks) {
+        if *s {
+            signed.push(*d);
+        } else {
+            unsigned.push(*d);
+        }
+    }
+    let p99 = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.get(v.len() * 99 / 100).copied().unwrap_or_default()
+    };
+    let ratio = p99(&signed).as_secs_f64() / p99(&unsigned).as_secs_f64().max(1e-9);
     println!(
         "CHECK→OFFER, 1 thread, {} checks: {}",
         o.checks,
         percentiles(one)
     );
+    println!(
+        "  of which signed device types ({}): {}",
+        signed.len(),
+        percentiles(signed)
+    );
+    println!(
+        "  of which unsigned device types ({}): {}",
+        unsigned.len(),
+        percentiles(unsigned)
+    );
+    println!("  p99 signed / unsigned: {ratio:.3}");
     let per_thread = o.checks / o.threads;
     let started = Instant::now();
     let many: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..o.threads)
             .map(|t| {
                 let run = &run;
-                s.spawn(move || run(1000 + t as u64, per_thread))
+                s.spawn(move || run(1000 + t as u64, per_thread).0)
             })
             .collect();
         handles
