@@ -297,6 +297,39 @@ fn check_ins_become_durable_across_restart() {
     assert!(v.is_clean(), "{:?}", v.problems);
 }
 
+/// Progress REPORTs can arrive out of order (pipelined by the device, served concurrently):
+/// within one download progress never goes back, and a late one after DOWNLOADED does not
+/// undo it.
+#[test]
+fn late_progress_reports_do_not_move_progress_back() {
+    let t = temp_store();
+    let (p, dt) = partner_with_device_type(&t.store, "p");
+    t.store
+        .register_device("test", &p, "dev", &dt, token_hash("t"))
+        .unwrap();
+    let (_, vn) = record_with_binary(&t.store, &p, &dt, "1.0", 1);
+    t.store.check_in("dev", installed(&[(3, 0)])).unwrap();
+    t.store.report("dev", 3, vn, 1, 0, 8192).unwrap();
+    t.store.report("dev", 3, vn, 1, 0, 4096).unwrap();
+    let dev = t.store.device("dev").unwrap().unwrap();
+    assert_eq!(dev.ota[&3].current.bytes_done, 8192);
+    assert_eq!(
+        dev.ota[&3].history.len(),
+        1,
+        "the late report is not history"
+    );
+    t.store.report("dev", 3, vn, 2, 0, 20_000).unwrap();
+    t.store.report("dev", 3, vn, 1, 0, 12_288).unwrap();
+    let dev = t.store.device("dev").unwrap().unwrap();
+    assert_eq!(dev.ota[&3].current.state, OtaState::Downloaded);
+    assert_eq!(dev.ota[&3].current.bytes_done, 20_000);
+    // A new download after a failure starts from the beginning again.
+    t.store.report("dev", 3, vn, 5, 8, 0).unwrap();
+    t.store.report("dev", 3, vn, 1, 0, 0).unwrap();
+    let dev = t.store.device("dev").unwrap().unwrap();
+    assert_eq!(dev.ota[&3].current.state, OtaState::Downloading);
+}
+
 #[test]
 fn history_is_bounded_by_config() {
     let mut config = storage_config();

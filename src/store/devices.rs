@@ -753,6 +753,17 @@ impl Store {
                     "this image was never offered",
                 ));
             }
+            // A device may pipeline its progress REPORTs and the session serves frames
+            // concurrently, so they can reach this writer out of order: within one
+            // download, progress never goes back (a late one is dropped, not recorded).
+            let current = &ota.current;
+            if ota_state == OtaState::Downloading
+                && current.version_number == version_number
+                && matches!(current.state, OtaState::Downloading | OtaState::Downloaded)
+                && bytes_done < current.bytes_done
+            {
+                return Ok(());
+            }
             let now = now_ms();
             ota.record(
                 OtaEvent {
