@@ -72,6 +72,8 @@ fn otad(data_dir: &Path, args: &[&str]) -> Command {
         .args(args)
         .env_remove("OTAD_DATA_DIR")
         .env_remove("OTAD_DEVICE_TOKEN")
+        // Never the session of whoever runs the tests: a fresh config home.
+        .env("XDG_CONFIG_HOME", data_dir.with_file_name("config-home"))
         .stdin(Stdio::null());
     cmd
 }

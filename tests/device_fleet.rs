@@ -129,6 +129,8 @@ fn thousand_devices_check_and_download_at_once() {
             "--json",
         ])
         .env_remove("OTAD_DATA_DIR")
+        // A CLI session of whoever runs the tests must not be used: a fresh config home.
+        .env("XDG_CONFIG_HOME", server.root().join("config-home"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -313,6 +315,7 @@ fn simulate_cli(data: &Path, file: &Path, extra: &[&str]) -> std::process::Outpu
         .arg(file)
         .args(extra)
         .env_remove("OTAD_DATA_DIR")
+        .env("XDG_CONFIG_HOME", data.with_file_name("config-home"))
         .stdin(Stdio::null())
         .output()
         .expect("run otad device simulate")
