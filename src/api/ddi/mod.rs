@@ -158,13 +158,7 @@ pub async fn deployment_base(
     controller: String,
     action: String,
 ) -> Answer {
-    let device = device(app, ctx, &tenant, &controller).await?;
-    let (id, chunks) = action_chunks(app, &device, DdiSlot::Open, &action).await?;
-    ok(&shapes::deployment(
-        &base(app, &tenant, &controller),
-        id,
-        &chunks,
-    ))
+    deployment_in(app, ctx, &tenant, &controller, DdiSlot::Open, &action).await
 }
 
 /// `GET …/installedBase/{actionId}`: the last closed action.
@@ -175,10 +169,22 @@ pub async fn installed_base(
     controller: String,
     action: String,
 ) -> Answer {
-    let device = device(app, ctx, &tenant, &controller).await?;
-    let (id, chunks) = action_chunks(app, &device, DdiSlot::Closed, &action).await?;
+    deployment_in(app, ctx, &tenant, &controller, DdiSlot::Closed, &action).await
+}
+
+/// The deployment document of the device's action `action` in `slot`.
+async fn deployment_in(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    tenant: &str,
+    controller: &str,
+    slot: DdiSlot,
+    action: &str,
+) -> Answer {
+    let device = device(app, ctx, tenant, controller).await?;
+    let (id, chunks) = action_chunks(app, &device, slot, action).await?;
     ok(&shapes::deployment(
-        &base(app, &tenant, &controller),
+        &base(app, tenant, controller),
         id,
         &chunks,
     ))
