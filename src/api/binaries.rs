@@ -23,8 +23,12 @@ use crate::store::BlobMeta;
 /// Multipart framing allowed on top of the binary size limit before Content-Length alone
 /// refuses an upload.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-/// Download pieces read from the store per step.
+/// Ranges up to this size are read on the connection's own thread (from the delivery cache).
 const DOWNLOAD_PIECE: u64 = 256 * 1024;
+/// Bytes read per blocking step (one read transaction) of a streamed range.
+const STREAM_PIECE: u64 = 1 << 20;
+/// Rows a stream has read ahead of the client.
+const STREAM_ROWS_QUEUED: usize = 8;
 
 enum Piece {
     Data(Bytes),
@@ -133,25 +137,25 @@ async fn receive(
     });
 
     let mut received = 0u64;
-    let mut send = |bytes: Vec<u8>| {
+    let mut send = |bytes: Bytes| {
         received += bytes.len() as u64;
         let tx = tx.clone();
-        async move { tx.send(Piece::Data(Bytes::from(bytes))).await.is_ok() }
+        async move { tx.send(Piece::Data(bytes)).await.is_ok() }
     };
-    let feed =
-        |chunk: &[u8], multipart: &mut Option<MultipartReader>| -> Result<Vec<u8>, ApiError> {
-            match multipart {
-                Some(m) => {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    m.feed(chunk, &mut out)
-                        .map_err(|e| ApiError::bad_request("bad_multipart", e.to_string()))?;
-                    Ok(out)
-                }
-                None => Ok(chunk.to_vec()),
+    // A plain body's chunks go to the writer as hyper received them, without a copy.
+    let feed = |chunk: Bytes, multipart: &mut Option<MultipartReader>| -> Result<Bytes, ApiError> {
+        match multipart {
+            Some(m) => {
+                let mut out = Vec::with_capacity(chunk.len());
+                m.feed(&chunk, &mut out)
+                    .map_err(|e| ApiError::bad_request("bad_multipart", e.to_string()))?;
+                Ok(Bytes::from(out))
             }
-        };
+            None => Ok(chunk),
+        }
+    };
     let mut outcome: Result<(), ApiError> = Ok(());
-    let first = feed(&head, &mut multipart);
+    let first = feed(Bytes::from(head), &mut multipart);
     match first {
         Ok(bytes) => {
             if !bytes.is_empty() && !send(bytes).await {
@@ -162,7 +166,7 @@ async fn receive(
     }
     while outcome.is_ok() && !ended {
         match next_chunk(&mut body, timeout).await {
-            Ok(Some(chunk)) => match feed(&chunk, &mut multipart) {
+            Ok(Some(chunk)) => match feed(chunk, &mut multipart) {
                 Ok(bytes) => {
                     if !bytes.is_empty() && !send(bytes).await {
                         // The writer refused (e.g. over the limit); its error is reported below.
@@ -547,21 +551,28 @@ impl DownloadCache {
     }
 }
 
-/// Streams a large range piece by piece, each read only when the client has taken the
-/// previous one (the channel holds two pieces).
+/// Streams a large range piece by piece, each read only when the client has taken what came
+/// before (the channel holds a few rows). A piece is one read transaction, so a slow client
+/// never keeps one open; its rows go out as they are, without being joined.
 fn stream_range(app: &Arc<App>, meta: BlobMeta, start: u64, end: u64) -> Body {
-    let (tx, body) = ChannelBody::channel(2);
+    let (tx, body) = ChannelBody::channel(STREAM_ROWS_QUEUED);
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || {
         let mut at = start;
         while at < end {
-            let to = (at + DOWNLOAD_PIECE).min(end);
-            let piece = store
-                .read_range(&meta, at, to)
-                .map_err(|e| std::io::Error::other(e.to_string()));
-            let failed = piece.is_err();
-            if tx.blocking_send(piece).is_err() || failed {
-                return;
+            let to = (at + STREAM_PIECE).min(end);
+            match store.read_rows(&meta, at, to) {
+                Ok(rows) => {
+                    for row in rows {
+                        if tx.blocking_send(Ok(row)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
             }
             at = to;
         }

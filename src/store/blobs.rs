@@ -36,6 +36,14 @@ pub const ROW_BYTES: usize = 65_536 - 64;
 pub const OUTBOARD_ROW_PAIRS: usize = 1023;
 /// Staged bytes committed per (non-durable) transaction during an upload.
 const FLUSH_BYTES: usize = 16 * ROW_BYTES;
+
+/// Whether a row read from the file goes into the delivery cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CacheUse {
+    Keep,
+    Peek,
+}
+
 /// Rows deleted per sweep transaction.
 const SWEEP_ROWS: usize = 64;
 
@@ -508,7 +516,8 @@ impl Store {
     }
 
     /// Bytes `[start, end)` of a published blob (`end` clipped to its size). A range
-    /// inside one row is a zero-copy slice of the cached row.
+    /// inside one row is a zero-copy slice of the cached row; rows read from the file stay
+    /// in the delivery cache.
     pub fn read_range(&self, meta: &BlobMeta, start: u64, end: u64) -> Result<Bytes> {
         let end = end.min(meta.size);
         if start >= end {
@@ -518,7 +527,7 @@ impl Store {
         let mut txn = None;
         if start / row_bytes == (end - 1) / row_bytes {
             let index = row_index(start / row_bytes)?;
-            let row = self.row(&mut txn, RowKind::Data, meta.data_id, index)?;
+            let row = self.row(&mut txn, RowKind::Data, meta.data_id, index, CacheUse::Keep)?;
             let base = start - start % row_bytes;
             let (from, to) = (to_usize(start - base), to_usize(end - base));
             if to > row.len() {
@@ -529,6 +538,30 @@ impl Store {
         let mut out = Vec::with_capacity(to_usize(end - start));
         self.append_range(&mut txn, meta, start, end, &mut out)?;
         Ok(Bytes::from(out))
+    }
+
+    /// Bytes `[start, end)` of a published blob as zero-copy slices of its rows, in order,
+    /// for streams of large ranges. The delivery cache is only looked at: one sequential read
+    /// of a whole image would otherwise evict the hot rows of small ranges and grow the heap
+    /// by the image's size, and the first reader of a new image would pay for both.
+    pub fn read_rows(&self, meta: &BlobMeta, start: u64, end: u64) -> Result<Vec<Bytes>> {
+        let end = end.min(meta.size);
+        let row_bytes = ROW_BYTES as u64;
+        let mut txn = None;
+        let mut rows = Vec::new();
+        let mut pos = start - start % row_bytes;
+        while pos < end {
+            let index = row_index(pos / row_bytes)?;
+            let row = self.row(&mut txn, RowKind::Data, meta.data_id, index, CacheUse::Peek)?;
+            let from = to_usize(start.saturating_sub(pos));
+            let to = to_usize((end - pos).min(row_bytes));
+            if to > row.len() || from > to {
+                return Err(StoreError::Corrupt("blob row too short".into()));
+            }
+            rows.push(row.slice(from..to));
+            pos += row_bytes;
+        }
+        Ok(rows)
     }
 
     /// The verified slice (device-protocol.md) of a group-aligned range at `chunk_log`,
@@ -549,7 +582,13 @@ impl Store {
                 SlicePart::Pair(index) => {
                     let row = row_index(index / OUTBOARD_ROW_PAIRS as u64)?;
                     let at = to_usize(index % OUTBOARD_ROW_PAIRS as u64) * PAIR;
-                    let value = self.row(&mut txn, RowKind::Outboard, meta.data_id, row)?;
+                    let value = self.row(
+                        &mut txn,
+                        RowKind::Outboard,
+                        meta.data_id,
+                        row,
+                        CacheUse::Keep,
+                    )?;
                     let pair = value
                         .get(at..at + PAIR)
                         .ok_or_else(|| StoreError::Corrupt("outboard row too short".into()))?;
@@ -575,12 +614,8 @@ impl Store {
         let row_bytes = ROW_BYTES as u64;
         let mut pos = start - start % row_bytes;
         while pos < end {
-            let row = self.row(
-                txn,
-                RowKind::Data,
-                meta.data_id,
-                row_index(pos / row_bytes)?,
-            )?;
+            let index = row_index(pos / row_bytes)?;
+            let row = self.row(txn, RowKind::Data, meta.data_id, index, CacheUse::Keep)?;
             let from = to_usize(start.saturating_sub(pos));
             let to = to_usize((end - pos).min(row_bytes));
             let piece = row
@@ -593,13 +628,15 @@ impl Store {
     }
 
     /// One row of a published blob, from the delivery cache or else the file (opening the
-    /// read transaction only on the first miss).
+    /// read transaction only on the first miss); `cache` says whether a row read from the
+    /// file is kept.
     fn row(
         &self,
         txn: &mut Option<ReadTransaction>,
         kind: RowKind,
         data_id: u64,
         index: u32,
+        cache: CacheUse,
     ) -> Result<Bytes> {
         let key = (data_id, index, kind);
         if let Some(row) = self.inner.rows.get(key) {
@@ -617,7 +654,9 @@ impl Store {
             StoreError::Corrupt(format!("{kind:?} row {index} of data {data_id} missing"))
         })?;
         let row = Bytes::copy_from_slice(value.value());
-        self.inner.rows.insert(key, row.clone());
+        if cache == CacheUse::Keep {
+            self.inner.rows.insert(key, row.clone());
+        }
         Ok(row)
     }
 

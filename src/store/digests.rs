@@ -248,7 +248,9 @@ impl Store {
         let mut at = 0;
         while at < meta.size {
             let to = (at + piece).min(meta.size);
-            pair.update(&self.read_range(&meta, at, to)?);
+            for row in self.read_rows(&meta, at, to)? {
+                pair.update(&row);
+            }
             at = to;
         }
         let digests = pair.finish();
