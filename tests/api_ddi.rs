@@ -481,6 +481,110 @@ fn withdrawn_offers_are_cancelled_and_tenants_and_gateway_tokens_are_managed() {
     );
 }
 
+/// The artifact URL of the device's open deployment.
+fn artifact_url(api: &Api, tenant: &str, device: &str, auth: &str) -> String {
+    let href = link(&poll(api, tenant, device, auth), "deploymentBase").expect("an offer");
+    let d: Value = ddi(api, Method::GET, &href, auth)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    d["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download"]["href"]
+        .as_str()
+        .expect("an artifact link")
+        .to_string()
+}
+
+/// Status of a 4 KiB range request of `url`.
+fn range_status(api: &Api, url: &str, auth: &str) -> u16 {
+    ddi(api, Method::GET, url, auth)
+        .header("range", "bytes=0-4095")
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+// Repeated downloads skip the credential check in the store (a recent check is reused):
+// whatever withdraws a credential or an image must still stop the very next request.
+#[test]
+fn a_withdrawn_credential_or_image_stops_the_next_artifact_request() {
+    let server = Server::start_with_config(CONFIG);
+    let api = &server.api;
+    let admin = server.admin_token();
+    let f = fleet(api, &admin, "Golf", "golf.bin");
+    let a = &f.a;
+    let devices = format!("/v1/ota/partners/{}/devices", a.id);
+    let token = api.register_device(&a.id, &a.token, "g-1", &f.dt);
+    let target = format!("TargetToken {token}");
+    let url = artifact_url(api, &a.id, "g-1", &target);
+    for _ in 0..3 {
+        assert_eq!(range_status(api, &url, &target), 206);
+    }
+    // A rotated device token.
+    let v = api
+        .send(api.req(Method::POST, &format!("{devices}/g-1/token"), &a.token))
+        .ok_json(200);
+    assert_eq!(range_status(api, &url, &target), 401, "old device token");
+    let target = format!("TargetToken {}", s(&v, "token"));
+    assert_eq!(range_status(api, &url, &target), 206, "new device token");
+    // A rotated, then withdrawn gateway token.
+    let gateway = |method: Method| {
+        api.send(api.req(
+            method,
+            &format!("/v1/ota/partners/{}/ddi/gatewayToken", a.id),
+            &a.token,
+        ))
+    };
+    let first = format!(
+        "GatewayToken {}",
+        s(&gateway(Method::POST).ok_json(200), "gatewayToken")
+    );
+    assert_eq!(range_status(api, &url, &first), 206);
+    let second = format!(
+        "GatewayToken {}",
+        s(&gateway(Method::POST).ok_json(200), "gatewayToken")
+    );
+    assert_eq!(
+        range_status(api, &url, &first),
+        401,
+        "rotated gateway token"
+    );
+    assert_eq!(range_status(api, &url, &second), 206);
+    gateway(Method::DELETE).expect(204);
+    assert_eq!(
+        range_status(api, &url, &second),
+        401,
+        "deleted gateway token"
+    );
+    // A renamed tenant: the old tenant's URLs stop answering.
+    assert_eq!(range_status(api, &url, &target), 206);
+    api.put_json(
+        &format!("/v1/admin/partners/{}/ddiTenant", a.id),
+        &admin,
+        &json!({ "ddiTenant": "golf-fleet" }),
+    )
+    .expect(200);
+    assert_eq!(range_status(api, &url, &target), 401, "old tenant");
+    let url = artifact_url(api, "golf-fleet", "g-1", &target);
+    assert_eq!(range_status(api, &url, &target), 206);
+    // A dissociated image: the device is no longer entitled to it.
+    api.delete(
+        &format!(
+            "/v1/ota/partners/{}/deviceTypes/{}/firmwareImages/types/120/versionNumbers/{}",
+            a.id,
+            f.dt,
+            s(&f.image, "versionNumber")
+        ),
+        &a.token,
+    )
+    .expect(204);
+    assert_eq!(range_status(api, &url, &target), 404, "dissociated image");
+    // A deleted device.
+    api.delete(&format!("{devices}/g-1"), &a.token).expect(204);
+    assert_eq!(range_status(api, &url, &target), 401, "deleted device");
+}
+
 // ---- the DDI credential matrix of docs/security.md ----
 
 const DDI_COLUMNS: [&str; 7] = [

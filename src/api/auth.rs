@@ -175,11 +175,20 @@ const AUTH_CACHE_MAX: usize = 10_000;
 /// Recently checked tokens, so that a busy client's requests do not each wait for a storage
 /// lookup on a blocking thread. Keyed by the token's SHA-256; an entry lives at most
 /// `AUTH_CACHE_TTL` and never past the token's own expiry. Only valid tokens are kept.
-/// Whatever withdraws a token (revocation, token rotation, deleting a device or user)
-/// clears the cache at once.
+/// Whatever withdraws a token (revocation, token rotation, deleting a device or user, a DDI
+/// tenant or gateway token change) clears the cache at once.
 #[derive(Default)]
 pub struct AuthCache {
     entries: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    /// DDI credentials: SHA-256 of (scheme, tenant, controller, token) → the device.
+    ddi: Mutex<HashMap<[u8; 32], (DdiCaller, Instant)>>,
+}
+
+/// The device a checked DDI credential acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DdiCaller {
+    pub device_id: String,
+    pub partner_id: String,
 }
 
 impl AuthCache {
@@ -205,8 +214,26 @@ impl AuthCache {
         }
     }
 
+    pub fn ddi_get(&self, key: &[u8; 32]) -> Option<DdiCaller> {
+        let map = self.ddi.lock().ok()?;
+        let (caller, until) = map.get(key)?;
+        (Instant::now() < *until).then(|| caller.clone())
+    }
+
+    pub fn ddi_put(&self, key: [u8; 32], caller: DdiCaller) {
+        if let Ok(mut map) = self.ddi.lock() {
+            if map.len() >= AUTH_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, (caller, Instant::now() + AUTH_CACHE_TTL));
+        }
+    }
+
     pub fn clear(&self) {
         if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+        if let Ok(mut map) = self.ddi.lock() {
             map.clear();
         }
     }

@@ -69,6 +69,8 @@ pub struct App {
     pub auth: auth::AuthCache,
     /// Recently resolved downloads (see `binaries::DownloadCache`).
     pub downloads: binaries::DownloadCache,
+    /// Recently resolved DDI artifacts (see `ddi::ArtifactCache`).
+    pub ddi_artifacts: ddi::ArtifactCache,
     /// Recent fleet summaries (see `fleet::Cache`).
     pub fleet: fleet::Cache,
     /// SHA-256 of `api.metrics_token`, hashed once: requests compare against it.
@@ -108,6 +110,7 @@ impl App {
             devices,
             auth: auth::AuthCache::default(),
             downloads: binaries::DownloadCache::default(),
+            ddi_artifacts: ddi::ArtifactCache::default(),
             fleet: fleet::Cache::default(),
             metrics_token_hash,
         }

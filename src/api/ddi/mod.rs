@@ -5,9 +5,13 @@
 //! Every DDI request is authorized here, downloads included: `TargetToken` (the device's
 //! own token) or `GatewayToken` (the partner's); every failure is the same 401. Errors are
 //! rendered in hawkBit's error shape by [`error_response`]. Not here: the JSON shapes and
-//! the state map (`shapes.rs`), the stored DDI state (`store/ddi.rs`).
+//! the state map (`shapes.rs`), the artifact cache (`artifacts.rs`), the stored DDI state
+//! (`store/ddi.rs`).
 
+mod artifacts;
 mod shapes;
+
+pub use artifacts::ArtifactCache;
 
 use std::sync::Arc;
 
@@ -15,13 +19,13 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::auth::Principal;
+use super::auth::{DdiCaller, Principal};
 use super::body::{Body, full, json_response, read_limited, status_only};
 use super::errors::ApiError;
 use super::extract::Fields;
 use super::{Answer, App, Ctx};
 use crate::model::Device;
-use crate::store::{DdiCredential, DdiSlot};
+use crate::store::{DdiCredential, DdiSlot, Store};
 use shapes::ChunkView;
 
 /// Renders an error of a DDI route: hawkBit's body, and no Bearer challenge on 401.
@@ -42,13 +46,8 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The device a request acts for, after its credential was checked.
-async fn device(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    tenant: &str,
-    controller: &str,
-) -> Result<Device, ApiError> {
+/// A DDI request's credential: `TargetToken` (false) or `GatewayToken` (true), and the token.
+fn credential(ctx: &Ctx) -> Result<(bool, String), ApiError> {
     let value = ctx
         .headers
         .get(header::AUTHORIZATION)
@@ -66,17 +65,66 @@ async fn device(
     } else {
         return Err(unauthorized());
     };
+    Ok((gateway, token))
+}
+
+/// The device `controller` of `tenant` if the credential admits it (store work: call it
+/// on a blocking thread).
+fn check_device(
+    s: &Store,
+    tenant: &str,
+    controller: &str,
+    (gateway, token): &(bool, String),
+) -> Result<Device, ApiError> {
+    let credential = if *gateway {
+        DdiCredential::Gateway(token)
+    } else {
+        DdiCredential::Target(token)
+    };
+    s.ddi_device(tenant, controller, credential)?
+        .ok_or_else(unauthorized)
+}
+
+/// The device a request acts for, after its credential was checked.
+async fn device(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    tenant: &str,
+    controller: &str,
+) -> Result<Device, ApiError> {
+    let cred = credential(ctx)?;
     let (tenant, controller) = (tenant.to_string(), controller.to_string());
-    app.blocking(move |s| {
-        let credential = if gateway {
-            DdiCredential::Gateway(&token)
-        } else {
-            DdiCredential::Target(&token)
-        };
-        Ok(s.ddi_device(&tenant, &controller, credential)?)
-    })
-    .await?
-    .ok_or_else(unauthorized)
+    app.blocking(move |s| check_device(s, &tenant, &controller, &cred))
+        .await
+}
+
+/// Who a download is for: from the credential cache when the same credential was checked
+/// recently, which keeps an agent's range requests off the blocking pool.
+async fn caller(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    tenant: &str,
+    controller: &str,
+) -> Result<DdiCaller, ApiError> {
+    let cred = credential(ctx)?;
+    let key = crate::secrets::token_hash(format!(
+        "{}\0{tenant}\0{controller}\0{}",
+        u8::from(cred.0),
+        cred.1
+    ));
+    if let Some(caller) = app.auth.ddi_get(&key) {
+        return Ok(caller);
+    }
+    let (t, c) = (tenant.to_string(), controller.to_string());
+    let device = app
+        .blocking(move |s| check_device(s, &t, &c, &cred))
+        .await?;
+    let caller = DdiCaller {
+        device_id: device.id,
+        partner_id: device.partner_id,
+    };
+    app.auth.ddi_put(key, caller.clone());
+    Ok(caller)
 }
 
 /// `https://host/{tenant}/controller/v1/{controllerId}` as the agent addressed it.
@@ -95,8 +143,15 @@ fn ok(value: &Value) -> Answer {
 
 /// `GET /{tenant}/controller/v1/{controllerId}`: the poll (a check-in).
 pub async fn poll(app: &Arc<App>, ctx: &Ctx, tenant: String, controller: String) -> Answer {
-    let device = device(app, ctx, &tenant, &controller).await?;
-    let poll = app.blocking(move |s| Ok(s.ddi_poll(&device)?)).await?;
+    // The credential check and the check-in share one blocking step.
+    let cred = credential(ctx)?;
+    let (t, c) = (tenant.clone(), controller.clone());
+    let poll = app
+        .blocking(move |s| {
+            let device = check_device(s, &t, &c, &cred)?;
+            Ok(s.ddi_poll(&device)?)
+        })
+        .await?;
     ok(&shapes::poll(
         &base(app, &tenant, &controller),
         &poll,
@@ -287,24 +342,39 @@ pub async fn artifact(
     module: String,
     filename: String,
 ) -> Answer {
-    let device = device(app, ctx, &tenant, &controller).await?;
+    let who = caller(app, ctx, &tenant, &controller).await?;
     let missing = || ApiError::not_found("unknown_artifact", "no such artifact");
     let module_id: u64 = module.parse().map_err(|_| missing())?;
-    let partner = device.partner_id.clone();
-    let found = app
-        .blocking(move |s| {
-            let Some(record) = s.record(module_id)?.filter(|r| r.partner_id == partner) else {
-                return Ok(None);
-            };
-            Ok(s.artifact(&record)?)
-        })
-        .await?
-        .ok_or_else(missing)?;
-    let principal = Principal::Device {
-        device_id: device.id.clone(),
+    // Read before the store: a write in between makes the entry stale at once.
+    let generation = app.store.generation();
+    let found = match app
+        .ddi_artifacts
+        .get(&who.partner_id, module_id, generation)
+    {
+        Some(found) => found,
+        None => {
+            let partner = who.partner_id.clone();
+            let found = app
+                .blocking(move |s| {
+                    let Some(record) = s.record(module_id)?.filter(|r| r.partner_id == partner)
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(s.artifact(&record)?)
+                })
+                .await?
+                .map(Arc::new)
+                .ok_or_else(missing)?;
+            app.ddi_artifacts
+                .put(&who.partner_id, module_id, generation, Arc::clone(&found));
+            found
+        }
     };
     if filename == found.filename {
-        return super::binaries::deliver(app, ctx, &principal, &device.partner_id, &found.sha256)
+        let principal = Principal::Device {
+            device_id: who.device_id,
+        };
+        return super::binaries::deliver(app, ctx, &principal, &who.partner_id, &found.sha256)
             .map_err(|e| {
                 if e.status == StatusCode::FORBIDDEN {
                     missing()
@@ -354,6 +424,7 @@ pub async fn set_tenant(app: &Arc<App>, ctx: &Ctx, partner: String, body: Incomi
     let (pid, t) = (partner.clone(), tenant.clone());
     app.blocking(move |s| Ok(s.set_ddi_tenant(&actor, &pid, &t)?))
         .await?;
+    app.auth.clear();
     ok(&json!({ "partnerId": partner, "ddiTenant": tenant }))
 }
 
@@ -365,6 +436,7 @@ pub async fn rotate_gateway_token(app: &Arc<App>, ctx: &Ctx, partner: String) ->
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.set_gateway_token(&actor, &partner, hash)?))
         .await?;
+    app.auth.clear();
     ok(&json!({ "gatewayToken": token }))
 }
 
@@ -373,5 +445,6 @@ pub async fn delete_gateway_token(app: &Arc<App>, ctx: &Ctx, partner: String) ->
     let actor = ctx.principal.actor();
     app.blocking(move |s| Ok(s.delete_gateway_token(&actor, &partner)?))
         .await?;
+    app.auth.clear();
     Ok(status_only(StatusCode::NO_CONTENT))
 }
