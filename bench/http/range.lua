@@ -1,9 +1,11 @@
 -- wrk script for bench/http/run.sh: every request asks for one random byte range of the
--- file, aligned to the range size, with a bearer token (nginx ignores it, otad needs it).
+-- file, aligned to the range size, with a token (nginx ignores it, otad needs it): Bearer,
+-- or the scheme given as argument 7 (TargetToken for the DDI artifact path).
 --
 -- Arguments (after `--` on the wrk command line):
 --   1 range size in bytes    2 file size in bytes    3 bearer token
 --   4 Host header value      5 request path          6 seed
+--   7 authorization scheme (Bearer when absent)
 --
 -- Every response whose status is not 206 is counted. done() prints one line,
 --   RESULT requests=.. duration_us=.. bytes=.. non206=.. err_connect=.. err_read=..
@@ -21,7 +23,7 @@ function setup(thread)
 end
 
 -- Per-thread state (each wrk thread has its own Lua state).
-local range_size, slots, token, host, path
+local range_size, slots, token, host, path, scheme
 non206 = 0
 first_bad = "-"
 
@@ -32,6 +34,7 @@ function init(args)
   host = args[4]
   path = args[5]
   local seed = tonumber(args[6]) or 1
+  scheme = args[7] or "Bearer"
   if not range_size or not file_size or range_size <= 0 or file_size < range_size then
     error("range.lua: bad arguments (range size, file size)")
   end
@@ -42,8 +45,8 @@ end
 function request()
   local first = math.random(0, slots - 1) * range_size
   return string.format(
-    "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nRange: bytes=%d-%d\r\n\r\n",
-    path, host, token, first, first + range_size - 1)
+    "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s %s\r\nRange: bytes=%d-%d\r\n\r\n",
+    path, host, scheme, token, first, first + range_size - 1)
 end
 
 function response(status, headers, body)

@@ -13,7 +13,9 @@
 # before each workload, within the deadline), MAX_SECONDS (deadline for the measurement
 # phase, 1800), DROP_CACHES=1 (as root: drop the page cache before each first-read pair),
 # KEEP=1 (keep the work directory with logs and wrk output), WORK_PARENT
-# (where the work directory goes, $TMPDIR or /tmp).
+# (where the work directory goes, $TMPDIR or /tmp), DDI (1: also the hawkBit DDI rows, the
+# artifact download beside every range row and base polls of DDI_DEVICES (10000) distinct
+# devices at 64 and 256 connections; 0 leaves them out).
 # See bench/http/README.md for what is measured and how to read the report.
 set -euo pipefail
 
@@ -32,6 +34,8 @@ MAX_SECONDS=${MAX_SECONDS:-1800}
 REPEATS=${REPEATS:-3}
 OTAD_COMMIT=${OTAD_COMMIT:-}
 DROP_CACHES=${DROP_CACHES:-0}
+DDI=${DDI:-1}
+DDI_DEVICES=${DDI_DEVICES:-10000}
 KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-${TMPDIR:-/tmp}}
 THREADS=2
@@ -52,6 +56,12 @@ GOAL_INGEST_MBS=400
 GOAL_RSS_MIB=64
 GOAL_RANGES=1.2
 GOAL_WHOLE=1.0
+# DDI: polls/s ≥ half of nginx's 4 KiB ranges/s; artifact downloads within 10 % of otad's
+# own download path.
+GOAL_POLL=0.5
+GOAL_DDI=0.9
+[[ $DDI == 0 || $DDI == 1 ]] || { echo "DDI must be 0 or 1, not '$DDI'" >&2; exit 2; }
+[[ $DDI_DEVICES =~ ^[1-9][0-9]*$ ]] || { echo "DDI_DEVICES must be a positive integer" >&2; exit 2; }
 
 say() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -143,8 +153,8 @@ fi
 OTAD_ID="${OTAD_COMMIT:-commit not given (set OTAD_COMMIT)}; binary $OTAD_BIN, sha256 $(sha256sum "$OTAD_BIN" | cut -c1-12), built $(date -u -r "$OTAD_BIN" '+%Y-%m-%d %H:%M UTC')"
 
 busy_ticks() { # all CPUs, non-idle ticks since boot
-	local _c u n s idle iow irq sirq steal _rest
-	read -r _c u n s idle iow irq sirq steal _rest </proc/stat
+	local _c u n s _idle _iow irq sirq steal _rest
+	read -r _c u n s _idle _iow irq sirq steal _rest </proc/stat
 	echo $((u + n + s + irq + sirq + steal))
 }
 # wait_quiet MAX NEED: 0 after NEED quiet seconds in a row (no rustc process, the whole
@@ -205,7 +215,7 @@ FILE="$WORK/www/firmware.bin"
 say "generating the 256 MiB file"
 det_bytes "$FILE_BYTES" "$(printf '%032x' 1)" "$FILE"
 chmod 644 "$FILE"
-FILE_SHA=$(sha256sum "$FILE" | cut -d' ' -f1)
+
 
 # ---------------------------------------------------------------- otad
 DATA="$WORK/otad-data"
@@ -309,6 +319,49 @@ publish() { # FILE
 say "uploading and publishing the 256 MiB file"
 OTAD_URL=$(publish "$FILE")
 
+# ---------------------------------------------------------------- DDI devices
+# The 256 MiB file becomes an image of a device type with one DDI device, whose deployment
+# names the artifact URL an agent downloads; DDI_DEVICES more devices of a type without
+# images poll with nothing to do. The tenant is the partner id (the default).
+if [[ $DDI == 1 ]]; then
+	JSON=(-H 'Content-Type: application/json')
+	P="$OTAD/v1/ota/partners/$PARTNER"
+	"${CURL[@]}" "${AUTH[@]}" "${JSON[@]}" -d '{"name":"ROOTFS","type":120,"description":"bench"}' \
+		"$P/types" >/dev/null || die "firmware type creation failed"
+	record=$("${CURL[@]}" "${AUTH[@]}" "${JSON[@]}" \
+		-d "{\"name\":\"rootfs\",\"type\":120,\"version\":\"1.0.0\",\"url\":\"$OTAD_URL\"}" "$P/pool") ||
+		die "pool record creation failed"
+	dt_of() { # NAME -> device type id
+		"${CURL[@]}" "${AUTH[@]}" "${JSON[@]}" -d "{\"name\":\"$1\",\"description\":\"bench\"}" \
+			"$P/deviceTypes" | jq -er .id
+	}
+	DT_DL=$(dt_of bench-download) || die "device type creation failed"
+	DT_IDLE=$(dt_of bench-idle) || die "device type creation failed"
+	"${CURL[@]}" "${AUTH[@]}" "${JSON[@]}" -d "$record" "$P/deviceTypes/$DT_DL/firmwareImages" >/dev/null ||
+		die "association failed"
+	import() { # OUT LINES... : imports the CSV lines, writes the deviceId,token answer to OUT
+		local out=$1
+		shift
+		printf '%s\n' "$@" | "${CURL[@]}" "${AUTH[@]}" -H 'Content-Type: text/csv' --data-binary @- \
+			-o "$out" "$P/devices/import" || die "device import failed: $(head -c 300 "$out")"
+	}
+	import "$WORK/ddi-download.csv" "ddi-dl-1,$DT_DL"
+	DDI_TOKEN=$(awk -F, '$1 == "ddi-dl-1" {print $2}' "$WORK/ddi-download.csv")
+	[[ -n $DDI_TOKEN ]] || die "the import answered no token for ddi-dl-1"
+	mapfile -t lines < <(seq -f "ddi-idle-%06g,$DT_IDLE" 1 "$DDI_DEVICES")
+	say "importing $DDI_DEVICES idle DDI devices"
+	import "$WORK/ddi-idle.csv" "${lines[@]}"
+	unset lines
+	(($(grep -c '^ddi-idle-' "$WORK/ddi-idle.csv") == DDI_DEVICES)) || die "the import answered too few tokens"
+	DDI_BASE="$OTAD/$PARTNER/controller/v1/ddi-dl-1"
+	DCURL=("${CURL[@]}" -H "Authorization: TargetToken $DDI_TOKEN" -H 'Accept: application/hal+json')
+	deployment=$("${DCURL[@]}" "$DDI_BASE" | jq -er '._links.deploymentBase.href') ||
+		die "the download device's poll advertised no deployment"
+	DDI_URL=$("${DCURL[@]}" "$deployment" | jq -er '.deployment.chunks[0].artifacts[0]._links.download.href') ||
+		die "the deployment named no artifact"
+	[[ $DDI_URL == "$OTAD/"* ]] || die "the artifact URL $DDI_URL is not under $OTAD"
+fi
+
 # ---------------------------------------------------------------- nginx (same cert and key)
 NG="$WORK/nginx"
 free_port() {
@@ -387,10 +440,14 @@ for range in "0-4095" "$((FILE_BYTES - 16384))-$((FILE_BYTES - 1))" "1048576-209
 	a=${range%-*}
 	b=${range#*-}
 	dd if="$FILE" of="$WORK/expect" bs=4096 skip=$((a / 4096)) count=$(((b - a + 1) / 4096)) status=none
-	for name in nginx otad; do
+	names="nginx otad"
+	[[ $DDI == 1 ]] && names+=" ddi"
+	for name in $names; do
 		url=$NGINX_URL
+		auth=("${AUTH[@]}")
 		[[ $name == otad ]] && url=$OTAD_URL
-		code=$(curl -sS --max-time 30 --cacert "$CA" "${AUTH[@]}" -r "$range" -o "$WORK/got" \
+		[[ $name == ddi ]] && { url=$DDI_URL; auth=(-H "Authorization: TargetToken $DDI_TOKEN"); }
+		code=$(curl -sS --max-time 30 --cacert "$CA" "${auth[@]}" -r "$range" -o "$WORK/got" \
 			-D "$WORK/got.headers" -w '%{http_code}' "$url")
 		[[ $code == 206 ]] || die "$name answered $code to Range: bytes=$range"
 		cmp -s "$WORK/expect" "$WORK/got" || die "$name sent wrong bytes for Range: bytes=$range"
@@ -457,8 +514,8 @@ sys_task() { # all CPUs, user+nice+system ticks (what processes run)
 	echo $((u + n + s))
 }
 sys_irq() { # all CPUs, irq+softirq+steal ticks (the loopback network stack runs largely here)
-	local _c u n s idle iow irq sirq steal _rest
-	read -r _c u n s idle iow irq sirq steal _rest </proc/stat
+	local _c u n s _idle _iow irq sirq steal _rest
+	read -r _c u n s _idle _iow irq sirq steal _rest </proc/stat
 	echo $((irq + sirq + steal))
 }
 children_ticks() { # sets CT: CPU ticks of this shell's finished children (wrk's once it ends)
@@ -470,7 +527,7 @@ children_ticks() { # sets CT: CPU ticks of this shell's finished children (wrk's
 		printf "%d", t * hz
 	}' "$WORK/times")
 }
-server_pids() {
+server_pids() { # NAME: nginx, or otad for otad, ddi and poll
 	if [[ $1 == nginx ]]; then echo "$NGINX_PID $NGINX_WORKERS"; else echo "$OTAD_PID"; fi
 }
 
@@ -478,13 +535,23 @@ server_pids() {
 declare -A R # R[name,row,key]
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 
-run_wrk() { # NAME ROW SIZE CONNS SECONDS
-	local name=$1 row=$2 size=$3 conns=$4 dur=$5 url hostport path out
+run_wrk() { # NAME ROW SIZE CONNS SECONDS (NAME: nginx, otad, ddi = the DDI artifact, poll = DDI polls)
+	local name=$1 row=$2 size=$3 conns=$4 dur=$5 url hostport path out args
 	url=$NGINX_URL
 	hostport="127.0.0.1:$NGINX_PORT"
-	[[ $name == otad ]] && { url=$OTAD_URL; hostport=$OTAD_ADDR; }
+	[[ $name != nginx ]] && hostport=$OTAD_ADDR
+	case $name in
+	otad) url=$OTAD_URL ;;
+	ddi) url=$DDI_URL ;;
+	poll) url=$OTAD ;;
+	esac
 	path="/${url#https://*/}"
 	out="$WORK/out/$name-$row.txt"
+	case $name in
+	poll) args=("$HERE/ddi_poll.lua" "$url" -- "$WORK/ddi-idle.csv" "$hostport" "$PARTNER") ;;
+	ddi) args=("$LUA" "$url" -- "$size" "$FILE_BYTES" "$DDI_TOKEN" "$hostport" "$path" "$SEED" TargetToken) ;;
+	*) args=("$LUA" "$url" -- "$size" "$FILE_BYTES" "$TOKEN" "$hostport" "$path" "$SEED") ;;
+	esac
 	alive "$(server_pids "$name" | cut -d' ' -f1)" || die "$name is not running any more"
 	local pids s0 b0 q0 c0 s1 b1 q1 c1 rustc="no"
 	pids=$(server_pids "$name")
@@ -495,8 +562,7 @@ run_wrk() { # NAME ROW SIZE CONNS SECONDS
 	q0=$(sys_irq)
 	children_ticks
 	c0=$CT
-	timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --timeout 10s -s "$LUA" "$url" \
-		-- "$size" "$FILE_BYTES" "$TOKEN" "$hostport" "$path" "$SEED" >"$out" 2>&1 || true
+	timeout $((dur + 60)) wrk -t"$THREADS" -c"$conns" -d"${dur}s" --timeout 10s -s "${args[@]}" >"$out" 2>&1 || true
 	# shellcheck disable=SC2086
 	s1=$(proc_ticks $pids)
 	b1=$(sys_task)
@@ -539,34 +605,56 @@ run_wrk() { # NAME ROW SIZE CONNS SECONDS
 	say "$name $row: ${R[$name,$row,rps]} req/s, ${R[$name,$row,mbs]} MB/s, non-206 ${R[$name,$row,non206]}, server CPU ${R[$name,$row,cpu]}%, wrk CPU ${R[$name,$row,wrk]}%, softirq ${R[$name,$row,irq]}%, other CPU ${R[$name,$row,other]}%"
 }
 
-runs=$((${#ROWS[@]} * 2 * REPEATS))
+NAMES="nginx otad"
+POLL_CONNS=()
+if [[ $DDI == 1 ]]; then
+	NAMES+=" ddi"
+	POLL_CONNS=(64 256)
+fi
+read -r -a NAME_LIST <<<"$NAMES"
+runs=$(((${#ROWS[@]} * ${#NAME_LIST[@]} + ${#POLL_CONNS[@]}) * REPEATS))
 need_time $((2 * (WARMUP + 5) + runs * (DURATION + 5) + 20)) "the wrk runs"
 say "warm-up: ${WARMUP}s per server"
 run_wrk nginx warmup 16384 64 "$WARMUP"
 run_wrk otad warmup 16384 64 "$WARMUP"
 OTAD_RSS_BEFORE_RUNS=$(rss_kib "$OTAD_PID" VmRSS)
 
+# quiet_before KEY: with WAIT_IDLE, wait for a quiet machine again, within what the deadline
+# leaves after the runs to come.
+quiet_before() {
+	((WAIT_IDLE > 0)) || return 0
+	local budget=$((DEADLINE - SECONDS - (runs - done_runs) * (DURATION + 5) - 15))
+	((budget > ROW_WAIT)) && budget=$ROW_WAIT
+	if ((budget > 0)) && ! wait_quiet "$budget" 3; then
+		say "machine still busy after ${budget}s: measuring $1 anyway"
+	fi
+}
+
 # Every row once per repeat, repeats outermost: a drift in the machine's load over the run
-# spreads over every row instead of spoiling one. Who goes first alternates (ABAB).
+# spreads over every row instead of spoiling one. Who goes first rotates from row to row
+# (ABAB with two servers); the DDI polls follow each repeat's rows.
 i=0
+done_runs=0
 for ((rep = 1; rep <= REPEATS; rep++)); do
 	for row in "${ROWS[@]}"; do
 		read -r size conns <<<"$row"
 		key="$size-$conns#$rep"
-		if ((i % 2 == 0)); then order="nginx otad"; else order="otad nginx"; fi
-		if ((WAIT_IDLE > 0)); then
-			# Wait for a quiet machine again, within what the deadline leaves after the runs to come.
-			budget=$((DEADLINE - SECONDS - (runs / 2 - i) * 2 * (DURATION + 5) - 15))
-			((budget > ROW_WAIT)) && budget=$ROW_WAIT
-			if ((budget > 0)) && ! wait_quiet "$budget" 3; then
-				say "machine still busy after ${budget}s: measuring $key anyway"
-			fi
-		fi
+		n=${#NAME_LIST[@]}
+		order="${NAME_LIST[*]:i % n} ${NAME_LIST[*]:0:i % n}"
+		quiet_before "$key"
 		for name in $order; do
 			need_time $((DURATION + 5)) "wrk $name $key"
 			run_wrk "$name" "$key" "$size" "$conns" "$DURATION"
+			done_runs=$((done_runs + 1))
 		done
 		i=$((i + 1))
+	done
+	for conns in "${POLL_CONNS[@]}"; do
+		key="poll-$conns#$rep"
+		quiet_before "$key"
+		need_time $((DURATION + 5)) "wrk poll $key"
+		run_wrk poll "$key" 0 "$conns" "$DURATION"
+		done_runs=$((done_runs + 1))
 	done
 done
 OTAD_RSS_AFTER_RUNS=$(rss_kib "$OTAD_PID" VmRSS)
@@ -577,6 +665,12 @@ alive "$OTAD_PID" && OTAD_ALIVE=yes || OTAD_ALIVE="NO (crashed: see its log)"
 # otad's request log: statuses of the download route, and warnings/errors.
 OTAD_STATUSES=$(grep -o 'route="\?/v1/ota/partners/{partnerId}/binaries/{sha256}"\? status=[0-9]*' "$WORK/otad.log" |
 	sed 's/.*status=//' | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep = ", "}' || true)
+statuses_of() { # ROUTE-TEMPLATE -> "206×n, ..." from otad's request log
+	grep -o "route=\"\?$1\"\? status=[0-9]*" "$WORK/otad.log" |
+		sed 's/.*status=//' | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep = ", "}' || true
+}
+DDI_STATUSES=$(statuses_of '/{tenant}/controller/v1/{controllerId}/softwaremodules/{moduleId}/artifacts/{filename}')
+POLL_STATUSES=$(statuses_of '/{tenant}/controller/v1/{controllerId}')
 OTAD_WARNINGS=$(grep -cE ' (WARN|ERROR) ' "$WORK/otad.log" || true)
 grep -E ' (WARN|ERROR) ' "$WORK/otad.log" | head -20 >"$WORK/otad.warnings" || true
 NGINX_ERRORS=$(grep -cE '\[(error|crit|alert|emerg)\]' "$NG/error.log" || true)
@@ -674,6 +768,74 @@ verdict() { # VALUE GOAL -> met / **not met**
 		[[ ${V[rustc]:-} == yes ]] && other+=" (rustc running)"
 		echo "| $(human_size "$size") ranges | $conns | $cells | $ratio | $goal | $mbs | $p99 | $us | $cpu | $wrkc | $other | $errs_n / $errs_o |"
 	done
+	if [[ $DDI == 1 ]]; then
+		echo
+		echo "hawkBit DDI, same run: the artifact download (TargetToken, the URL of the device's deployment) against otad's own download path of the same file, and base polls of $DDI_DEVICES distinct devices with nothing to do (each its own TargetToken, keep-alive) against nginx's 4 KiB ranges at the same connection count:"
+		echo
+		echo "| workload | conns | otad download req/s | DDI artifact req/s | DDI/download | goal ≥ $GOAL_DDI× | p99 ms download / DDI | otad CPU µs/req download / DDI | non-206 or socket errors DDI |"
+		echo "|---|---:|---:|---:|---:|---|---:|---:|---|"
+		for row in "${ROWS[@]}"; do
+			read -r size conns <<<"$row"
+			a="" b="" r="" pa="" pb="" ua="" ub="" errs=0
+			for ((rep = 1; rep <= REPEATS; rep++)); do
+				key="$size-$conns#$rep"
+				[[ ${R[otad,$key,ok]:-0} == 1 && ${R[ddi,$key,ok]:-0} == 1 ]] || continue
+				a+=" ${R[otad,$key,rps]}" b+=" ${R[ddi,$key,rps]}"
+				r+=" $(awk -v x="${R[ddi,$key,rps]}" -v y="${R[otad,$key,rps]}" 'BEGIN {printf "%.3f", x / y}')"
+				pa+=" ${R[otad,$key,p99_us]}" pb+=" ${R[ddi,$key,p99_us]}"
+				ua+=" ${R[otad,$key,us]}" ub+=" ${R[ddi,$key,us]}"
+				errs=$((errs + ${R[ddi,$key,errs]}))
+			done
+			if [[ -z $r ]]; then
+				echo "| $(human_size "$size") ranges | $conns | FAILED | FAILED | - | **run failed** | | | |"
+				continue
+			fi
+			# shellcheck disable=SC2086
+			{
+				goal=$(verdict "$(median $r)" "$GOAL_DDI")
+				((errs > 0)) && goal="**ERRORS**"
+				echo "| $(human_size "$size") ranges | $conns | $(spread "%.0f" $a) | $(spread "%.0f" $b) | $(spread "%.2f" $r) | $goal | $(awk -v x="$(median $pa)" -v y="$(median $pb)" 'BEGIN {printf "%.1f / %.1f", x / 1000, y / 1000}') | $(median $ua) / $(median $ub) | $errs |"
+			}
+		done
+		echo
+		echo "| DDI polls | conns | nginx 4 KiB req/s | polls/s | polls / nginx | goal ≥ $GOAL_POLL× | p99 ms polls | otad CPU µs/poll | otad CPU % | other CPU % (max) | non-200 or socket errors |"
+		echo "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
+		for conns in "${POLL_CONNS[@]}"; do
+			n="" p="" r="" p99="" us="" cpu="" other="" errs=0
+			for ((rep = 1; rep <= REPEATS; rep++)); do
+				key="poll-$conns#$rep"
+				[[ ${R[poll,$key,ok]:-0} == 1 ]] || continue
+				p+=" ${R[poll,$key,rps]}" p99+=" ${R[poll,$key,p99_us]}" us+=" ${R[poll,$key,us]}"
+				cpu+=" ${R[poll,$key,cpu]}" other+=" ${R[poll,$key,other]}"
+				errs=$((errs + ${R[poll,$key,errs]}))
+				nk="4096-$conns#$rep"
+				if [[ ${R[nginx,$nk,ok]:-0} == 1 ]]; then
+					n+=" ${R[nginx,$nk,rps]}"
+					r+=" $(awk -v x="${R[poll,$key,rps]}" -v y="${R[nginx,$nk,rps]}" 'BEGIN {printf "%.3f", x / y}')"
+				fi
+			done
+			if [[ -z $p ]]; then
+				echo "| base poll | $conns | | FAILED | - | **run failed** | | | | | |"
+				continue
+			fi
+			# shellcheck disable=SC2086
+			{
+				if [[ -n $r ]]; then
+					ratio=$(spread "%.2f" $r)
+					goal=$(verdict "$(median $r)" "$GOAL_POLL")
+					ncell=$(spread "%.0f" $n)
+				else
+					ratio="-" goal="no 4 KiB row at $conns connections in ROWS" ncell="-"
+				fi
+				((errs > 0)) && goal="**ERRORS**"
+				o=$(stats $other | cut -d' ' -f3)
+				((o > 10)) && o+=" ⚠ disturbed"
+				echo "| base poll | $conns | $ncell | $(spread "%.0f" $p) | $ratio | $goal | $(awk -v x="$(median $p99)" 'BEGIN {printf "%.1f", x / 1000}') | $(median $us) | $(median $cpu) | $o | $errs |"
+			}
+		done
+		echo
+		echo "otad request log, DDI statuses: artifact ${DDI_STATUSES:-none}; poll ${POLL_STATUSES:-none}."
+	fi
 	echo
 	echo "Whole 256 MiB file, one curl connection, a new file per repeat ($WHOLE_NOTE; warm = the third read):"
 	echo
@@ -700,8 +862,8 @@ verdict() { # VALUE GOAL -> met / **not met**
 		mbs+=" ${UP[$rep,mbs]}"
 		curl_s+=" ${UP[$rep,curl_s]}"
 		ratio+=" $(awk -v a="${UP[$rep,mbs]}" -v b="${UP[$rep,sha256sum_mbs]}" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')"
-		growth+=" $(((UP[$rep,hwm_after] - UP[$rep,rss_before])))"
-		sampled+=" $(((UP[$rep,rss_max] - UP[$rep,rss_before])))"
+		growth+=" $((UP[$rep,hwm_after] - UP[$rep,rss_before]))"
+		sampled+=" $((UP[$rep,rss_max] - UP[$rep,rss_before]))"
 		after+=" ${UP[$rep,rss_after]}"
 	done
 	# shellcheck disable=SC2086
@@ -714,7 +876,7 @@ verdict() { # VALUE GOAL -> met / **not met**
 		echo "| ingest rate | $(spread "%.0f" $mbs) MB/s | ≥ $GOAL_INGEST_MBS MB/s | $(verdict "$(median $mbs)" "$GOAL_INGEST_MBS") |"
 		echo "| sha256sum of the same file (page cache) | $(spread "%.0f" $sha_mbs) MB/s | | |"
 		echo "| ingest / sha256sum | $(spread "%.2f" $ratio) | | |"
-		echo "| otad RSS growth: VmHWM after − VmRSS before, largest of the repeats | $(kib_to_mib "$growth_max") MiB | ≤ $GOAL_RSS_MIB MiB | $(((growth_max <= GOAL_RSS_MIB * 1024)) && echo met || echo '**not met**') |"
+		echo "| otad RSS growth: VmHWM after − VmRSS before, largest of the repeats | $(kib_to_mib "$growth_max") MiB | ≤ $GOAL_RSS_MIB MiB | $( ((growth_max <= GOAL_RSS_MIB * 1024)) && echo met || echo '**not met**') |"
 		echo "| otad RSS growth, highest 50 ms sample, largest | $(kib_to_mib "$(stats $sampled | cut -d' ' -f3)") MiB | | |"
 		echo "| otad VmRSS just after the last upload | $(kib_to_mib "${UP[$REPEATS,rss_after]}") MiB | | |"
 	}
