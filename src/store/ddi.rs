@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::devices::CheckIn;
 use super::tables::{
     ASSOCIATIONS, DDI_ACTIONS, DDI_TENANTS, DEVICE_TOKENS, DEVICES, GATEWAY_BY_PARTNER,
     GATEWAY_TOKENS, PARTNER_TENANTS, PARTNERS,
@@ -363,10 +364,12 @@ impl Store {
         Ok(codec::get(&self.read()?.open_table(DDI_ACTIONS)?, device_id)?.unwrap_or_default())
     }
 
-    /// A poll: a check-in with the device's running numbers (0 for each type associated
-    /// with its device type that no closed action set), then what to advertise. An offer
-    /// that changed or went away while its action was open becomes a cancellation.
-    pub fn ddi_poll(&self, device: &Device) -> Result<DdiPoll> {
+    /// A poll, read: a check-in with the device's running numbers (0 for each type
+    /// associated with its device type that no closed action set). Its write,
+    /// [`DdiPollPlan::apply`], records the check-in and decides what to advertise in one
+    /// transaction: an offer that changed or went away while its action was open becomes a
+    /// cancellation.
+    pub fn ddi_poll_plan(&self, device: &Device) -> Result<DdiPollPlan> {
         let mut reported = device.reported.clone();
         {
             let txn = self.read()?;
@@ -381,38 +384,11 @@ impl Store {
                 reported.entry(t).or_insert(0);
             }
         }
-        let offers = self.check_in(&device.id, reported)?;
-        let mut chunks: Vec<DdiChunk> = offers
-            .iter()
-            .map(|o| DdiChunk {
-                fw_type: o.offer.fw_type,
-                record_id: o.offer.record_id,
-                version_number: o.offer.version_number,
-            })
-            .collect();
-        chunks.sort_by_key(|c| c.fw_type);
-        let offered = (!chunks.is_empty()).then(|| DdiAction {
-            id: action_id(&device.id, &chunks),
-            chunks,
-        });
-        let id = device.id.clone();
-        let current = self.ddi_state(&id)?;
-        let next = advance(current.clone(), offered);
-        if next != current {
-            let state = next.clone();
-            self.write(false, move |txn| put_state(txn, &id, &state))?;
-        }
-        Ok(DdiPoll {
-            deployment: next
-                .open
-                .as_ref()
-                .filter(|_| next.cancel.is_none())
-                .map(|a| a.id),
-            cancel: next.cancel.as_ref().map(|a| a.id),
-            config_wanted: next.attributes.is_none(),
+        Ok(DdiPollPlan {
+            check_in: self.check_in_plan(&device.id, reported)?,
+            device_id: device.id.clone(),
         })
     }
-
     /// The device's action `id` in `slot`, if that is the one it holds.
     pub fn ddi_action(&self, device_id: &str, slot: DdiSlot, id: u64) -> Result<Option<DdiAction>> {
         let state = self.ddi_state(device_id)?;
@@ -547,6 +523,46 @@ impl Store {
             txn.open_table(DEVICES)?
                 .insert(id.as_str(), bytes.as_slice())?;
             put_state(txn, &id, &state)
+        })
+    }
+}
+
+/// A poll read and ready to be written (see [`Store::ddi_poll_plan`]).
+pub struct DdiPollPlan {
+    check_in: CheckIn,
+    device_id: String,
+}
+
+impl DdiPollPlan {
+    /// The poll's write: the check-in, then the actions advertised from its offers.
+    pub fn apply(self, txn: &WriteTransaction) -> Result<DdiPoll> {
+        let offers = self.check_in.apply(txn)?;
+        let mut chunks: Vec<DdiChunk> = offers
+            .iter()
+            .map(|o| DdiChunk {
+                fw_type: o.offer.fw_type,
+                record_id: o.offer.record_id,
+                version_number: o.offer.version_number,
+            })
+            .collect();
+        chunks.sort_by_key(|c| c.fw_type);
+        let offered = (!chunks.is_empty()).then(|| DdiAction {
+            id: action_id(&self.device_id, &chunks),
+            chunks,
+        });
+        let current = get_state(txn, &self.device_id)?;
+        let next = advance(current.clone(), offered);
+        if next != current {
+            put_state(txn, &self.device_id, &next)?;
+        }
+        Ok(DdiPoll {
+            deployment: next
+                .open
+                .as_ref()
+                .filter(|_| next.cancel.is_none())
+                .map(|a| a.id),
+            cancel: next.cancel.as_ref().map(|a| a.id),
+            config_wanted: next.attributes.is_none(),
         })
     }
 }

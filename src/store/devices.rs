@@ -106,15 +106,67 @@ fn insert_device(txn: &WriteTransaction, device: &Device) -> Result<()> {
     Ok(())
 }
 
+/// A candidate image with its record and usable signatures (see `candidates_in`).
+type Found = (Candidate, Record, Vec<ImageSignature>);
+
+/// A CHECK read and ready to be written (see [`Store::check_in_plan`]).
+pub(crate) struct CheckIn {
+    id: String,
+    reported: BTreeMap<u16, u64>,
+    found: Vec<Found>,
+    spent: Vec<(u16, u64)>,
+    history: usize,
+}
+
+impl CheckIn {
+    /// The CHECK's write: last seen, confirmations, spent pushes, rollout admission and the
+    /// offers it records; returns the offers.
+    pub(crate) fn apply(self, txn: &WriteTransaction) -> Result<Vec<OfferedImage>> {
+        let CheckIn {
+            id,
+            reported,
+            found,
+            spent,
+            history,
+        } = self;
+        let mut device = existing_device(txn, &id)?;
+        let now = now_ms();
+        device.last_seen_ms = Some(now);
+        for (&t, &running) in &reported {
+            if let Some(ota) = device.ota.get_mut(&t)
+                && ota.current.state != OtaState::Confirmed
+                && running >= ota.current.version_number
+            {
+                let mut ev = ota.current.clone();
+                ev.at_ms = now;
+                ev.state = OtaState::Confirmed;
+                ota.record(ev, history);
+            }
+        }
+        for (t, record_id) in &spent {
+            if device.pushes.get(t) == Some(record_id) {
+                device.pushes.remove(t);
+            }
+        }
+        device.reported = reported;
+        let list: Vec<Candidate> = found.iter().map(|(c, _, _)| *c).collect();
+        let admitted = rollouts::on_check_in(txn, &device, &list, now)?;
+        let offers = with_records(
+            ota::offers(&device.reported, &list, &device.pushes, &admitted),
+            &found,
+        );
+        record_offered(&mut device, &offers, now, history);
+        put_device(txn, &device)?;
+        Ok(offers)
+    }
+}
+
 /// Candidates for the reported types: per type the associated images with a binary that the
 /// device type's signature policy releases, from the newest down to the first one released
 /// to the whole device type (newer ones may be held by a rollout), plus the pushed image if
 /// the policy releases it; each with its usable signatures. Walks the association index from
 /// the top, so the cost does not grow with the number of older images.
-fn candidates_in(
-    txn: &ReadTransaction,
-    device: &Device,
-) -> Result<Vec<(Candidate, Record, Vec<ImageSignature>)>> {
+fn candidates_in(txn: &ReadTransaction, device: &Device) -> Result<Vec<Found>> {
     let assoc = txn.open_table(ASSOCIATIONS)?;
     let by_record = txn.open_table(ASSOC_BY_RECORD)?;
     let records = txn.open_table(RECORDS)?;
@@ -165,10 +217,7 @@ fn candidates_in(
 }
 
 /// The offers `ota::offers` decided, with their records and usable signatures.
-fn with_records(
-    offers: Vec<Offer>,
-    found: &[(Candidate, Record, Vec<ImageSignature>)],
-) -> Vec<OfferedImage> {
+fn with_records(offers: Vec<Offer>, found: &[Found]) -> Vec<OfferedImage> {
     offers
         .into_iter()
         .filter_map(|offer| {
@@ -652,6 +701,17 @@ impl Store {
         device_id: &str,
         reported: BTreeMap<u16, u64>,
     ) -> Result<Vec<OfferedImage>> {
+        let plan = self.check_in_plan(device_id, reported)?;
+        self.write(false, move |txn| plan.apply(txn))
+    }
+
+    /// The reads of a CHECK (the device's candidates and spent pushes); its write is
+    /// [`CheckIn::apply`], so that a caller can run it in a write of its own.
+    pub(crate) fn check_in_plan(
+        &self,
+        device_id: &str,
+        reported: BTreeMap<u16, u64>,
+    ) -> Result<CheckIn> {
         let Some(mut device) = self.device(device_id)? else {
             return Err(StoreError::not_found("device", "unknown_device"));
         };
@@ -669,41 +729,14 @@ impl Store {
                 spent.push((t, record_id));
             }
         }
-        let id = device_id.to_string();
-        let history = self.config().ota_history;
-        self.write(false, move |txn| {
-            let mut device = existing_device(txn, &id)?;
-            let now = now_ms();
-            device.last_seen_ms = Some(now);
-            for (&t, &running) in &reported {
-                if let Some(ota) = device.ota.get_mut(&t)
-                    && ota.current.state != OtaState::Confirmed
-                    && running >= ota.current.version_number
-                {
-                    let mut ev = ota.current.clone();
-                    ev.at_ms = now;
-                    ev.state = OtaState::Confirmed;
-                    ota.record(ev, history);
-                }
-            }
-            for (t, record_id) in &spent {
-                if device.pushes.get(t) == Some(record_id) {
-                    device.pushes.remove(t);
-                }
-            }
-            device.reported = reported;
-            let list: Vec<Candidate> = found.iter().map(|(c, _, _)| *c).collect();
-            let admitted = rollouts::on_check_in(txn, &device, &list, now)?;
-            let offers = with_records(
-                ota::offers(&device.reported, &list, &device.pushes, &admitted),
-                &found,
-            );
-            record_offered(&mut device, &offers, now, history);
-            put_device(txn, &device)?;
-            Ok(offers)
+        Ok(CheckIn {
+            id: device_id.to_string(),
+            reported,
+            found,
+            spent,
+            history: self.config().ota_history,
         })
     }
-
     /// Records offers sent without a CHECK (an unsolicited OFFER after a push), so that the
     /// device's REPORTs about them are accepted.
     pub fn note_offered(&self, device_id: &str, offers: Vec<OfferedImage>) -> Result<()> {

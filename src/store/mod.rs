@@ -58,8 +58,8 @@ pub use blobs::{
 };
 pub use catalog::{AssociationView, FirstStart, NewDeviceDescription, NewRecord};
 pub use ddi::{
-    ConfigMode, DdiAction, DdiChunk, DdiCredential, DdiOutcome, DdiPoll, DdiSlot, DdiState,
-    GatewayToken, action_id,
+    ConfigMode, DdiAction, DdiChunk, DdiCredential, DdiOutcome, DdiPoll, DdiPollPlan, DdiSlot,
+    DdiState, GatewayToken, action_id,
 };
 pub use devices::{BlobAccess, DeviceFilter, ImportRow, OfferedImage};
 pub use digests::{Artifact, Digests, MAX_FILENAME, clean_filename, default_filename};
@@ -204,7 +204,13 @@ struct Pending<T, F> {
     f: Option<F>,
     durable: bool,
     result: Option<Result<T>>,
-    reply: mpsc::SyncSender<Result<T>>,
+    reply: Reply<T>,
+}
+
+/// Where a mutation's committed result goes: a thread blocked on it, or an async task.
+enum Reply<T> {
+    Thread(mpsc::SyncSender<Result<T>>),
+    Task(tokio::sync::oneshot::Sender<Result<T>>),
 }
 
 impl<T, F> Op for Pending<T, F>
@@ -233,7 +239,14 @@ where
             (Ok(()), None) => Err(StoreError::Db("operation was not applied".into())),
         };
         // The caller may have given up waiting; nothing to do then.
-        let _ = self.reply.send(outcome);
+        match self.reply {
+            Reply::Thread(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Task(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
     }
 }
 
@@ -419,12 +432,34 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     {
         let (reply, wait) = mpsc::sync_channel(1);
-        let op = Box::new(Pending {
+        self.enqueue(Box::new(Pending {
             f: Some(f),
             durable,
             result: None,
-            reply,
-        });
+            reply: Reply::Thread(reply),
+        }))?;
+        Ok(wait)
+    }
+
+    /// [`Store::write`] for async callers: the task waits for the commit without holding a
+    /// thread, so a request whose reads were cheap enough for the reactor needs no
+    /// blocking-pool hop for its write either.
+    pub async fn write_async<T, F>(&self, durable: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.enqueue(Box::new(Pending {
+            f: Some(f),
+            durable,
+            result: None,
+            reply: Reply::Task(reply),
+        }))?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn enqueue(&self, op: Box<dyn Op>) -> Result<()> {
         let queue = self
             .inner
             .queue
@@ -437,8 +472,7 @@ impl Store {
                 _ => StoreError::Closed,
             });
         };
-        queue.send(op).map_err(|_| StoreError::Closed)?;
-        Ok(wait)
+        queue.send(op).map_err(|_| StoreError::Closed)
     }
 
     /// Stops the writer after the queued operations and waits for it.
