@@ -178,6 +178,23 @@ pub(super) fn on_check_in(
     let dt = device.device_type_id.as_str();
     let pushed = crate::ota::pushed_types(&device.reported, candidates, &device.pushes);
     let mut admitted = Vec::new();
+    // The candidates were read before this transaction. A rollout that completed since
+    // released its image to the whole device type: read each held gate again here, where
+    // it counts, and admit a candidate whose hold is gone while its association stays
+    // (a dissociation drops both). Otherwise the finished rollout below admits nobody and
+    // the device would be refused an image every other device of its type is offered.
+    {
+        let held = txn.open_table(ROLLOUT_HELD)?;
+        let by_record = txn.open_table(ASSOC_BY_RECORD)?;
+        for c in candidates {
+            if let Gate::Held(id) = c.gate
+                && gate_of(&held, dt, c.record_id)? == Gate::Released
+                && by_record.get((c.record_id, dt))?.is_some()
+            {
+                admitted.push(id);
+            }
+        }
+    }
     for (&t, &running) in &device.reported {
         let Some(mut r) = latest(txn, dt, t)? else {
             continue;
@@ -737,5 +754,135 @@ impl Store {
             }
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::model::RecordFields;
+    use crate::rollout::{Filter, MILLION};
+    use crate::secrets::token_hash;
+    use crate::store::NewRecord;
+
+    /// The race of a CHECK whose candidate's rollout completes between the CHECK's read
+    /// (the candidates, with their gates) and its write transaction: the image is released
+    /// by then, so the device is offered it like every other device of its type.
+    #[test]
+    fn a_check_offers_an_image_its_rollout_released_after_the_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(
+            &crate::datadir::DataDir::new(dir.path()).db(),
+            &StorageConfig::default(),
+        )
+        .expect("open");
+        store.bootstrap().expect("bootstrap");
+        let (partner, _) = store.create_partner("test", "p", None).expect("partner");
+        let p = partner.id;
+        let dt = store
+            .create_device_type("test", &p, "kettle", "")
+            .expect("device type")
+            .id;
+        for d in ["d0", "d1"] {
+            store
+                .register_device("test", &p, d, &dt, token_hash(d))
+                .expect("device");
+        }
+        let staged = store.ingest_bytes(&p, &[5u8; 3000]).expect("ingest");
+        let published = store.publish("test", &p, staged.sha256).expect("publish");
+        let url = format!("https://otad.test/{}", model::hex(&published.sha256));
+        let record = store
+            .create_pool_record(
+                "test",
+                NewRecord {
+                    partner_id: p.clone(),
+                    fw_type: 3,
+                    fields: RecordFields {
+                        name: "app".into(),
+                        description: String::new(),
+                        version: "2.0".into(),
+                        tags: vec![],
+                    },
+                    binary: Some((published.sha256, url)),
+                    associations: vec![],
+                },
+            )
+            .expect("record");
+        // One group of everyone; half of it confirming completes the rollout.
+        let r = store
+            .create_rollout(
+                "test",
+                NewRollout {
+                    partner_id: p.clone(),
+                    def: Definition {
+                        name: "r".into(),
+                        device_type_id: dt.clone(),
+                        record_id: record.id,
+                        fw_type: 0,
+                        version_number: 0,
+                        groups: vec![GroupSpec::Percent(MILLION)],
+                        success: MILLION / 2,
+                        error: MILLION,
+                        min_failures: 5,
+                        confirm_timeout_secs: 3600,
+                        soak_secs: 0,
+                        auto_advance: true,
+                        max_per_minute: None,
+                        window: None,
+                        start_at_ms: None,
+                        filter: Filter::default(),
+                    },
+                },
+            )
+            .expect("rollout");
+        let vn = r.def.version_number;
+        assert_eq!(
+            store
+                .check_in("d0", [(3u16, 0u64)].into())
+                .expect("check")
+                .len(),
+            1
+        );
+
+        // d1's CHECK reads its candidate while the rollout still holds it...
+        let gate = gate_of(
+            &store
+                .read()
+                .expect("read")
+                .open_table(ROLLOUT_HELD)
+                .expect("table"),
+            &dt,
+            record.id,
+        )
+        .expect("gate");
+        assert_eq!(gate, Gate::Held(r.id));
+        let candidates = vec![Candidate {
+            record_id: record.id,
+            fw_type: 3,
+            version_number: vn,
+            has_binary: true,
+            gate,
+        }];
+        // ...then d0 confirms, which completes the rollout and releases the image...
+        store.check_in("d0", [(3u16, vn)].into()).expect("confirm");
+        let done = store.rollout(&p, r.id).expect("rollout").expect("exists");
+        assert_eq!(done.state, State::Completed);
+        // ...before d1's write transaction decides its offer.
+        let mut device = store.device("d1").expect("device").expect("exists");
+        device.reported = [(3u16, 0u64)].into();
+        let offers = store
+            .write(false, move |txn| {
+                let admitted = on_check_in(txn, &device, &candidates, now_ms())?;
+                Ok(crate::ota::offers(
+                    &device.reported,
+                    &candidates,
+                    &device.pushes,
+                    &admitted,
+                ))
+            })
+            .expect("write");
+        assert_eq!(offers.len(), 1, "released by its rollout: offered");
+        assert_eq!(offers[0].record_id, record.id);
     }
 }
