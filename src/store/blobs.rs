@@ -545,22 +545,11 @@ impl Store {
     /// of a whole image would otherwise evict the hot rows of small ranges and grow the heap
     /// by the image's size, and the first reader of a new image would pay for both.
     pub fn read_rows(&self, meta: &BlobMeta, start: u64, end: u64) -> Result<Vec<Bytes>> {
-        let end = end.min(meta.size);
-        let row_bytes = ROW_BYTES as u64;
-        let mut txn = None;
         let mut rows = Vec::new();
-        let mut pos = start - start % row_bytes;
-        while pos < end {
-            let index = row_index(pos / row_bytes)?;
-            let row = self.row(&mut txn, RowKind::Data, meta.data_id, index, CacheUse::Peek)?;
-            let from = to_usize(start.saturating_sub(pos));
-            let to = to_usize((end - pos).min(row_bytes));
-            if to > row.len() || from > to {
-                return Err(StoreError::Corrupt("blob row too short".into()));
-            }
-            rows.push(row.slice(from..to));
-            pos += row_bytes;
-        }
+        let end = end.min(meta.size);
+        self.each_row(&mut None, meta, start, end, CacheUse::Peek, |piece| {
+            rows.push(piece);
+        })?;
         Ok(rows)
     }
 
@@ -611,17 +600,33 @@ impl Store {
         end: u64,
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        self.each_row(txn, meta, start, end, CacheUse::Keep, |piece| {
+            out.extend_from_slice(&piece);
+        })
+    }
+
+    /// Calls `f` with the part of each row that bytes `[start, end)` (within the blob)
+    /// cover, in order, as zero-copy slices.
+    fn each_row(
+        &self,
+        txn: &mut Option<ReadTransaction>,
+        meta: &BlobMeta,
+        start: u64,
+        end: u64,
+        cache: CacheUse,
+        mut f: impl FnMut(Bytes),
+    ) -> Result<()> {
         let row_bytes = ROW_BYTES as u64;
         let mut pos = start - start % row_bytes;
         while pos < end {
             let index = row_index(pos / row_bytes)?;
-            let row = self.row(txn, RowKind::Data, meta.data_id, index, CacheUse::Keep)?;
+            let row = self.row(txn, RowKind::Data, meta.data_id, index, cache)?;
             let from = to_usize(start.saturating_sub(pos));
             let to = to_usize((end - pos).min(row_bytes));
-            let piece = row
-                .get(from..to)
-                .ok_or_else(|| StoreError::Corrupt("blob row too short".into()))?;
-            out.extend_from_slice(piece);
+            if to > row.len() || from > to {
+                return Err(StoreError::Corrupt("blob row too short".into()));
+            }
+            f(row.slice(from..to));
             pos += row_bytes;
         }
         Ok(())
